@@ -1,0 +1,51 @@
+"""Shared pytest fixtures: tiny models are built once per session in a temp dir."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture()
+def examples_copy(tmp_path: Path) -> Path:
+    """A writable copy of examples/ (tests may corrupt or delete files in it)."""
+    dst = tmp_path / "examples"
+    shutil.copytree(EXAMPLES, dst, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    return dst
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.fixtures.tokenizer import build_tokenizer
+
+    out = tmp_path_factory.mktemp("tiny_tokenizer")
+    build_tokenizer(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.fixtures.clip import build_tiny_clip
+
+    return build_tiny_clip(tmp_path_factory.mktemp("tiny_clip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2_5_vl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.fixtures.qwen2_5_vl import build_tiny_qwen2_5_vl
+
+    return build_tiny_qwen2_5_vl(tmp_path_factory.mktemp("tiny_qwen2_5_vl") / "Qwen2.5-VL-tiny")
