@@ -130,3 +130,32 @@ def test_tiny_qwen2_5_vl_generates_input_dependent_text(tiny_qwen2_5_vl_dir: Pat
     out = model.generate(**enc, max_new_tokens=6, do_sample=False)
     decoded = processor.batch_decode(out[:, enc.input_ids.shape[1]:], skip_special_tokens=True)
     assert decoded[0] != decoded[1]
+
+
+def test_training_sample_formats(tmp_path: Path) -> None:
+    from vlmkit.samples import caption_sample, load_training_data
+
+    sample = caption_sample("a_1", ["v/front.jpg", "v/back.jpg"], "A vase.", "Describe the vase.", source="t")
+    assert sample.to_chat_messages()[0]["content"] == [
+        {"type": "image"}, {"type": "image"}, {"type": "text", "text": "Describe the vase."}
+    ]
+    (tmp_path / "train.jsonl").write_text(json.dumps(sample.to_json()) + "\n")
+    samples, root = load_training_data(tmp_path / "train.jsonl")
+    assert samples[0].to_json() == sample.to_json() and root == tmp_path
+    assert samples[0].resolved_images(root)[0] == tmp_path / "v" / "front.jpg"
+
+    llava = [{"id": "x", "image": "000.jpg", "conversations": [
+        {"from": "human", "value": "<image>\nWhat is it?"}, {"from": "gpt", "value": "A cat."},
+        {"from": "human", "value": "Colour?"}, {"from": "gpt", "value": "Black."}]}]
+    (tmp_path / "llava.json").write_text(json.dumps(llava))
+    samples, root = load_training_data(tmp_path / "llava.json", image_folder="/data/coco")
+    assert len(samples[0].conversations) == 4 and root == Path("/data/coco")
+
+    (tmp_path / "captions.json").write_text(json.dumps([{"image": "b_2.jpg", "caption": ""}]))
+    with pytest.raises(InputError, match=r"captions.json: item 0 \(b_2.jpg\): empty or missing caption"):
+        load_training_data(tmp_path / "captions.json")
+    bad = {"id": "z", "images": ["a.jpg"], "conversations": [{"from": "human", "value": "no image"},
+                                                              {"from": "gpt", "value": "x"}]}
+    (tmp_path / "bad.jsonl").write_text(json.dumps(bad) + "\n")
+    with pytest.raises(InputError, match="bad.jsonl: line 1: 0 '<image>' placeholders for 1 images"):
+        load_training_data(tmp_path / "bad.jsonl")

@@ -1,0 +1,158 @@
+"""Training samples: one JSONL line per sample, images + a LLaVA-style conversation.
+
+This is the one format that `dataprocess` writes and `train.py` reads (and `dataprocess.augment` rewrites):
+
+    {"id": "3f2a..._1", "images": ["multiview_images/3f2a..._1_.../front.jpg", ...],
+     "conversations": [{"from": "human", "value": "<image>\\n<image>\\nDescribe this vase."},
+                       {"from": "gpt", "value": "Athenian black-figure lekythos, ..."}],
+     "source": "vasevqa"}
+
+Image paths are relative to the JSONL file's folder (so a data set can be moved) or absolute. Each
+`<image>` placeholder in the human turns stands for the next image of `images`, in order; their counts
+must match. Extra keys (`source`, `caption`, `original_caption`, `provenance`, ...) are kept as they are.
+captions.json (`[{"image", "caption"}]`) and LLaVA conversation JSON are read here too, all turns kept.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vlmkit.ids import item_id
+from vlmkit.io import InputError, iter_jsonl, read_json
+
+IMAGE_PLACEHOLDER = "<image>"
+DEFAULT_CAPTION_PROMPT = "Describe this image in one sentence."
+ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
+
+
+@dataclass
+class TrainingSample:
+    id: str
+    images: list[str]
+    conversations: list[dict[str, str]]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "images": list(self.images), "conversations": self.conversations, **self.extra}
+
+    def resolved_images(self, root: str | os.PathLike) -> list[Path]:
+        """Image paths made absolute against `root` (the data file's folder)."""
+        return [p if p.is_absolute() else Path(root) / p for p in map(Path, self.images)]
+
+    def to_chat_messages(self) -> list[dict[str, Any]]:
+        """HF chat-template messages, with `{"type": "image"}` items where the `<image>` placeholders were."""
+        messages = []
+        for turn in self.conversations:
+            content: list[dict[str, str]] = []
+            parts = turn["value"].split(IMAGE_PLACEHOLDER)
+            for i, part in enumerate(parts):
+                if i > 0:
+                    content.append({"type": "image"})
+                text = part.strip("\n") if len(parts) > 1 else part
+                if text:
+                    content.append({"type": "text", "text": text})
+            messages.append({"role": ROLES[turn["from"]], "content": content})
+        return messages
+
+
+def validate_sample(obj: Any, where: str) -> TrainingSample:
+    """Check one parsed sample; raise `InputError` naming `where` (file and line/item)."""
+    if not isinstance(obj, dict):
+        raise InputError(f"{where}: expected an object, got {type(obj).__name__}")
+    images = obj.get("images", [])
+    if isinstance(images, str):
+        images = [images]
+    if not isinstance(images, list) or not all(isinstance(x, str) and x for x in images):
+        raise InputError(f"{where}: 'images' must be a list of paths")
+    convs = obj.get("conversations")
+    if not isinstance(convs, list) or not convs:
+        raise InputError(f"{where}: 'conversations' must be a non-empty list")
+    for k, turn in enumerate(convs):
+        if not isinstance(turn, dict) or turn.get("from") not in ROLES or not isinstance(turn.get("value"), str):
+            raise InputError(f"{where}: conversation turn {k} needs 'from' in {sorted(ROLES)} and a string 'value'")
+    if not any(t["from"] == "gpt" and t["value"].strip() for t in convs):
+        raise InputError(f"{where}: no non-empty 'gpt' answer to train on")
+    placeholders = sum(t["value"].count(IMAGE_PLACEHOLDER) for t in convs)
+    if placeholders != len(images):
+        raise InputError(f"{where}: {placeholders} '<image>' placeholders for {len(images)} images")
+    sid = obj.get("id") or (item_id(images[0]) if images else "")
+    if not sid:
+        raise InputError(f"{where}: missing 'id'")
+    extra = {k: v for k, v in obj.items() if k not in ("id", "images", "conversations")}
+    return TrainingSample(str(sid), list(images), convs, extra)
+
+
+def caption_sample(sid: str, images: list[str], caption: str, prompt: str = DEFAULT_CAPTION_PROMPT,
+                   **extra: Any) -> TrainingSample:
+    """A one-turn captioning sample: every image first, then the prompt; the caption is the answer."""
+    human = "\n".join([IMAGE_PLACEHOLDER] * len(images) + [prompt])
+    return TrainingSample(sid, list(images), [{"from": "human", "value": human}, {"from": "gpt", "value": caption}],
+                          dict(extra))
+
+
+def load_training_jsonl(path: str | os.PathLike) -> list[TrainingSample]:
+    return [validate_sample(obj, f"{path}: line {lineno}") for lineno, obj in iter_jsonl(path)]
+
+
+def load_captions_json(path: str | os.PathLike, prompt: str = DEFAULT_CAPTION_PROMPT) -> list[TrainingSample]:
+    """captions.json: `[{"image": "a.jpg", "caption": "..."}]` (image relative to the file's folder)."""
+    data = read_json(path)
+    if not isinstance(data, list):
+        raise InputError(f"{path}: expected a JSON list of {{\"image\", \"caption\"}} records")
+    samples = []
+    for i, rec in enumerate(data):
+        where = f"{path}: item {i}"
+        if not isinstance(rec, dict) or not isinstance(rec.get("image"), str) or not rec["image"]:
+            raise InputError(f"{where}: needs a string 'image'")
+        caption = rec.get("caption")
+        if not isinstance(caption, str) or not caption.strip():
+            raise InputError(f"{where} ({rec['image']}): empty or missing caption")
+        samples.append(caption_sample(item_id(rec["image"]), [rec["image"]], caption.strip(), prompt,
+                                      source="captions"))
+    return samples
+
+
+def load_llava_json(path: str | os.PathLike) -> list[TrainingSample]:
+    """LLaVA instruction JSON (`[{"id", "image", "conversations": [...]}]`), every turn kept.
+
+    LLaVA keeps images in a separate folder (e.g. COCO train2017): pass it as `image_folder` to
+    `load_training_data`, which resolves the image names against it.
+    """
+    data = read_json(path)
+    if not isinstance(data, list):
+        raise InputError(f"{path}: expected a JSON list of LLaVA records")
+    samples = []
+    for i, rec in enumerate(data):
+        where = f"{path}: item {i}"
+        if not isinstance(rec, dict):
+            raise InputError(f"{where}: expected an object")
+        image = rec.get("image")
+        images = [image] if isinstance(image, str) else list(image or [])
+        obj = {"id": rec.get("id") or (item_id(images[0]) if images else f"item{i}"), "images": images,
+               "conversations": rec.get("conversations"), "source": "llava"}
+        samples.append(validate_sample(obj, f"{where} (id {obj['id']})"))
+    return samples
+
+
+def load_training_data(path: str | os.PathLike, image_folder: str | None = None,
+                       prompt: str = DEFAULT_CAPTION_PROMPT) -> tuple[list[TrainingSample], Path]:
+    """Read any supported training file; returns the samples and the folder their image paths are relative to
+    (`image_folder` when given, else the data file's folder).
+
+    `.jsonl` → our training JSONL; `.json` → captions.json if records have `image`+`caption`, LLaVA JSON if
+    they have `conversations`.
+    """
+    path = Path(path)
+    root = Path(image_folder) if image_folder else path.parent
+    if path.suffix == ".jsonl":
+        return load_training_jsonl(path), root
+    data = read_json(path)
+    first = data[0] if isinstance(data, list) and data else {}
+    if isinstance(first, dict) and "conversations" in first:
+        return load_llava_json(path), root
+    if isinstance(first, dict) and "caption" in first and "image" in first:
+        return load_captions_json(path, prompt), root
+    raise InputError(f"{path}: unknown training data format (expected .jsonl, captions.json or LLaVA JSON)")
