@@ -23,16 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def make_captioner(args: argparse.Namespace):
-    from vlmkit.generation.hf_backend import HFCaptioner
-
-    return HFCaptioner(args.model_path, settings=gen.generation_settings(args), adapter_path=args.adapter_path,
-                       device=args.device, dtype=args.dtype, device_map=args.device_map,
-                       attn_implementation=args.attn_implementation)
-
-
 def main(argv: list[str] | None = None) -> int:
-    return gen.run(build_parser().parse_args(argv), make_captioner)
+    return gen.run(build_parser().parse_args(argv), gen.make_hf_captioner)
 
 
 if __name__ == "__main__":

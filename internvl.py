@@ -57,12 +57,8 @@ def make_captioner(args: argparse.Namespace):
     backend = resolve_backend(args)
     settings = gen.generation_settings(args)
     if backend == "hf":
-        from vlmkit.generation.hf_backend import HFCaptioner
-
-        return HFCaptioner(
-            args.model_path, settings=settings, adapter_path=args.adapter_path, device=args.device, dtype=args.dtype,
-            device_map=args.device_map, attn_implementation=args.attn_implementation,
-            call_kwargs={"crop_to_patches": args.max_patches > 1, "max_patches": args.max_patches},
+        return gen.make_hf_captioner(
+            args, call_kwargs={"crop_to_patches": args.max_patches > 1, "max_patches": args.max_patches},
             what="the InternVL model",
         )
     if args.adapter_path:

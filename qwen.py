@@ -38,21 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
 def make_captioner(args: argparse.Namespace):
     from qwen_vl_utils import fetch_image
 
-    from vlmkit.generation.hf_backend import HFCaptioner
-
     def resize(image):
         # Qwen's reference preprocessing (the model card's process_vision_info): round each view to whole 28-px
         # tokens within [min_pixels, max_pixels] with PIL. The processor gets the same bounds, so it keeps the size.
         return fetch_image({"image": image, "min_pixels": args.min_pixels, "max_pixels": args.max_pixels})
 
-    return HFCaptioner(
-        args.model_path,
-        settings=gen.generation_settings(args),
-        adapter_path=args.adapter_path,
-        device=args.device,
-        dtype=args.dtype,
-        device_map=args.device_map,
-        attn_implementation=args.attn_implementation,
+    return gen.make_hf_captioner(
+        args,
         processor_kwargs={"size": {"shortest_edge": args.min_pixels, "longest_edge": args.max_pixels}},
         image_transform=resize,
         what="the Qwen2.5-VL model",

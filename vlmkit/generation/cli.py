@@ -60,13 +60,26 @@ def add_common_args(parser: argparse.ArgumentParser, *, default_model_path: str 
     io.add_argument("--no_progress", action="store_true", help="no progress bar")
     io.add_argument("-v", "--verbose", action="store_true")
 
+    add_model_args(parser, default_model_path=default_model_path, default_batch_size=default_batch_size,
+                   default_max_new_tokens=default_max_new_tokens)
+
+    shard = parser.add_argument_group("sharding (one process per GPU or machine)")
+    shard.add_argument("--num_shards", type=int, default=None, help="split the objects into this many shards")
+    shard.add_argument("--shard_index", type=int, default=0, help="which shard this process captions (0-based)")
+    shard.add_argument("--merge", action="store_true",
+                       help="do not generate: merge the shard files of --output_dir/shards into the final file")
+
+
+def add_model_args(parser: argparse.ArgumentParser, *, default_model_path: str | None, default_batch_size: int = 8,
+                   default_max_new_tokens: int = 256) -> None:
+    """--model_path, --batch_size and the decoding flags (see `GenerationSettings`)."""
     model = parser.add_argument_group("model and decoding")
     if default_model_path is None:
         model.add_argument("--model_path", required=True, help="local model folder (weights are never downloaded)")
     else:
         model.add_argument("--model_path", default=default_model_path,
                            help="local model folder (weights are never downloaded)")
-    model.add_argument("--batch_size", type=int, default=default_batch_size, help="objects per generate call")
+    model.add_argument("--batch_size", type=int, default=default_batch_size, help="items per generate call")
     model.add_argument("--max_new_tokens", type=int, default=default_max_new_tokens)
     model.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (reproducible)")
     model.add_argument("--top_p", type=float, default=1.0)
@@ -74,12 +87,6 @@ def add_common_args(parser: argparse.ArgumentParser, *, default_model_path: str 
     model.add_argument("--repetition_penalty", type=float, default=1.0)
     model.add_argument("--num_beams", type=int, default=1)
     model.add_argument("--seed", type=int, default=0)
-
-    shard = parser.add_argument_group("sharding (one process per GPU or machine)")
-    shard.add_argument("--num_shards", type=int, default=None, help="split the objects into this many shards")
-    shard.add_argument("--shard_index", type=int, default=0, help="which shard this process captions (0-based)")
-    shard.add_argument("--merge", action="store_true",
-                       help="do not generate: merge the shard files of --output_dir/shards into the final file")
 
 
 def add_hf_args(parser: argparse.ArgumentParser) -> None:
@@ -89,6 +96,15 @@ def add_hf_args(parser: argparse.ArgumentParser) -> None:
     hf.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), bfloat16, float16, float32")
     hf.add_argument("--device_map", default=None, help="e.g. auto: spread one large model over the visible GPUs")
     hf.add_argument("--attn_implementation", default=None, help="e.g. sdpa, flash_attention_2")
+
+
+def make_hf_captioner(args: argparse.Namespace, **kwargs: Any) -> Captioner:
+    """The transformers backend from the parsed flags (`add_model_args` + `add_hf_args`); kwargs go to HFCaptioner."""
+    from vlmkit.generation.hf_backend import HFCaptioner
+
+    return HFCaptioner(args.model_path, settings=generation_settings(args), adapter_path=args.adapter_path,
+                       device=args.device, dtype=args.dtype, device_map=args.device_map,
+                       attn_implementation=args.attn_implementation, **kwargs)
 
 
 def generation_settings(args: argparse.Namespace) -> GenerationSettings:
