@@ -17,6 +17,7 @@ from typing import Any
 from vlmkit.generation.runner import CaptionRequest
 from vlmkit.generation.sampling import GenerationSettings
 from vlmkit.io import InputError
+from vlmkit.models import require_model_dir
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ class LmdeployCaptioner:
     ):
         if engine not in ENGINES:
             raise InputError(f"--backend {engine}: lmdeploy engines are {', '.join(ENGINES)}")
+        # lmdeploy would treat a missing folder as a hub repo id and try to download it: check it here.
+        model_path = require_model_dir(model_path, "the InternVL model")
         lmdeploy = import_lmdeploy()
         if tp is None:
             tp = visible_gpu_count()
@@ -66,7 +69,7 @@ class LmdeployCaptioner:
                                  "--backend hf with an InternVL -hf checkpoint to run on CPU")
         if tp < 1:
             raise InputError(f"--tp {tp}: must be at least 1")
-        self.model_path = Path(model_path)
+        self.model_path = model_path
         self.settings = settings
         self.engine = engine
         self.tp = tp
