@@ -73,15 +73,15 @@ def test_augment_recaptions_keeps_originals_and_resumes(tiny_qwen2_5_vl_dir: Pat
 
     # crash after the first batch, then resume: nothing lost, nothing duplicated, same result
     crashed = tmp_path / "crashed" / "aug.jsonl"
-    real_caption, calls = HFCaptioner.caption, []
+    real_generate, calls = HFCaptioner.generate, []
 
-    def crash_on_second_batch(self, requests):
-        calls.append(len(requests))
+    def crash_on_second_batch(self, inputs):
+        calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real_caption(self, requests)
+        return real_generate(self, inputs)
 
-    monkeypatch.setattr(HFCaptioner, "caption", crash_on_second_batch)
+    monkeypatch.setattr(HFCaptioner, "generate", crash_on_second_batch)
     with pytest.raises(KeyboardInterrupt):
         augment.main(argv(tiny_qwen2_5_vl_dir, train_jsonl, crashed, "--batch_size", "2"))
     assert [r["id"] for r in read_jsonl(crashed)] == [r["id"] for r in clean[:2]]

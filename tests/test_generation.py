@@ -84,16 +84,16 @@ def test_resume_after_a_crash_loses_and_duplicates_nothing(tiny_qwen2_5_vl_dir: 
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "out"
     argv = qwen_argv(tiny_qwen2_5_vl_dir, examples_copy / "multiview_images", out, prompt_file, "--batch_size", "2")
-    real_caption = HFCaptioner.caption
+    real_generate = HFCaptioner.generate
     calls = []
 
-    def crash_on_second_batch(self, requests):
-        calls.append(len(requests))
+    def crash_on_second_batch(self, inputs):
+        calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt  # the process dies mid-run (Ctrl-C, pre-emption, OOM kill)
-        return real_caption(self, requests)
+        return real_generate(self, inputs)
 
-    monkeypatch.setattr(HFCaptioner, "caption", crash_on_second_batch)
+    monkeypatch.setattr(HFCaptioner, "generate", crash_on_second_batch)
     with pytest.raises(KeyboardInterrupt):
         qwen.main(argv)
     output = out / f"image_{MODEL_NAME}.json"
@@ -121,15 +121,15 @@ def test_corrupt_view_is_skipped_and_empty_folder_is_a_recorded_failure(
     empty.mkdir()
     seen_views: dict[str, list[str]] = {}
     prompts: list[str] = []
-    real_caption = HFCaptioner.caption
+    real_prepare = HFCaptioner.prepare
 
     def spy(self, requests):
         for r in requests:
             seen_views[Path(r.paths[0]).parent.name] = r.views
             prompts.append(r.prompt)
-        return real_caption(self, requests)
+        return real_prepare(self, requests)
 
-    monkeypatch.setattr(HFCaptioner, "caption", spy)
+    monkeypatch.setattr(HFCaptioner, "prepare", spy)
     out = tmp_path / "out"
     argv = qwen_argv(tiny_qwen2_5_vl_dir, images, out, prompt_file)
     assert qwen.main(argv) == 1  # some item failed: non-zero, but everything else is written
@@ -239,3 +239,43 @@ def test_report_and_output_are_valid_json_when_nothing_to_do(tiny_qwen2_5_vl_dir
     assert qwen.main(argv) == 0  # every id already captioned: the model is not even loaded
     report = read_json(out / f"{MODEL_NAME}_caption_generation_report.json")
     assert report["totals"]["already_done"] == 6 and report["totals"]["attempted"] == 0
+
+
+class ScriptedCaptioner:
+    """A backend stand-in for the runner's own logic: fails on chosen objects, or on everything."""
+
+    def __init__(self, bad: set[str] | None = None) -> None:
+        self.bad, self.calls = bad, []
+
+    def caption(self, requests):
+        self.calls.append(len(requests))
+        names = [Path(r.paths[0]).parent.name for r in requests]
+        if self.bad is None or any(n[:8] in self.bad for n in names):
+            raise ValueError("cannot caption " + ", ".join(n[:8] for n in names))
+        return [f"caption of {n[:8]}" for n in names]
+
+    def describe(self):
+        return {}
+
+
+def test_runner_retries_a_failed_batch_item_by_item_and_aborts_a_broken_setup(repo_root: Path) -> None:
+    from vlmkit.generation.runner import GenerationAborted, caption_items
+
+    items, _ = discover_items(repo_root / "examples" / "multiview_images", VIEWS)
+    bad = items[1].obj.path.name[:8]
+    written = []
+    stats = caption_items(items, ScriptedCaptioner({bad}), prompt_for=lambda _i, _v: "p", batch_size=4,
+                          on_batch=written.append, progress=False)
+    assert stats.captioned == 5 and [f["id"] for f in stats.failures] == [items[1].id]
+    assert stats.failures[0]["reason"] == f"generation failed: ValueError: cannot caption {bad}"
+    assert [[s.caption for s in batch] for batch in written] == [
+        [f"caption of {it.obj.path.name[:8]}" for it in items[:4] if it is not items[1]],
+        [f"caption of {it.obj.path.name[:8]}" for it in items[4:]]]
+
+    broken = ScriptedCaptioner(None)
+    with pytest.raises(GenerationAborted, match="generation failed for each of the first 8 items"):
+        caption_items(items * 2, broken, prompt_for=lambda _i, _v: "p", batch_size=4, on_batch=lambda _s: None,
+                      progress=False)
+    stats = caption_items(items[:3], ScriptedCaptioner(None), prompt_for=lambda _i, _v: "p", batch_size=4,
+                          on_batch=lambda _s: None, progress=False)
+    assert len(stats.failures) == 3  # a few failures are recorded, not an abort

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,9 @@ class HFCaptioner:
             tokenizer.padding_side = "left"
             if tokenizer.pad_token is None:
                 tokenizer.pad_token = tokenizer.eos_token
-        self.chat_template = getattr(self.processor, "chat_template", None) or getattr(tokenizer, "chat_template", None)
+        # Processors usually carry the chat template; checkpoints saved with it on the tokenizer only work too.
+        self.template_owner = self.processor if getattr(self.processor, "chat_template", None) else tokenizer
+        self.chat_template = getattr(self.template_owner, "chat_template", None)
 
         load_kwargs: dict[str, Any] = {"dtype": self.dtype}
         if attn_implementation:
@@ -107,6 +110,9 @@ class HFCaptioner:
         self.model = model.eval()
         self.encoder_decoder = bool(getattr(self.model.config, "is_encoder_decoder", False))
         self._torch = torch
+        # The runner prepares the next batch in a worker thread while this one decodes; a fast tokenizer's padding
+        # settings are mutable state ("Already borrowed" when touched from two threads at once), so guard its use.
+        self._tokenizer_lock = threading.Lock()
         log.info("loaded %s (%s, %s, %s)", self.model_path, type(self.model).__name__, self.model.device, self.dtype)
 
     def _prompt_text(self, request: CaptionRequest) -> str:
@@ -115,21 +121,31 @@ class HFCaptioner:
         content: list[dict[str, str]] = [{"type": "image"} for _ in request.images]
         content.append({"type": "text", "text": request.prompt})
         messages = [{"role": "user", "content": content}]
-        return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return self.template_owner.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
-    def caption(self, requests: list[CaptionRequest]) -> list[str]:
+    def prepare(self, requests: list[CaptionRequest]):
+        """Model inputs for a batch (CPU tensors): chat template, image resizing, tokenising with left padding."""
         if not self.chat_template and any(len(r.images) != 1 for r in requests):
             raise ValueError("this model has no chat template, so it takes exactly one image per prompt")
         texts = [self._prompt_text(r) for r in requests]
         images = [[self.image_transform(im) if self.image_transform else im for im in r.images] for r in requests]
         if not self.chat_template:
             images = [imgs[0] for imgs in images]
-        inputs = self.processor(text=texts, images=images, padding=True, return_tensors="pt", **self.call_kwargs)
-        inputs = inputs.to(self.model.device, dtype=self.dtype) if hasattr(inputs, "to") else inputs
+        with self._tokenizer_lock:
+            return self.processor(text=texts, images=images, padding=True, return_tensors="pt", **self.call_kwargs)
+
+    def generate(self, inputs) -> list[str]:
+        """Greedy/sampled answers for prepared inputs, decoded after each row's prompt."""
+        inputs = inputs.to(self.model.device, dtype=self.dtype)
         with self._torch.inference_mode():
             output = self.model.generate(**inputs, **self.settings.hf_kwargs())
         new_tokens = output if self.encoder_decoder else output[:, inputs["input_ids"].shape[1]:]
-        return [t.strip() for t in self.processor.batch_decode(new_tokens, skip_special_tokens=True)]
+        with self._tokenizer_lock:
+            texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
+        return [t.strip() for t in texts]
+
+    def caption(self, requests: list[CaptionRequest]) -> list[str]:
+        return self.generate(self.prepare(requests))
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,7 +36,11 @@ class CaptionRequest:
 
 
 class Captioner(Protocol):
-    """A backend: captions a batch of requests, returning one string per request, in order."""
+    """A backend: captions a batch of requests, returning one string per request, in order.
+
+    A backend may also split `caption` into `prepare(requests) -> inputs` (CPU work: resizing, tokenising) and
+    `generate(inputs) -> captions`; the runner then prepares the next batch while the current one generates.
+    """
 
     def caption(self, requests: list[CaptionRequest]) -> list[str]: ...
 
@@ -68,21 +73,28 @@ class RunStats:
 
 
 class GenerationAborted(InputError):
-    """The model fails on every item of the first batch: a setup problem, not a bad item."""
+    """The model failed on every one of the first items: a setup problem, not bad items."""
+
+
+# After this many generation errors in a row at the start of a run (and no success), stop instead of failing every
+# item one by one: a wrong model folder or backend is not a per-item problem.
+ABORT_AFTER_FAILURES = 8
 
 
 PromptFor = Callable[[CaptionItem, list[str]], str]
 
 
-def _chunks(seq: list, size: int) -> Iterable[list]:
-    for start in range(0, len(seq), size):
-        yield seq[start:start + size]
+def _chunks(seq: list, size: int) -> list[list]:
+    return [seq[start:start + size] for start in range(0, len(seq), size)]
 
 
-def _generate(captioner: Captioner, requests: list[CaptionRequest]) -> list[str | Exception]:
+def _generate(captioner: Captioner, requests: list[CaptionRequest], prepared: Any = None,
+              prepare_error: Exception | None = None) -> list[str | Exception]:
     """Captions for a batch; if the batch raises, retry each request alone and keep per-request errors."""
     try:
-        texts = captioner.caption(requests)
+        if prepare_error is not None:
+            raise prepare_error
+        texts = captioner.generate(prepared) if prepared is not None else captioner.caption(requests)
         if len(texts) != len(requests):
             raise RuntimeError(f"backend returned {len(texts)} captions for {len(requests)} requests")
         return list(texts)
@@ -99,6 +111,39 @@ def _generate(captioner: Captioner, requests: list[CaptionRequest]) -> list[str 
     return out
 
 
+@dataclass
+class _ReadyBatch:
+    """A batch with its images loaded and, for backends that can, its model inputs already built."""
+
+    size: int
+    failures: list[tuple[CaptionItem, str]]
+    warnings: list[tuple[CaptionItem, str]]
+    loaded: list[LoadedItem]
+    requests: list[CaptionRequest]
+    prepared: Any = None
+    prepare_error: Exception | None = None
+
+
+def _load_batch(batch: list[CaptionItem], captioner: Captioner, prompt_for: PromptFor) -> _ReadyBatch:
+    ready = _ReadyBatch(len(batch), [], [], [], [])
+    for item in batch:
+        got = load_item(item)
+        if not got.images or (got.problems and item.require_all):
+            prefix = "no usable image: " if not got.images else "missing or unreadable image: "
+            ready.failures.append((item, prefix + "; ".join(got.problems or ["no views requested"])))
+            continue
+        ready.warnings.extend((item, problem) for problem in got.problems)
+        ready.loaded.append(got)
+    ready.requests = [CaptionRequest(prompt_for(g.item, g.views), g.images, g.paths, g.views) for g in ready.loaded]
+    prepare = getattr(captioner, "prepare", None)
+    if ready.requests and prepare is not None:
+        try:
+            ready.prepared = prepare(ready.requests)
+        except Exception as exc:  # noqa: BLE001 - reported per item by _generate's one-at-a-time retry
+            ready.prepare_error = exc
+    return ready
+
+
 def caption_items(
     items: list[CaptionItem],
     captioner: Captioner,
@@ -112,50 +157,54 @@ def caption_items(
 ) -> RunStats:
     """Caption `items` in batches, calling `on_batch` with the new successes after every batch.
 
-    `stats` (if given) is updated in place, so a caller can still report after an interruption.
+    While the model generates batch k, a worker thread loads the images of batch k+1 and, if the backend has a
+    `prepare` step (tokenising, resizing, normalising), builds its inputs: CPU preprocessing overlaps generation
+    instead of adding to it. `stats` (if given) is updated in place, so a caller can report after an interruption.
     """
     stats = stats or RunStats()
     if batch_size < 1:
         raise InputError(f"--batch_size {batch_size}: must be at least 1")
-    first_generation = True
+    failed_from_start = 0  # generation errors before the first success
+    succeeded = False
     started = time.perf_counter()
+    batches = _chunks(items, batch_size)
     bar = tqdm(total=len(items), desc=desc, unit="obj", disable=not progress or not items, dynamic_ncols=True)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
     try:
-        for batch in _chunks(items, batch_size):
-            loaded: list[LoadedItem] = []
-            for item in batch:
-                got = load_item(item)
-                if not got.images or (got.problems and item.require_all):
-                    prefix = "no usable image: " if not got.images else "missing or unreadable image: "
-                    stats.fail(item, prefix + "; ".join(got.problems or ["no views requested"]))
-                    continue
-                for problem in got.problems:
-                    log.warning("%s: skipping view (%s)", item.id, problem)
-                    stats.warnings.append({"id": item.id, "problem": problem})
-                loaded.append(got)
-            stats.attempted += len(batch)
+        upcoming = pool.submit(_load_batch, batches[0], captioner, prompt_for) if batches else None
+        for index in range(len(batches)):
+            ready = upcoming.result()
+            if index + 1 < len(batches):
+                upcoming = pool.submit(_load_batch, batches[index + 1], captioner, prompt_for)
+            for item, reason in ready.failures:
+                stats.fail(item, reason)
+            for item, problem in ready.warnings:
+                log.warning("%s: skipping view (%s)", item.id, problem)
+                stats.warnings.append({"id": item.id, "problem": problem})
+            stats.attempted += ready.size
             successes: list[Success] = []
-            if loaded:
-                requests = [CaptionRequest(prompt_for(g.item, g.views), g.images, g.paths, g.views) for g in loaded]
-                results = _generate(captioner, requests)
-                if first_generation and all(isinstance(r, Exception) for r in results):
-                    exc = results[0]
-                    raise GenerationAborted(f"generation fails for every item of the first batch "
-                                            f"({type(exc).__name__}: {exc}); check the model folder and backend")
-                first_generation = False
-                for got, request, result in zip(loaded, requests, results, strict=True):
+            if ready.requests:
+                results = _generate(captioner, ready.requests, ready.prepared, ready.prepare_error)
+                for got, request, result in zip(ready.loaded, ready.requests, results, strict=True):
                     if isinstance(result, Exception):
                         stats.fail(got.item, f"generation failed: {type(result).__name__}: {result}")
                     elif not result.strip():
                         stats.fail(got.item, "the model returned an empty caption")
                     else:
                         successes.append(Success(got.item, result.strip(), got.views, request.prompt))
+                errors = [r for r in results if isinstance(r, Exception)]
+                succeeded = succeeded or len(errors) < len(results)
+                failed_from_start += 0 if succeeded else len(errors)
+                if not succeeded and failed_from_start >= ABORT_AFTER_FAILURES:
+                    raise GenerationAborted(f"generation failed for each of the first {failed_from_start} items "
+                                            f"({type(errors[0]).__name__}: {errors[0]}); check the model and backend")
             stats.captioned += len(successes)
             on_batch(successes)
             stats.seconds = time.perf_counter() - started
-            bar.update(len(batch))
+            bar.update(ready.size)
             bar.set_postfix(failed=len(stats.failures))
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         stats.seconds = time.perf_counter() - started
         bar.close()
     return stats
