@@ -148,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     order = {s.id: i for i, s in enumerate(samples)}
 
     def on_batch(successes: list[Success]) -> None:
+        if not successes:
+            return  # a batch of failures changes nothing on disk
         created = now_iso()
         for s in successes:
             provenance = {**provenance_base, "prompt": s.prompt, "created": created}
@@ -170,8 +172,6 @@ def main(argv: list[str] | None = None) -> int:
             caption_items(items, captioner, prompt_for=prompt_for,
                           batch_size=args.batch_size, on_batch=on_batch, stats=stats, progress=not args.no_progress,
                           desc="re-captioning")
-        elif not output_path.exists():
-            on_batch([])
         status = "complete" if not stats.failures else "complete_with_failures"
     except InputError as exc:
         status = f"aborted: {exc}"

@@ -5,8 +5,8 @@ clobber; `--resume` skips ids already captioned) → load the model only if ther
 the caption file atomically after every batch → write the report, also when interrupted.
 
 Exit status: 0 when every item has a caption; 1 when some items failed (their captions are missing from the output,
-the report lists each with its reason, and `--resume` retries exactly those); 2 for bad input or settings (nothing
-generated); 130 when interrupted (the output holds every finished batch).
+the report lists each with its reason, and `--resume` retries exactly those); 2 for bad input or settings (no caption
+file written or changed); 130 when interrupted (the output holds every finished batch).
 """
 
 from __future__ import annotations
@@ -161,9 +161,11 @@ def run(args: argparse.Namespace, make_captioner: Callable[[argparse.Namespace],
              len(items), layout, stats.already_done, len(pending), out_path)
 
     def on_batch(successes: list) -> None:
+        """Rewrite the caption file after every batch that captioned something (a failed batch changes nothing)."""
         for s in successes:
             captions.add(s.item.id, caption_record(s.item.image_name, s.caption, data_by))
-        captions.write()
+        if successes:
+            captions.write()
 
     try:
         if pending:
@@ -173,8 +175,6 @@ def run(args: argparse.Namespace, make_captioner: Callable[[argparse.Namespace],
             settings["backend"] = captioner.describe()
             caption_items(pending, captioner, prompt_for=lambda item, loaded: build_prompt(template, loaded),
                           batch_size=args.batch_size, on_batch=on_batch, stats=stats, progress=not args.no_progress)
-        elif not out_path.exists():
-            captions.write()
         status = "complete" if not stats.failures else "complete_with_failures"
     except InputError as exc:
         status = f"aborted: {exc}"
