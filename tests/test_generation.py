@@ -228,7 +228,7 @@ def test_input_layout_detection(tmp_path: Path, repo_root: Path) -> None:
         discover_items(tmp_path / "empty", VIEWS)
 
 
-def test_report_and_output_are_valid_json_when_nothing_to_do(tiny_qwen2_5_vl_dir: Path, tmp_path: Path,
+def test_resume_with_nothing_left_does_not_load_the_model(tiny_qwen2_5_vl_dir: Path, tmp_path: Path,
                                                               prompt_file: Path, reference: list[dict]) -> None:
     out = tmp_path / "out"
     out.mkdir()

@@ -6,7 +6,8 @@ and atomically, and summarised in a report. The modules:
 
 - `prompt`: the caption prompt (one place), with the loaded views filled in.
 - `items`: what to caption (object folders, flat images) and how its images are loaded.
-- `runner`: the batching loop, progress bar, failures with reasons, the report.
+- `runner`: the batching loop (next batch prepared while one generates), progress bar, failures, the report.
+- `sampling`: decoding settings shared by both backends.
 - `outputs`: the seed's caption file, written after every batch; resume and no-silent-overwrite rules.
 - `shards`: deterministic shards for many GPUs/machines and the merge step.
 - `hf_backend`, `lmdeploy_backend`: the two model backends.
