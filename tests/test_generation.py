@@ -143,7 +143,8 @@ def test_corrupt_view_is_skipped_and_empty_folder_is_a_recorded_failure(
     assert report["totals"]["failed"] == 1 and report["totals"]["captioned"] == 6
     (failure,) = report["failures"]
     assert failure["id"] == "00000000-0000-4000-8000-000000000000_9"
-    assert failure["reason"].startswith("no usable image:") and "view front missing" in failure["reason"]
+    assert failure["reason"] == (f"no usable image: {empty}: no view images in the folder "
+                                 "(expected front.jpg, back.jpg, left.jpg, right.jpg, top.jpg, bottom.jpg)")
     problems = [w["problem"] for w in report["skipped_views"]]
     assert len(problems) == 2 and "unreadable image" in problems[0] and "view top missing" in problems[1]
 
@@ -229,14 +230,23 @@ def test_input_layout_detection(tmp_path: Path, repo_root: Path) -> None:
 
 
 def test_resume_with_nothing_left_does_not_load_the_model(tiny_qwen2_5_vl_dir: Path, tmp_path: Path,
-                                                              prompt_file: Path, reference: list[dict]) -> None:
+                                                          prompt_file: Path, reference: list[dict],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / f"image_{MODEL_NAME}.json").write_text(json.dumps(reference))
     argv = qwen_argv(tiny_qwen2_5_vl_dir, Path(__file__).parents[1] / "examples" / "multiview_images", out,
-                     prompt_file, "--resume", "--model_path", str(tmp_path / "missing-model"),
-                     "--output_name", f"image_{MODEL_NAME}.json")
-    assert qwen.main(argv) == 0  # every id already captioned: the model is not even loaded
+                     prompt_file, "--resume")
+
+    def no_loading(*_args, **_kwargs):
+        raise AssertionError("the model must not be loaded when nothing is left to caption")
+
+    monkeypatch.setattr(HFCaptioner, "__init__", no_loading)
+    assert qwen.main(argv) == 0
+    with pytest.raises(InputError, match="missing-model: the model not found; weights are never downloaded"):
+        qwen.main([*argv, "--model_path", str(tmp_path / "missing-model")])  # checked before anything is written
+    report_file = f"{MODEL_NAME}_caption_generation_report.json"
+    assert {p.name for p in out.iterdir()} == {f"image_{MODEL_NAME}.json", report_file}
     report = read_json(out / f"{MODEL_NAME}_caption_generation_report.json")
     assert report["totals"]["already_done"] == 6 and report["totals"]["attempted"] == 0
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmkit.cli import setup_logging
+from vlmkit.generation.hf_backend import require_adapter_dir, require_base_model_dir
 from vlmkit.generation.items import LAYOUTS, discover_items, parse_views
 from vlmkit.generation.outputs import CaptionFile, caption_record
 from vlmkit.generation.prompt import MULTIVIEW_PROMPT, SINGLE_IMAGE_PROMPT, build_prompt, load_prompt_template
@@ -137,7 +138,10 @@ def run(args: argparse.Namespace, make_captioner: Callable[[argparse.Namespace],
         merge_shards(output_dir, output_name, args.num_shards, overwrite=args.overwrite)
         return 0
 
-    generation_settings(args)  # validate decoding flags before any work
+    generation_settings(args)  # validate decoding flags and the model folder before any work
+    require_base_model_dir(args.model_path, "the model")
+    if getattr(args, "adapter_path", None):
+        require_adapter_dir(args.adapter_path)
     if args.batch_size < 1:
         raise InputError(f"--batch_size {args.batch_size}: must be at least 1")
     views = parse_views(args.views)

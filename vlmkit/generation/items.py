@@ -54,6 +54,9 @@ class LoadedItem:
 
 def load_item(item: CaptionItem) -> LoadedItem:
     """Open the item's images; problems are one-line reasons (missing or unreadable view)."""
+    if not item.obj.view_files:  # one clear reason instead of one "missing" per view
+        names = ", ".join(f"{v}.jpg" for v in item.views)
+        return LoadedItem(item, [], [], [], [f"{item.obj.path}: no view images in the folder (expected {names})"])
     views, images, problems = load_view_images(item.obj, item.views)
     paths = [item.obj.view_files[v] for v in views]
     return LoadedItem(item, views, images, paths, problems)
