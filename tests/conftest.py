@@ -49,3 +49,10 @@ def tiny_qwen2_5_vl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.fixtures.qwen2_5_vl import build_tiny_qwen2_5_vl
 
     return build_tiny_qwen2_5_vl(tmp_path_factory.mktemp("tiny_qwen2_5_vl") / "Qwen2.5-VL-tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_internvl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.fixtures.internvl import build_tiny_internvl
+
+    return build_tiny_internvl(tmp_path_factory.mktemp("tiny_internvl") / "InternVL-tiny-hf")

@@ -1,0 +1,31 @@
+"""Captions from any local image-text-to-text checkpoint (LLaVA from train.py, Qwen2.5-VL, InternVL-hf, BLIP-2, ...).
+
+    python caption.py --model_path ./checkpoints/llava-qwen-merged --input_dir ./data/multiview_images
+    python caption.py --model_path ./models/base --adapter_path ./checkpoints/lora --input_dir ./photos
+
+--input_dir holds multi-view object folders (one caption per object, all views in one prompt) or images directly
+(one caption per image; the record's images is [file name]). The output is the seed's caption file
+(image_<model>.json) that compare.sh scores. test.sh is the shell launcher for this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from vlmkit.cli import run_main
+from vlmkit.generation import cli as gen
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=gen.HelpFormatter)
+    gen.add_common_args(parser, default_model_path=None)
+    gen.add_hf_args(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return gen.run(build_parser().parse_args(argv), gen.make_hf_captioner)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,1 @@
+"""Data processing: explore, filter, convert and augment caption data sets."""

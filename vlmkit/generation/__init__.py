@@ -1,0 +1,15 @@
+"""Caption generation shared by qwen.py, internvl.py, caption.py, test.sh and dataprocess.augment.
+
+One engine: items (multi-view objects, flat images or training samples) are loaded, batched, captioned by a
+backend (any transformers image-text-to-text checkpoint, or lmdeploy for InternVL on GPUs), written incrementally
+and atomically, and summarised in a report. The modules:
+
+- `prompt`: the caption prompt (one place), with the loaded views filled in.
+- `items`: what to caption (object folders, flat images) and how its images are loaded.
+- `runner`: the batching loop (next batch prepared while one generates), progress bar, failures, the report.
+- `sampling`: decoding settings shared by both backends.
+- `outputs`: the seed's caption file, written after every batch; resume and no-silent-overwrite rules.
+- `shards`: deterministic shards for many GPUs/machines and the merge step.
+- `hf_backend`, `lmdeploy_backend`: the two model backends.
+- `cli`: the command line shared by the entry scripts.
+"""

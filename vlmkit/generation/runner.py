@@ -1,0 +1,241 @@
+"""The captioning loop shared by every entry point: batches, progress bar, failures with reasons, the report.
+
+A missing or unreadable view is skipped with a warning; an item with no usable image, a model error or an empty
+answer is a recorded failure (id, path, reason) and the run goes on. Nothing is dropped silently: every item ends up
+either captioned, failed (listed in the report) or already done (resume). If a whole batch raises (e.g. CUDA out of
+memory), its items are retried one at a time so one bad item does not fail its neighbours.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from tqdm.auto import tqdm
+
+from vlmkit.generation.items import CaptionItem, LoadedItem, load_item
+from vlmkit.io import InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CaptionRequest:
+    """One prompt for the model: the images (PIL, in order), their files, their view labels, the prompt text."""
+
+    prompt: str
+    images: list
+    paths: list[Path]
+    views: list[str]
+
+
+class Captioner(Protocol):
+    """A backend: captions a batch of requests, returning one string per request, in order.
+
+    A backend may also split `caption` into `prepare(requests) -> inputs` (CPU work: resizing, tokenising) and
+    `generate(inputs) -> captions`; the runner then prepares the next batch while the current one generates.
+    """
+
+    def caption(self, requests: list[CaptionRequest]) -> list[str]: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class Success:
+    item: CaptionItem
+    caption: str
+    views: list[str]
+    prompt: str
+
+
+@dataclass
+class RunStats:
+    """Counts and reasons for one run; `seconds` is the time spent loading images and generating."""
+
+    total: int = 0
+    already_done: int = 0
+    attempted: int = 0
+    captioned: int = 0
+    failures: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def fail(self, item: CaptionItem, reason: str) -> None:
+        log.warning("failed %s: %s", item.id, reason)
+        self.failures.append({"id": item.id, "path": str(item.obj.path), "reason": reason})
+
+
+class GenerationAborted(InputError):
+    """The model failed on every one of the first items: a setup problem, not bad items."""
+
+
+# After this many generation errors in a row at the start of a run (and no success), stop instead of failing every
+# item one by one: a wrong model folder or backend is not a per-item problem.
+ABORT_AFTER_FAILURES = 8
+
+
+PromptFor = Callable[[CaptionItem, list[str]], str]
+
+
+def _chunks(seq: list, size: int) -> list[list]:
+    return [seq[start:start + size] for start in range(0, len(seq), size)]
+
+
+def _generate(captioner: Captioner, requests: list[CaptionRequest], prepared: Any = None,
+              prepare_error: Exception | None = None) -> list[str | Exception]:
+    """Captions for a batch; if the batch raises, retry each request alone and keep per-request errors."""
+    try:
+        if prepare_error is not None:
+            raise prepare_error
+        texts = captioner.generate(prepared) if prepared is not None else captioner.caption(requests)
+        if len(texts) != len(requests):
+            raise RuntimeError(f"backend returned {len(texts)} captions for {len(requests)} requests")
+        return list(texts)
+    except Exception as exc:  # noqa: BLE001 - any backend error becomes a per-item reason below
+        if len(requests) == 1:
+            return [exc]
+        log.warning("batch of %d failed (%s: %s); retrying one at a time", len(requests), type(exc).__name__, exc)
+    out: list[str | Exception] = []
+    for request in requests:
+        try:
+            out.append(captioner.caption([request])[0])
+        except Exception as exc:  # noqa: BLE001
+            out.append(exc)
+    return out
+
+
+@dataclass
+class _ReadyBatch:
+    """A batch with its images loaded and, for backends that can, its model inputs already built."""
+
+    size: int
+    failures: list[tuple[CaptionItem, str]]
+    warnings: list[tuple[CaptionItem, str]]
+    loaded: list[LoadedItem]
+    requests: list[CaptionRequest]
+    prepared: Any = None
+    prepare_error: Exception | None = None
+
+
+def _load_batch(batch: list[CaptionItem], captioner: Captioner, prompt_for: PromptFor) -> _ReadyBatch:
+    ready = _ReadyBatch(len(batch), [], [], [], [])
+    for item in batch:
+        got = load_item(item)
+        if not got.images or (got.problems and item.require_all):
+            prefix = "no usable image: " if not got.images else "missing or unreadable image: "
+            ready.failures.append((item, prefix + "; ".join(got.problems or ["no views requested"])))
+            continue
+        ready.warnings.extend((item, problem) for problem in got.problems)
+        ready.loaded.append(got)
+    ready.requests = [CaptionRequest(prompt_for(g.item, g.views), g.images, g.paths, g.views) for g in ready.loaded]
+    prepare = getattr(captioner, "prepare", None)
+    if ready.requests and prepare is not None:
+        try:
+            ready.prepared = prepare(ready.requests)
+        except Exception as exc:  # noqa: BLE001 - reported per item by _generate's one-at-a-time retry
+            ready.prepare_error = exc
+    return ready
+
+
+def caption_items(
+    items: list[CaptionItem],
+    captioner: Captioner,
+    *,
+    prompt_for: PromptFor,
+    batch_size: int,
+    on_batch: Callable[[list[Success]], None],
+    stats: RunStats | None = None,
+    progress: bool = True,
+    desc: str = "captioning",
+) -> RunStats:
+    """Caption `items` in batches, calling `on_batch` with the new successes after every batch.
+
+    While the model generates batch k, a worker thread loads the images of batch k+1 and, if the backend has a
+    `prepare` step (tokenising, resizing, normalising), builds its inputs: CPU preprocessing overlaps generation
+    instead of adding to it. `stats` (if given) is updated in place, so a caller can report after an interruption.
+    """
+    stats = stats or RunStats()
+    if batch_size < 1:
+        raise InputError(f"--batch_size {batch_size}: must be at least 1")
+    failed_from_start = 0  # generation errors before the first success
+    succeeded = False
+    started = time.perf_counter()
+    batches = _chunks(items, batch_size)
+    bar = tqdm(total=len(items), desc=desc, unit="obj", disable=not progress or not items, dynamic_ncols=True)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
+    try:
+        upcoming = pool.submit(_load_batch, batches[0], captioner, prompt_for) if batches else None
+        for index in range(len(batches)):
+            ready = upcoming.result()
+            if index + 1 < len(batches):
+                upcoming = pool.submit(_load_batch, batches[index + 1], captioner, prompt_for)
+            for item, reason in ready.failures:
+                stats.fail(item, reason)
+            for item, problem in ready.warnings:
+                log.warning("%s: skipping view (%s)", item.id, problem)
+                stats.warnings.append({"id": item.id, "problem": problem})
+            stats.attempted += ready.size
+            successes: list[Success] = []
+            if ready.requests:
+                results = _generate(captioner, ready.requests, ready.prepared, ready.prepare_error)
+                for got, request, result in zip(ready.loaded, ready.requests, results, strict=True):
+                    if isinstance(result, Exception):
+                        stats.fail(got.item, f"generation failed: {type(result).__name__}: {result}")
+                    elif not result.strip():
+                        stats.fail(got.item, "the model returned an empty caption")
+                    else:
+                        successes.append(Success(got.item, result.strip(), got.views, request.prompt))
+                errors = [r for r in results if isinstance(r, Exception)]
+                succeeded = succeeded or len(errors) < len(results)
+                failed_from_start += 0 if succeeded else len(errors)
+                if not succeeded and failed_from_start >= ABORT_AFTER_FAILURES:
+                    raise GenerationAborted(f"generation failed for each of the first {failed_from_start} items "
+                                            f"({type(errors[0]).__name__}: {errors[0]}); check the model and backend")
+            stats.captioned += len(successes)
+            on_batch(successes)
+            stats.seconds = time.perf_counter() - started
+            bar.update(ready.size)
+            bar.set_postfix(failed=len(stats.failures))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        stats.seconds = time.perf_counter() - started
+        bar.close()
+    return stats
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def build_report(stats: RunStats, *, status: str, output: str | Path, settings: dict[str, Any],
+                 started_at: str, model_load_seconds: float | None = None) -> dict[str, Any]:
+    """The run report: totals, failures with reasons, skipped views, timing and the settings used."""
+    seconds = round(stats.seconds, 3)
+    return {
+        "status": status,
+        "output": str(output),
+        "totals": {
+            "items": stats.total,
+            "already_done": stats.already_done,
+            "attempted": stats.attempted,
+            "captioned": stats.captioned,
+            "failed": len(stats.failures),
+            "skipped_views": len(stats.warnings),
+        },
+        "failures": stats.failures,
+        "skipped_views": stats.warnings,
+        "seconds": seconds,
+        "model_load_seconds": None if model_load_seconds is None else round(model_load_seconds, 3),
+        "seconds_per_item": round(stats.seconds / stats.attempted, 4) if stats.attempted else None,
+        "items_per_second": round(stats.attempted / stats.seconds, 4) if stats.attempted and stats.seconds else None,
+        "started": started_at,
+        "finished": now_iso(),
+        "settings": settings,
+    }
