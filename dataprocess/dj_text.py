@@ -42,13 +42,16 @@ def special_characters() -> frozenset[str]:
 
 
 @lru_cache(maxsize=1)
-def strip_chars() -> str:
-    """The single characters of SPECIAL_CHARACTERS as one string for `str.strip`.
+def single_special_characters() -> frozenset[str]:
+    """The single-code-point members of SPECIAL_CHARACTERS: the only ones Data-Juicer's per-character strip
+    (`word[i] in SPECIAL_CHARACTERS`) can ever match."""
+    return frozenset(c for c in special_characters() if len(c) == 1)
 
-    Data-Juicer strips by testing `word[i] in SPECIAL_CHARACTERS` for one character at a time, so only the
-    single-code-point members can ever match; `str.strip(chars)` removes exactly those from both ends.
-    """
-    return "".join(sorted(c for c in special_characters() if len(c) == 1))
+
+@lru_cache(maxsize=1)
+def strip_chars() -> str:
+    """`single_special_characters()` as one string for `str.strip`."""
+    return "".join(sorted(single_special_characters()))
 
 
 def split_words(text: str) -> list[str]:
@@ -59,12 +62,23 @@ def split_words(text: str) -> list[str]:
 
 
 def refine_words(words: list[str], lower_case: bool = False) -> list[str]:
-    """Data-Juicer's `words_refinement(words, lower_case, strip_chars=SPECIAL_CHARACTERS)`."""
+    """Data-Juicer's `words_refinement(words, lower_case, strip_chars=SPECIAL_CHARACTERS)`.
+
+    `str.strip` with the ~1,400 special characters costs about a microsecond, so it only runs on the words that
+    start or end with one (a set lookup); the result is the same.
+    """
+    special = single_special_characters()
     chars = strip_chars()
     if lower_case:
         words = [w.lower() for w in words]
-    stripped = [w.strip(chars) for w in words]
-    return [w for w in stripped if w]
+    out = []
+    for w in words:
+        if w[0] in special or w[-1] in special:
+            w = w.strip(chars)
+            if not w:
+                continue
+        out.append(w)
+    return out
 
 
 def count_words(text: str) -> int:
