@@ -12,6 +12,9 @@ Formats (`--input_format auto` picks one from the file):
   "[[human]]: <q>\\n[[gpt]]: <a>" per round, rounds joined with "\\n", then " " + eoc_special_token.
 - `captions`: caption JSON, the seed's `[{"images": [...], "caption": ...}]` (generated captions and VaseVQA
   ground truth) or captions.json `[{"image", "caption"}]`. The text operators see the `caption` string as stored.
+  With `--multiview_dir`, a record's images are its object's view files (`<dir>/<UUID>_<n>_..._shaded/front.jpg`,
+  ... in `--views` order), so VaseVQA ground truth can be explored and filtered with its renders; a missing
+  object folder or view counts as a missing image.
 
 Image paths are resolved like Data-Juicer does: relative to the data file's folder (or `--image_folder`).
 """
@@ -24,7 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vlmkit.ids import VIEWS
 from vlmkit.io import InputError, iter_jsonl, read_json
+from vlmkit.multiview import ObjectFolder, find_object_dirs_by_id
 from vlmkit.records import parse_caption_records
 from vlmkit.samples import load_llava_json, validate_sample
 
@@ -90,6 +95,14 @@ def detect_format(path: Path, data: Any = None) -> str:
     raise InputError(f"{path}: unsupported file type '{path.suffix}' (expected .jsonl or .json)")
 
 
+def multiview_images(obj: ObjectFolder | None, multiview_dir: Path, name: str, views) -> tuple[str, ...]:
+    """The view files of a record's object; a missing folder or view yields a path that does not exist, so the
+    sample is reported with a missing image rather than silently losing a view."""
+    if obj is None:
+        return (str(multiview_dir / f"(no object folder for {name})"),)
+    return tuple(str(obj.view_files.get(v, obj.path / f"{v}.jpg")) for v in views)
+
+
 def resolve(root: Path, name: str) -> str:
     return name if os.path.isabs(name) else str(root / name)
 
@@ -112,7 +125,8 @@ def conversation_text(conversations: list[dict[str, str]], view: str, eoc_token:
 
 def load_dataset(path: str | os.PathLike, input_format: str = "auto", *, text_key: str = "text",
                  image_key: str = "images", image_folder: str | None = None, text_view: str = "answers",
-                 eoc_token: str = "<|__dj__eoc|>") -> Dataset:
+                 eoc_token: str = "<|__dj__eoc|>", multiview_dir: str | None = None,
+                 views: tuple[str, ...] | list[str] = VIEWS) -> Dataset:
     """Read any supported input into `Item`s; a malformed record is an `InputError` naming file and item."""
     path = Path(path)
     if not path.is_file():
@@ -154,10 +168,14 @@ def load_dataset(path: str | os.PathLike, input_format: str = "auto", *, text_ke
                               f"{path}: item {k}"))
     elif fmt == "captions":
         raws = parsed
+        objects = find_object_dirs_by_id(multiview_dir) if multiview_dir else None
         for record in parse_caption_records(raws, path):
             raw = raws[record.index]
-            items.append(Item(record.id, raw["caption"], tuple(resolve(root, x) for x in record.images), raw,
-                              f"{path}: item {record.index}"))
+            if objects is None:
+                images = tuple(resolve(root, x) for x in record.images)
+            else:
+                images = multiview_images(objects.get(record.id), Path(multiview_dir), record.images[0], views)
+            items.append(Item(record.id, raw["caption"], images, raw, f"{path}: item {record.index}"))
     else:  # pragma: no cover - guarded above
         raise InputError(f"unknown input format {fmt!r}")
     if not items:

@@ -35,6 +35,7 @@ from dataprocess.ops import FilterOp, ImageProblem, Sample
 from dataprocess.outputs import check_outputs, write_outputs
 from dataprocess.recipe import Recipe, load_recipe
 from vlmkit.cli import run_main, setup_logging
+from vlmkit.ids import VIEWS
 from vlmkit.io import InputError
 
 log = logging.getLogger("dataprocess.filter")
@@ -187,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "captions: caption JSON (default: detect)")
     p.add_argument("--image_folder", help="folder relative image paths are resolved against "
                                           "(default: the input file's folder, as in Data-Juicer)")
+    p.add_argument("--multiview_dir", help="caption input only: use each record's object views from this folder of "
+                                           "VaseVQA object folders as its images")
+    p.add_argument("--views", nargs="+", default=list(VIEWS), choices=VIEWS,
+                   help="views per object with --multiview_dir (default: all six)")
     p.add_argument("--text_view", choices=TEXT_VIEWS, default="answers",
                    help="text the operators see for conversation inputs: answers = the gpt turns joined with "
                         "newlines; dj = Data-Juicer's llava_to_dj layout (default: answers)")
@@ -222,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
 
     dataset = load_dataset(dataset_path, args.input_format, text_key=recipe.text_key, image_key=recipe.image_key,
                            image_folder=args.image_folder, text_view=args.text_view,
-                           eoc_token=recipe.eoc_special_token)
+                           eoc_token=recipe.eoc_special_token, multiview_dir=args.multiview_dir, views=args.views)
     want_suffix = ".jsonl" if dataset.is_jsonl else ".json"
     if paths["kept"].suffix != want_suffix:
         raise InputError(f"{export_path}: the kept data keeps the input's format ({dataset.format}), so the export "
