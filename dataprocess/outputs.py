@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from vlmkit.io import InputError, write_all_or_nothing
+from vlmkit.io import InputError
 
 
 def check_outputs(outputs: list[Path], inputs: list[Path]) -> None:
@@ -24,12 +24,17 @@ def check_outputs(outputs: list[Path], inputs: list[Path]) -> None:
             raise InputError(f"{out}: output path is a folder")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_outputs(files: dict[Path, str | bytes]) -> None:
-    """Stage every file next to its target, then rename them all into place (like vlmkit.io.write_all_or_nothing,
-    which handles text only; PNG plots need bytes)."""
-    if all(isinstance(v, str) for v in files.values()):
-        write_all_or_nothing(files)  # type: ignore[arg-type]
-        return
+    """Stage every file next to its target, then rename them all into place, so either all outputs are updated or
+    none is. Like vlmkit.io.write_all_or_nothing, but for bytes too (PNG plots) and with the usual permissions
+    (0666 minus the umask; mkstemp alone leaves 0600)."""
+    mode = 0o666 & ~_umask()
     staged: list[tuple[str, Path]] = []
     try:
         for target, content in files.items():
@@ -40,6 +45,7 @@ def write_outputs(files: dict[Path, str | bytes]) -> None:
             data = content.encode("utf-8") if isinstance(content, str) else content
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
+            os.chmod(tmp, mode)
         for tmp, target in staged:
             os.replace(tmp, target)
         staged = []
