@@ -105,6 +105,9 @@ def read_inputs(args: argparse.Namespace) -> list[Converted]:
 
 def check_images(part: Converted, skip: bool) -> None:
     """Every image must exist; a missing one is an error, or a dropped sample with --skip_missing_images."""
+    if part.problems and not skip:
+        p = part.problems[0]
+        raise InputError(f"{p.where}: {p.reason} (pass --skip_missing_images to drop such samples)")
     kept = []
     for k, sample in enumerate(part.samples):
         missing = [p for p in sample.images if not os.path.isfile(p)]
