@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import numbers
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from dataprocess.dj_text import refine_words, split_words
 from dataprocess.images import ImageProblem  # noqa: F401 - re-exported for the operators
 from vlmkit.io import InputError
 
@@ -33,10 +34,33 @@ RANGE_PARAMS = {"min_closed_interval": True, "max_closed_interval": True, "rever
 
 @dataclass
 class Sample:
-    """What an operator sees of one sample: the text view and the resolved image paths."""
+    """What an operator sees of one sample: the text view and the resolved image paths.
+
+    The word lists are computed once per sample and shared by the word operators (Data-Juicer shares them
+    through its op-fusion context the same way; the result does not depend on it).
+    """
 
     text: str
     images: tuple[str, ...] = ()
+    _words: list[str] | None = field(default=None, repr=False)
+    _lower_words: list[str] | None = field(default=None, repr=False)
+
+    def words(self) -> list[str]:
+        """Data-Juicer's refined words (split, special characters stripped), as words_num_filter counts them."""
+        if self._words is None:
+            self._words = refine_words(split_words(self.text))
+        return self._words
+
+    def lower_words(self) -> list[str]:
+        """Refined words with lower-casing first, as word_repetition_filter uses them. For ASCII text, lowering
+        and stripping commute (no letter is special, no special character changes case), so the cached words
+        are reused."""
+        if self._lower_words is None:
+            if self.text.isascii():
+                self._lower_words = [w.lower() for w in self.words()]
+            else:
+                self._lower_words = refine_words(split_words(self.text), lower_case=True)
+        return self._lower_words
 
 
 def _is_number(value: Any) -> bool:

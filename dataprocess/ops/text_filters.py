@@ -13,7 +13,6 @@ import sys
 from collections import Counter
 from typing import Any
 
-from dataprocess.dj_text import refine_words, split_words
 from dataprocess.ops.base import FilterOp, Sample, check_bool, check_number, check_positive_int
 from vlmkit.io import InputError
 
@@ -47,7 +46,7 @@ class WordsNumFilter(FilterOp):
 
     def compute(self, sample: Sample, stats, image_cache):
         if "num_words" not in stats:
-            stats["num_words"] = len(refine_words(split_words(sample.text)))
+            stats["num_words"] = len(sample.words())
 
     def keep(self, stats):
         return self.in_range(stats["num_words"], self.min_num, self.max_num)
@@ -77,7 +76,7 @@ class WordRepetitionFilter(FilterOp):
     def compute(self, sample: Sample, stats, image_cache):
         if "word_rep_ratio" in stats:
             return
-        words = refine_words(split_words(sample.text), lower_case=True)
+        words = sample.lower_words()
         n = self.n
         if len(words) < n:
             stats["word_rep_ratio"] = 0.0
