@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError(f"{export_path}: the kept data keeps the input's format ({dataset.format}), so the export "
                          f"path must end in {want_suffix}")
     np = args.np or recipe.np or os.cpu_count() or 1
-    log.info("%s: %d samples (%s format), %d operators, %d processes", dataset.path, len(dataset.items),
+    log.info("%s: %d samples (%s format), %d operators, up to %d processes", dataset.path, len(dataset.items),
              dataset.format, len(recipe.ops), np)
     result = run_filter(dataset, recipe, np=np, chunk_size=args.chunk_size, progress=not args.no_progress)
     summary = summarize(dataset, recipe, result, paths)
