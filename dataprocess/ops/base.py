@@ -2,8 +2,8 @@
 
 Mirrors `data_juicer/ops/base_op.py` (py-data-juicer 1.6.1), class `Filter`:
 - `get_keep_boolean(val, min, max)`: val >= min (or > min when `min_closed_interval` is false) and val <= max
-  (or < max when `max_closed_interval` is false); `reversed_range` negates the result and flips both closedness
-  flags first, so the kept range becomes (-inf, min) or (max, +inf) by default.
+  (or < max when `max_closed_interval` is false); `reversed_range` first flips both closedness flags, then
+  negates the result, so by default it keeps (-inf, min] and [max, +inf).
 - A stat already present for a sample is never recomputed: when a recipe lists an operator twice (say two
   `character_repetition_filter`s with different `rep_len`), the second one reuses the first one's
   `char_rep_ratio`. We keep that behaviour (it is what Data-Juicer outputs) and warn at recipe load.
