@@ -194,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     kept = [samples[i] for i in kept_idx]
     kept_keys = [keys[i] for i in kept_idx]
     train_idx, val_idx, n_groups = group_split(kept_keys, args.val_ratio, args.seed)
+    if args.val_ratio > 0 and not val_idx:
+        log.warning("--val_ratio %g of %d samples rounds to 0: the val split is empty", args.val_ratio, len(kept))
 
     dropped_rows: list[dict[str, Any]] = []
     for part in parts:
