@@ -102,17 +102,19 @@ def run_filter(dataset: Dataset, recipe: Recipe, np: int = 1, chunk_size: int | 
     chunks = [work[i:i + chunk_size] for i in range(0, n, chunk_size)]
     start = time.perf_counter()
     results: list[tuple[dict, Drop | None]] = []
-    with tqdm(total=n, desc="filter", unit="sample", disable=not progress or None) as bar:
-        if np == 1 or len(chunks) == 1:
-            np = 1
+    if np == 1 or len(chunks) == 1:
+        np = 1
+        with tqdm(total=n, desc="filter", unit="sample", disable=not progress or None) as bar:
             for chunk in chunks:
                 results.extend(evaluate(recipe.ops, chunk))
                 bar.update(len(chunk))
-        else:
-            with multiprocessing.get_context().Pool(np, initializer=_init_worker, initargs=(recipe.ops,)) as pool:
-                for part in pool.imap(_evaluate_in_worker, chunks):
-                    results.extend(part)
-                    bar.update(len(part))
+    else:
+        # the pool is forked before the progress bar starts its monitor thread
+        with multiprocessing.get_context().Pool(np, initializer=_init_worker, initargs=(recipe.ops,)) as pool, \
+                tqdm(total=n, desc="filter", unit="sample", disable=not progress or None) as bar:
+            for part in pool.imap(_evaluate_in_worker, chunks):
+                results.extend(part)
+                bar.update(len(part))
     seconds = time.perf_counter() - start
     return FilterResult([r[0] for r in results], [r[1] for r in results], seconds, np)
 
