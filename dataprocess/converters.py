@@ -1,0 +1,161 @@
+"""Readers that turn each source format into training samples (vlmkit/samples.py) with absolute image paths.
+
+- LLaVA conversation JSON (detail_23k, complex_reasoning_77k, ...): every turn kept (vlmkit.samples.load_llava_json);
+  image names resolved against the image folder (e.g. COCO train2017).
+- AI Challenger captions (`[{"image_id": "x.jpg", "caption": ["...", ...]}]`, five Chinese captions per image):
+  `per_caption` (default) makes one sample per caption (id `<image stem>_c<k>`), `first` keeps the first
+  caption, `random` one caption chosen with the seed (id `<image stem>`). The prompt is fixed (`--prompt`), as in
+  the seed's Basic-VLM recipe.
+- captions.json (`[{"image", "caption"}]`): vlmkit.samples.load_captions_json.
+- VaseVQA ground truth (`[{"images": ["<UUID>_<n>_<coll>.jpg"], "caption"}]`) + multi-view object folders: one
+  sample per object whose images are its views (in `--views` order) and whose answer is the caption.
+- Our training JSONL: read as is (to merge, dedup or split existing data).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vlmkit.ids import VIEWS, item_id
+from vlmkit.io import InputError, read_json
+from vlmkit.multiview import ObjectFolder, find_object_dirs_by_id
+from vlmkit.records import duplicate_ids, load_caption_records
+from vlmkit.samples import (
+    TrainingSample,
+    caption_sample,
+    load_captions_json,
+    load_llava_json,
+    load_training_jsonl,
+)
+
+AIC_MODES = ("per_caption", "first", "random")
+DEFAULT_VASEVQA_PROMPT = ("These images show one vase from several views (front, back, left, right, top, bottom). "
+                          "Describe the vase.")
+
+
+@dataclass
+class Problem:
+    """An item that cannot be converted as asked (missing image or object folder)."""
+
+    where: str
+    id: str
+    reason: str
+
+
+@dataclass
+class Converted:
+    source: str
+    path: Path
+    samples: list[TrainingSample]
+    problems: list[Problem] = field(default_factory=list)
+
+
+def absolute(root: Path, name: str) -> str:
+    return os.path.normpath(name if os.path.isabs(name) else os.path.join(os.path.abspath(root), name))
+
+
+def _absolutize(samples: list[TrainingSample], root: Path) -> list[TrainingSample]:
+    for s in samples:
+        s.images = [absolute(root, x) for x in s.images]
+    return samples
+
+
+def from_llava(path: Path, image_folder: str | None) -> Converted:
+    root = Path(image_folder) if image_folder else path.parent
+    return Converted("llava", path, _absolutize(load_llava_json(path), root))
+
+
+def from_captions(path: Path, prompt: str) -> Converted:
+    return Converted("captions", path, _absolutize(load_captions_json(path, prompt), path.parent))
+
+
+def from_training(path: Path) -> Converted:
+    return Converted("training", path, _absolutize(load_training_jsonl(path), path.parent))
+
+
+def _aic_captions(rec: Any, where: str) -> list[str]:
+    caps = rec.get("caption")
+    if isinstance(caps, str):
+        caps = [caps]
+    if not isinstance(caps, list) or not caps:
+        raise InputError(f"{where}: 'caption' must be a non-empty list of strings")
+    out = []
+    for k, cap in enumerate(caps):
+        if not isinstance(cap, str) or not cap.strip():
+            raise InputError(f"{where}: caption {k} is empty or not a string")
+        # AI Challenger captions often carry stray newlines and spaces; they are one sentence each.
+        out.append(" ".join(cap.split()))
+    return out
+
+
+def from_aichallenger(path: Path, image_folder: str | None, prompt: str, mode: str = "per_caption",
+                      seed: int = 0) -> Converted:
+    if mode not in AIC_MODES:
+        raise InputError(f"unknown AI Challenger mode {mode!r}; choose from {', '.join(AIC_MODES)}")
+    data = read_json(path)
+    if not isinstance(data, list):
+        raise InputError(f"{path}: expected a JSON list of {{\"image_id\", \"caption\": [...]}} records")
+    root = Path(image_folder) if image_folder else path.parent
+    samples = []
+    for i, rec in enumerate(data):
+        where = f"{path}: item {i}"
+        if not isinstance(rec, dict) or not isinstance(rec.get("image_id"), str) or not rec["image_id"].strip():
+            raise InputError(f"{where}: needs a string 'image_id'")
+        image = rec["image_id"].strip()
+        where = f"{where} ({image})"
+        captions = _aic_captions(rec, where)
+        stem = item_id(image)
+        image_path = absolute(root, image)
+        if mode == "per_caption":
+            for k, cap in enumerate(captions):
+                samples.append(caption_sample(f"{stem}_c{k}", [image_path], cap, prompt, source="aichallenger",
+                                              caption_index=k))
+        else:
+            k = 0 if mode == "first" else random.Random(f"{seed}:{image}").randrange(len(captions))
+            samples.append(caption_sample(stem, [image_path], captions[k], prompt, source="aichallenger",
+                                          caption_index=k))
+    return Converted("aichallenger", path, samples)
+
+
+def view_paths(obj: ObjectFolder, views: list[str]) -> tuple[list[str], list[str]]:
+    """Paths of the requested views and the names of those that are missing."""
+    paths, missing = [], []
+    for view in views:
+        p = obj.view_files.get(view)
+        if p is None or not p.is_file():
+            missing.append(view)
+        else:
+            paths.append(os.path.abspath(p))
+    return paths, missing
+
+
+def from_vasevqa(gt_path: Path, multiview_dir: str | None, views: list[str], prompt: str) -> Converted:
+    if not multiview_dir:
+        raise InputError(f"{gt_path}: --vasevqa needs --multiview_dir (the folder of object folders)")
+    bad_views = [v for v in views if v not in VIEWS]
+    if bad_views or not views:
+        raise InputError(f"unknown view(s) {', '.join(bad_views) or '(none given)'}; choose from {', '.join(VIEWS)}")
+    records = load_caption_records(gt_path)
+    dups = duplicate_ids(records)
+    if dups:
+        rid, n = next(iter(dups.items()))
+        raise InputError(f"{gt_path}: id {rid} has {n} records ({len(dups)} duplicated ids); one caption per object")
+    objects = find_object_dirs_by_id(multiview_dir)
+    out = Converted("vasevqa", gt_path, [])
+    for rec in records:
+        where = f"{gt_path}: item {rec.index} (id {rec.id})"
+        obj = objects.get(rec.id)
+        if obj is None:
+            out.problems.append(Problem(where, rec.id, f"no object folder for this id in {multiview_dir}"))
+            continue
+        paths, missing = view_paths(obj, views)
+        if missing:
+            out.problems.append(Problem(where, rec.id, f"{obj.path}: missing view(s) {', '.join(missing)}"))
+            continue
+        out.samples.append(caption_sample(rec.id, paths, rec.caption, prompt, source="vasevqa", views=list(views)))
+    return out
+

@@ -1,0 +1,377 @@
+"""Explore a caption data set: text and image statistics as JSON + Markdown + PNG plots.
+
+    python -m dataprocess.explore --input data/train.jsonl --output_dir results/explore
+
+Reads the same inputs as `dataprocess.filter` (Data-Juicer JSONL, training JSONL, LLaVA JSON, caption JSON with
+optional multi-view folders) and looks at the same text the filter's operators see. Definitions:
+
+- words: Data-Juicer's words (split on space/newline/tab, special characters stripped from both ends), so
+  `word_count` is exactly words_num_filter's `num_words` and the numbers can be used to choose its bounds;
+  mean and std are over samples (population std); histogram bins are [from, to).
+- lexical diversity: distinct lower-cased words / all words, over the whole data set (the seed's 0.0714).
+- short / long: fewer than `--short_words` / more than `--long_words` words.
+- text duplicates: samples whose text equals an earlier sample's text exactly.
+- image duplicates: paths used by more than one sample, and distinct files with identical bytes (SHA-256).
+- image sizes and formats come from the file headers (EXIF orientation applied, as in the filter); a missing
+  or unreadable image is counted and listed, never skipped silently.
+
+Outputs (written together or not at all): explore.json, explore.md, text_length_analysis.png,
+word_frequency_analysis.png, image_analysis.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import math
+import multiprocessing
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dataprocess.dataset import FORMATS, TEXT_VIEWS, Dataset, load_dataset
+from dataprocess.dj_text import refine_words, split_words
+from dataprocess.images import ImageInfo, file_sha256, read_image_header
+from dataprocess.outputs import check_outputs, write_outputs
+from dataprocess.recipe import DJ_EOC_TOKEN, load_recipe
+from vlmkit.cli import run_main, setup_logging
+from vlmkit.ids import VIEWS
+from vlmkit.io import InputError
+
+log = logging.getLogger("dataprocess.explore")
+OUTPUT_NAMES = ("explore.json", "explore.md", "text_length_analysis.png", "word_frequency_analysis.png",
+                "image_analysis.png")
+
+
+def _r(x: float) -> float:
+    return round(float(x), 6)
+
+
+def describe(values: list[int] | list[float]) -> dict[str, Any]:
+    """count, mean, std (population), min, percentiles, max."""
+    arr = np.asarray(values, dtype=float)
+    if arr.size == 0:
+        return {"count": 0, "unavailable": "no values"}
+    p = np.percentile(arr, [5, 25, 50, 75, 95])
+    return {"count": int(arr.size), "mean": _r(arr.mean()), "std": _r(arr.std()), "min": _r(arr.min()),
+            "p5": _r(p[0]), "p25": _r(p[1]), "median": _r(p[2]), "p75": _r(p[3]), "p95": _r(p[4]),
+            "max": _r(arr.max())}
+
+
+def int_histogram(values: list[int], bins: int) -> list[dict[str, int]]:
+    """Histogram with integer-aligned bins [from, to) covering 0..max."""
+    if not values:
+        return []
+    top = max(values) + 1
+    width = max(1, math.ceil(top / bins))
+    counts = Counter(v // width for v in values)
+    return [{"from": b * width, "to": (b + 1) * width, "count": counts.get(b, 0)}
+            for b in range(math.ceil(top / width))]
+
+
+def text_statistics(texts: list[str], short_words: int, long_words: int, bins: int, top: int) -> dict[str, Any]:
+    word_counts, char_counts = [], []
+    vocab: Counter[str] = Counter()
+    for text in texts:
+        words = split_words(text)
+        word_counts.append(len(refine_words(words)))
+        char_counts.append(len(text))
+        vocab.update(refine_words(words, lower_case=True))
+    n = len(texts)
+    total_words = sum(vocab.values())
+    text_counts = Counter(texts)
+    dup_groups = {t: c for t, c in text_counts.items() if c > 1}
+    return {
+        "samples": n,
+        "word_count": {**describe(word_counts), "histogram": int_histogram(word_counts, bins)},
+        "text_length_chars": {**describe(char_counts), "histogram": int_histogram(char_counts, bins)},
+        "total_words": total_words,
+        "vocabulary_size": len(vocab),
+        "lexical_diversity": (_r(len(vocab) / total_words) if total_words
+                              else {"unavailable": "the data set has no words"}),
+        "short": {"threshold_words": short_words, "definition": f"fewer than {short_words} words",
+                  "samples": sum(c < short_words for c in word_counts),
+                  "ratio": _r(sum(c < short_words for c in word_counts) / n)},
+        "long": {"threshold_words": long_words, "definition": f"more than {long_words} words",
+                 "samples": sum(c > long_words for c in word_counts),
+                 "ratio": _r(sum(c > long_words for c in word_counts) / n)},
+        "duplicates": {
+            "duplicate_samples": sum(c - 1 for c in dup_groups.values()),
+            "duplicate_groups": len(dup_groups),
+            "samples_in_duplicate_groups": sum(dup_groups.values()),
+            "ratio": _r(sum(c - 1 for c in dup_groups.values()) / n),
+            "examples": [{"text": t[:200], "count": c}
+                         for t, c in sorted(dup_groups.items(), key=lambda kv: (-kv[1], kv[0]))[:10]],
+        },
+        "empty_texts": sum(1 for c in char_counts if c == 0),
+        "top_words": [{"word": w, "count": c} for w, c in vocab.most_common(top)],
+        "_word_counts": word_counts, "_char_counts": char_counts,
+    }
+
+
+def _inspect_image(job: tuple[str, bool]) -> tuple[str, ImageInfo | tuple[str, str], str | None]:
+    path, want_hash = job
+    info = read_image_header(path)
+    if not isinstance(info, ImageInfo):
+        return path, (info.kind, info.detail), None
+    digest = None
+    if want_hash:
+        try:
+            digest = file_sha256(path)
+        except OSError as exc:
+            return path, ("unreadable", f"cannot read bytes: {exc}"), None
+    return path, info, digest
+
+
+def inspect_images(paths: list[str], want_hash: bool, np_: int) -> list[tuple[str, Any, str | None]]:
+    from tqdm import tqdm
+
+    jobs = [(p, want_hash) for p in paths]
+    if np_ <= 1 or len(jobs) < 200:
+        return [_inspect_image(j) for j in tqdm(jobs, desc="images", unit="image", disable=None)]
+    with multiprocessing.get_context().Pool(np_) as pool:
+        chunk = max(16, len(jobs) // (np_ * 8))
+        return list(tqdm(pool.imap(_inspect_image, jobs, chunksize=chunk), total=len(jobs), desc="images",
+                         unit="image", disable=None))
+
+
+def image_statistics(dataset: Dataset, want_hash: bool, small_side: int, bins: int, np_: int) -> dict[str, Any]:
+    refs = Counter(p for item in dataset.items for p in item.images)
+    without = sum(1 for item in dataset.items if not item.images)
+    if not refs:
+        return {"unavailable": "no sample refers to an image", "samples_without_images": without}
+    results = inspect_images(sorted(refs), want_hash, np_)
+    ok = [(p, info, h) for p, info, h in results if isinstance(info, ImageInfo)]
+    bad = [(p, info) for p, info, _ in results if not isinstance(info, ImageInfo)]
+    bad_paths = {p for p, _ in bad}
+    widths = [info.width for _, info, _ in ok]
+    heights = [info.height for _, info, _ in ok]
+    by_hash: dict[str, list[str]] = {}
+    for p, _, h in ok:
+        if h is not None:
+            by_hash.setdefault(h, []).append(p)
+    content_dups = sorted((sorted(ps) for ps in by_hash.values() if len(ps) > 1), key=lambda ps: (-len(ps), ps[0]))
+    shared = {p: c for p, c in refs.items() if c > 1}
+    none_readable = {"unavailable": "no readable image"}
+    return {
+        "references": sum(refs.values()),
+        "distinct_paths": len(refs),
+        "readable": len(ok),
+        "missing": sum(1 for _, (kind, _) in bad if kind == "missing"),
+        "unreadable": sum(1 for _, (kind, _) in bad if kind == "unreadable"),
+        "problems": [{"path": p, "kind": kind, "detail": detail} for p, (kind, detail) in bad[:100]],
+        "samples_with_bad_images": sum(1 for item in dataset.items if any(p in bad_paths for p in item.images)),
+        "samples_without_images": without,
+        "width": {**describe(widths), "histogram": int_histogram(widths, bins)} if ok else none_readable,
+        "height": {**describe(heights), "histogram": int_histogram(heights, bins)} if ok else none_readable,
+        "small_side": {"threshold_px": small_side, "definition": f"width or height below {small_side} px",
+                       "images": sum(1 for w, h in zip(widths, heights, strict=True) if min(w, h) < small_side),
+                       "ratio": (_r(sum(1 for w, h in zip(widths, heights, strict=True) if min(w, h) < small_side)
+                                    / len(ok)) if ok else None)},
+        "formats": dict(Counter(info.format or "unknown" for _, info, _ in ok).most_common()),
+        "modes": dict(Counter(info.mode for _, info, _ in ok).most_common()),
+        "shared_paths": {"paths_used_by_several_samples": len(shared),
+                         "extra_references": sum(c - 1 for c in shared.values())},
+        "content_duplicates": ({"groups": len(content_dups),
+                                "redundant_files": sum(len(g) - 1 for g in content_dups),
+                                "examples": content_dups[:10]}
+                               if want_hash else {"unavailable": "image hashing disabled (--no_image_hash)"}),
+        "_sizes": list(zip(widths, heights, strict=True)),
+    }
+
+
+def _plot_png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def make_plots(text: dict[str, Any], images: dict[str, Any]) -> dict[str, bytes]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out: dict[str, bytes] = {}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, key, label in ((axes[0], "word_count", "words per sample"),
+                           (axes[1], "text_length_chars", "characters per sample")):
+        hist = text[key]["histogram"]
+        ax.bar([h["from"] for h in hist], [h["count"] for h in hist],
+               width=[h["to"] - h["from"] for h in hist], align="edge", edgecolor="black", linewidth=0.3)
+        ax.set_xlabel(label)
+        ax.set_ylabel("samples")
+        ax.set_title(f"{label}: mean {text[key]['mean']:.2f}, std {text[key]['std']:.2f}")
+    out["text_length_analysis.png"] = _plot_png(fig)
+
+    fig, ax = plt.subplots(figsize=(8, max(3, 0.28 * len(text["top_words"]) + 1)))
+    words = text["top_words"][::-1]
+    ax.barh([w["word"] for w in words], [w["count"] for w in words])
+    ax.set_xlabel("occurrences")
+    diversity = text["lexical_diversity"]
+    ax.set_title(f"most frequent words (lexical diversity "
+                 f"{diversity if isinstance(diversity, float) else 'unavailable'})")
+    out["word_frequency_analysis.png"] = _plot_png(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    sizes = images.get("_sizes") or []
+    if sizes:
+        axes[0].scatter([w for w, _ in sizes], [h for _, h in sizes], s=6, alpha=0.5)
+        axes[0].set_xlabel("width (px)")
+        axes[0].set_ylabel("height (px)")
+        axes[0].set_title(f"image sizes ({len(sizes)} readable)")
+        formats = images["formats"]
+        axes[1].bar(list(formats), list(formats.values()))
+        axes[1].set_title(f"formats; {images['missing']} missing, {images['unreadable']} unreadable")
+    else:
+        for ax in axes:
+            ax.text(0.5, 0.5, images.get("unavailable", "no readable image"), ha="center", va="center")
+            ax.set_axis_off()
+    out["image_analysis.png"] = _plot_png(fig)
+    return out
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, dict) and "unavailable" in value:
+        return f"unavailable ({value['unavailable']})"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    t, im = report["text"], report["images"]
+    wc, tl = t["word_count"], t["text_length_chars"]
+    lines = [f"# Data set exploration: {report['input']}", "",
+             f"{t['samples']} samples, format `{report['format']}`"
+             + (f", text view `{report['text_view']}`" if report["text_view"] else "") + ".", "",
+             "## Text", "", "| statistic | value |", "| --- | --- |",
+             f"| words per sample (mean ± std) | {wc['mean']:.2f} ± {wc['std']:.2f} |",
+             f"| words per sample (min / median / max) | {wc['min']:g} / {wc['median']:g} / {wc['max']:g} |",
+             f"| characters per sample (mean ± std) | {tl['mean']:.2f} ± {tl['std']:.2f} |",
+             f"| characters per sample (min / median / max) | {tl['min']:g} / {tl['median']:g} / {tl['max']:g} |",
+             f"| total words / vocabulary | {t['total_words']} / {t['vocabulary_size']} |",
+             f"| lexical diversity (distinct / all words) | {_fmt(t['lexical_diversity'])} |",
+             f"| short texts ({t['short']['definition']}) | {t['short']['samples']} ({t['short']['ratio']:.2%}) |",
+             f"| long texts ({t['long']['definition']}) | {t['long']['samples']} ({t['long']['ratio']:.2%}) |",
+             f"| exact duplicate texts | {t['duplicates']['duplicate_samples']} samples in "
+             f"{t['duplicates']['duplicate_groups']} groups ({t['duplicates']['ratio']:.2%}) |",
+             f"| empty texts | {t['empty_texts']} |", ""]
+    if t["top_words"]:
+        lines += ["Most frequent words: " + ", ".join(f"{w['word']} ({w['count']})" for w in t["top_words"]), ""]
+    lines += ["## Images", ""]
+    if "unavailable" in im:
+        lines += [f"Unavailable: {im['unavailable']}.", ""]
+    else:
+        lines += ["| statistic | value |", "| --- | --- |",
+                  f"| references / distinct paths | {im['references']} / {im['distinct_paths']} |",
+                  f"| readable / missing / unreadable | {im['readable']} / {im['missing']} / {im['unreadable']} |",
+                  f"| samples with a bad image | {im['samples_with_bad_images']} |",
+                  f"| samples without images | {im['samples_without_images']} |"]
+        if "mean" in im["width"]:
+            lines += [f"| width (mean ± std, min–max) | {im['width']['mean']:.1f} ± {im['width']['std']:.1f}, "
+                      f"{im['width']['min']:g}–{im['width']['max']:g} |",
+                      f"| height (mean ± std, min–max) | {im['height']['mean']:.1f} ± {im['height']['std']:.1f}, "
+                      f"{im['height']['min']:g}–{im['height']['max']:g} |",
+                      f"| {im['small_side']['definition']} | {im['small_side']['images']} "
+                      f"({im['small_side']['ratio']:.2%}) |"]
+        lines += [f"| formats | {', '.join(f'{k}: {v}' for k, v in im['formats'].items()) or '-'} |",
+                  f"| paths used by several samples | {im['shared_paths']['paths_used_by_several_samples']} |"]
+        cd = im["content_duplicates"]
+        lines += ["| identical files under different paths | "
+                  + (_fmt(cd) if "unavailable" in cd else f"{cd['redundant_files']} redundant in {cd['groups']} groups")
+                  + " |", ""]
+        if im["problems"]:
+            lines += ["Bad images (first 100):", ""] + [f"- `{p['path']}`: {p['kind']} ({p['detail']})"
+                                                        for p in im["problems"]] + [""]
+    lines += ["## Plots", "", "![text lengths](text_length_analysis.png)", "",
+              "![word frequency](word_frequency_analysis.png)", "", "![images](image_analysis.png)", ""]
+    return "\n".join(lines)
+
+
+def explore(dataset: Dataset, *, short_words: int = 5, long_words: int = 50, bins: int = 30, top: int = 20,
+            image_hash: bool = True, small_side: int = 224, np_: int = 1) -> dict[str, Any]:
+    """The full report (JSON-able; private `_` keys hold raw values for the plots)."""
+    text = text_statistics([item.text for item in dataset.items], short_words, long_words, bins, top)
+    images = image_statistics(dataset, image_hash, small_side, bins, np_)
+    return {"input": str(dataset.path), "format": dataset.format, "text_view": dataset.text_view,
+            "text": text, "images": images}
+
+
+def public(report: Any) -> Any:
+    if isinstance(report, dict):
+        return {k: public(v) for k, v in report.items() if not k.startswith("_")}
+    return report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m dataprocess.explore",
+                                description="Statistics of a caption data set as JSON + Markdown + PNG plots.")
+    p.add_argument("--input", required=True, help="data file (Data-Juicer JSONL, training JSONL, LLaVA JSON, "
+                                                  "caption JSON)")
+    p.add_argument("--output_dir", required=True, help="folder for explore.json, explore.md and the plots")
+    p.add_argument("--input_format", choices=FORMATS, default="auto")
+    p.add_argument("--recipe", help="take text_keys / image_key / eoc_special_token from this Data-Juicer recipe")
+    p.add_argument("--text_key", help="text field of Data-Juicer JSONL (default: text, or the recipe's)")
+    p.add_argument("--image_key", help="image list field of Data-Juicer JSONL (default: images, or the recipe's)")
+    p.add_argument("--image_folder", help="folder relative image paths are resolved against (default: the "
+                                          "input's folder)")
+    p.add_argument("--multiview_dir", help="caption input only: each record's images are its object's views here")
+    p.add_argument("--views", nargs="+", default=list(VIEWS), choices=VIEWS)
+    p.add_argument("--text_view", choices=TEXT_VIEWS, default="answers",
+                   help="text of conversation inputs: answers (gpt turns) or dj (Data-Juicer llava_to_dj layout)")
+    p.add_argument("--short_words", type=int, default=5, help="texts with fewer words are short (default: 5)")
+    p.add_argument("--long_words", type=int, default=50, help="texts with more words are long (default: 50)")
+    p.add_argument("--small_side", type=int, default=224, help="images with a side below this are small "
+                                                               "(default: 224)")
+    p.add_argument("--bins", type=int, default=30, help="histogram bins (default: 30)")
+    p.add_argument("--top", type=int, default=20, help="most frequent words to list (default: 20)")
+    p.add_argument("--no_image_hash", action="store_true", help="skip content hashing (no byte reads)")
+    p.add_argument("--np", type=int, default=os.cpu_count() or 1, help="processes for reading images")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    for name in ("short_words", "long_words", "bins", "top", "np"):
+        if getattr(args, name) < (0 if name in ("short_words", "long_words") else 1):
+            raise InputError(f"--{name} must be positive, got {getattr(args, name)}")
+    text_key, image_key, eoc = "text", "images", DJ_EOC_TOKEN
+    if args.recipe:
+        recipe = load_recipe(args.recipe, skip_unsupported=True)
+        text_key, image_key, eoc = recipe.text_key, recipe.image_key, recipe.eoc_special_token
+    out_dir = Path(args.output_dir)
+    outputs = [out_dir / name for name in OUTPUT_NAMES]
+    check_outputs(outputs, [Path(args.input)])
+    dataset = load_dataset(args.input, args.input_format, text_key=args.text_key or text_key,
+                           image_key=args.image_key or image_key, image_folder=args.image_folder,
+                           text_view=args.text_view, eoc_token=eoc, multiview_dir=args.multiview_dir,
+                           views=args.views)
+    report = explore(dataset, short_words=args.short_words, long_words=args.long_words, bins=args.bins,
+                     top=args.top, image_hash=not args.no_image_hash, small_side=args.small_side, np_=args.np)
+    files: dict[Path, str | bytes] = {out_dir / "explore.json": json.dumps(public(report), ensure_ascii=False,
+                                                                          indent=2) + "\n",
+                                      out_dir / "explore.md": markdown(public(report))}
+    files.update({out_dir / name: data for name, data in make_plots(report["text"], report["images"]).items()})
+    write_outputs(files)
+    t, im = report["text"], report["images"]
+    log.info("%d samples: %.2f ± %.2f words, lexical diversity %s, %d duplicate texts; images: %s -> %s",
+             t["samples"], t["word_count"]["mean"], t["word_count"]["std"], _fmt(t["lexical_diversity"]),
+             t["duplicates"]["duplicate_samples"],
+             im.get("unavailable") or f"{im['readable']} readable, {im['missing']} missing, "
+                                      f"{im['unreadable']} unreadable", out_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
