@@ -37,11 +37,11 @@ from dataprocess.converters import (
     from_training,
     from_vasevqa,
 )
-from dataprocess.outputs import check_outputs, write_outputs
+from dataprocess.outputs import check_outputs
 from dataprocess.split import DEDUP_MODES, dedup, group_split, hash_images, image_keys
 from vlmkit.cli import run_main, setup_logging
 from vlmkit.ids import VIEWS
-from vlmkit.io import InputError
+from vlmkit.io import InputError, write_all_or_nothing
 from vlmkit.samples import DEFAULT_CAPTION_PROMPT, TrainingSample
 
 log = logging.getLogger("dataprocess.convert")
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     files[dropped_path] = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in dropped_rows)
     files[summary_path] = json.dumps(summary, ensure_ascii=False, indent=2) + "\n"
-    write_outputs(files)
+    write_all_or_nothing(files)
     log.info("wrote %d train%s samples -> %s (%d dropped: %d missing images, %d duplicates; %d ids renamed)",
              len(train_idx), f" + {len(val_idx)} val" if args.val_ratio > 0 else "", output, len(dropped_rows),
              summary["dropped_missing_images"], len(dups), renamed)

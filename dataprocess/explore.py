@@ -37,11 +37,11 @@ import numpy as np
 from dataprocess.dataset import FORMATS, TEXT_VIEWS, Dataset, load_dataset
 from dataprocess.dj_text import refine_words, split_words
 from dataprocess.images import ImageInfo, file_sha256, read_image_header
-from dataprocess.outputs import check_outputs, write_outputs
+from dataprocess.outputs import check_outputs
 from dataprocess.recipe import DJ_EOC_TOKEN, load_recipe
 from vlmkit.cli import run_main, setup_logging
 from vlmkit.ids import VIEWS
-from vlmkit.io import InputError
+from vlmkit.io import InputError, write_all_or_nothing
 
 log = logging.getLogger("dataprocess.explore")
 OUTPUT_NAMES = ("explore.json", "explore.md", "text_length_analysis.png", "word_frequency_analysis.png",
@@ -363,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                           indent=2) + "\n",
                                       out_dir / "explore.md": markdown(public(report))}
     files.update({out_dir / name: data for name, data in make_plots(report["text"], report["images"]).items()})
-    write_outputs(files)
+    write_all_or_nothing(files)
     t, im = report["text"], report["images"]
     log.info("%d samples: %.2f ± %.2f words, lexical diversity %s, %d duplicate texts; images: %s -> %s",
              t["samples"], t["word_count"]["mean"], t["word_count"]["std"], _fmt(t["lexical_diversity"]),

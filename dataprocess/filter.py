@@ -32,11 +32,11 @@ from typing import Any
 
 from dataprocess.dataset import FORMATS, STATS_KEY, TEXT_VIEWS, Dataset, load_dataset
 from dataprocess.ops import FilterOp, ImageProblem, Sample
-from dataprocess.outputs import check_outputs, write_outputs
+from dataprocess.outputs import check_outputs
 from dataprocess.recipe import Recipe, load_recipe
 from vlmkit.cli import run_main, setup_logging
 from vlmkit.ids import VIEWS
-from vlmkit.io import InputError
+from vlmkit.io import InputError, write_all_or_nothing
 
 log = logging.getLogger("dataprocess.filter")
 
@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         from dataprocess.parity import run_parity
 
         summary["parity"] = run_parity(dataset, recipe, result.stats, result.drops, args.parity_samples)
-    write_outputs(render_outputs(dataset, recipe, result, summary, paths))
+    write_all_or_nothing(render_outputs(dataset, recipe, result, summary, paths))
 
     for entry in summary["ops"]:
         log.info("  %-30s seen %7d  dropped %7d", entry["op"], entry["seen"], entry["dropped"])

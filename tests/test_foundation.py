@@ -159,3 +159,17 @@ def test_training_sample_formats(tmp_path: Path) -> None:
     (tmp_path / "bad.jsonl").write_text(json.dumps(bad) + "\n")
     with pytest.raises(InputError, match="bad.jsonl: line 1: 0 '<image>' placeholders for 1 images"):
         load_training_data(tmp_path / "bad.jsonl")
+
+
+def test_written_files_get_the_usual_permissions(tmp_path: Path) -> None:
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        atomic_write_json(tmp_path / "a.json", [1])
+        write_all_or_nothing({tmp_path / "b.png": b"\x89PNG", tmp_path / "c.txt": "c"})
+    finally:
+        os.umask(umask)
+    for name in ("a.json", "b.png", "c.txt"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.png").read_bytes() == b"\x89PNG"

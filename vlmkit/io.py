@@ -58,12 +58,25 @@ def read_jsonl(path: str | os.PathLike) -> list[Any]:
     return [obj for _, obj in iter_jsonl(path)]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _staging_file(target: Path) -> tuple[int, str]:
+    """A temporary sibling of `target` with the usual permissions (mkstemp alone leaves 0600)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.chmod(tmp, 0o666 & ~_umask())
+    return fd, tmp
+
+
 @contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8"):
     """Open a temporary file next to `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _staging_file(path)
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as handle:
             yield handle
@@ -99,21 +112,21 @@ def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[Any]) -> None:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def write_all_or_nothing(files: dict[str | os.PathLike, str]) -> None:
-    """Write several text files so that either all of them are updated or none is.
+def write_all_or_nothing(files: dict[str | os.PathLike, str | bytes]) -> None:
+    """Write several files (text or bytes) so that either all of them are updated or none is.
 
     Each file first goes to a temporary sibling; only when every temporary file is complete are they
     renamed into place (renames on one file system do not fail for lack of space).
     """
     staged: list[tuple[str, Path]] = []
     try:
-        for target, text in files.items():
+        for target, content in files.items():
             target = Path(target)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            fd, tmp = _staging_file(target)
             staged.append((tmp, target))
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
+            data = content.encode("utf-8") if isinstance(content, str) else content
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
         for tmp, target in staged:
             os.replace(tmp, target)
         staged = []
