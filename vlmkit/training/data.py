@@ -66,6 +66,7 @@ def load_multiview_captions(path: Path, image_folder: str | None, prompt: str,
         raise InputError(f"{path}: id {rid} occurs {n} times ({len(dups)} duplicated ids)")
     objects = find_object_dirs_by_id(image_folder)
     samples = []
+    incomplete: list[str] = []
     for rec in records:
         obj = objects.get(rec.id)
         where = f"{path}: item {rec.index} (id {rec.id})"
@@ -74,7 +75,12 @@ def load_multiview_captions(path: Path, image_folder: str | None, prompt: str,
         files = [str(p.relative_to(image_folder)) for _, p in obj.views_in_order(views or VIEWS)]
         if not files:
             raise InputError(f"{where}: object folder {obj.path} has none of the views {', '.join(views or VIEWS)}")
+        if len(files) < len(views or VIEWS):
+            incomplete.append(f"{obj.path.name} ({len(files)} of {len(views or VIEWS)})")
         samples.append(caption_sample(rec.id, files, rec.caption, prompt, source=path.name))
+    if incomplete:
+        log.warning("%d objects lack some of the views %s and train with the views they have: %s", len(incomplete),
+                    ",".join(views or VIEWS), "; ".join(incomplete[:5]) + (" ..." if len(incomplete) > 5 else ""))
     return samples, Path(image_folder)
 
 

@@ -59,7 +59,7 @@ def unfreeze_projector(model) -> int:
     for name, p in model.named_parameters():
         if is_projector_param(name):
             p.requires_grad_(True)
-            count += p.numel()
+            count += getattr(p, "ds_numel", p.numel())  # ZeRO-3 partitions parameters: numel() is 0 here
     if not count:
         raise InputError(f"the model has no {PROJECTOR}; projector training needs a LLaVA checkpoint")
     return count
@@ -96,7 +96,7 @@ def trainable_summary(model) -> dict[str, Any]:
     parts = {"lora": 0, "projector": 0, "vision": 0, "other": 0}
     total = 0
     for name, p in model.named_parameters():
-        n = p.ds_numel if hasattr(p, "ds_numel") else p.numel()  # ZeRO-3 partitions parameters
+        n = getattr(p, "ds_numel", p.numel())  # ZeRO-3 partitions parameters
         total += n
         if not p.requires_grad:
             continue

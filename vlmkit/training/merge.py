@@ -139,11 +139,16 @@ def merge_adapter(adapter_dir: str | os.PathLike, output_dir: str | os.PathLike,
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".tmp", dir=output_dir.parent))
     try:
+        # Round the weights to the saved dtype first (buffers such as rotary frequencies stay float32, as a
+        # reload recomputes them), so `expected` is exactly what the saved checkpoint must reproduce.
+        with torch.no_grad():
+            for p in merged.parameters():
+                p.data = p.data.to(save_dtype).to(torch.float32)
+        expected = logits_of(merged, inputs)
         merged.to(save_dtype)
         merged.config.dtype = save_dtype
         merged.save_pretrained(tmp)
         processor.save_pretrained(tmp)
-        expected = logits_of(merged.to(torch.float32), inputs)  # the saved weights, seen in float32
         del merged, model
         reloaded = AutoModelForImageTextToText.from_pretrained(tmp, dtype=torch.float32).to(device).eval()
         reload_inputs = probe_inputs(AutoProcessor.from_pretrained(tmp))

@@ -99,7 +99,8 @@ class VLMTrainer(Trainer):
     # The projector starts from random weights while LoRA adapts a pretrained LM, so LLaVA-style training gives
     # the projector a larger learning rate: one parameter group per (projector?, weight decay?) pair.
     def create_optimizer(self, model=None):
-        if self.optimizer is not None or self.projector_lr is None:
+        offload = self.is_deepspeed_enabled and bool(offload_devices(self.args.hf_deepspeed_config.config))
+        if self.optimizer is not None or (self.projector_lr is None and not offload):
             return super().create_optimizer(model)
         opt_model = self.model if model is None else model
         decay = set(self.get_decay_parameter_names(opt_model))
@@ -114,8 +115,9 @@ class VLMTrainer(Trainer):
                 group["lr"] = self.projector_lr
             param_groups.append(group)
         optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
-        if self.is_deepspeed_enabled and offload_devices(self.args.hf_deepspeed_config.config):
-            # ZeRO-Offload keeps optimizer states on the CPU; DeepSpeed's CPU Adam is the optimizer made for that.
+        if offload:
+            # ZeRO-Offload keeps optimizer states on the CPU and accepts only DeepSpeed's CPU Adam (which is what
+            # DeepSpeed would build from an "optimizer" config section, but that would drop our param groups).
             from deepspeed.ops.adam import DeepSpeedCPUAdam
 
             optimizer_cls = DeepSpeedCPUAdam
