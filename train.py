@@ -212,8 +212,29 @@ def main(argv: list[str] | None = None) -> int:
     if not training_args.should_log:
         logging.getLogger().setLevel(logging.WARNING)
 
+    if resume is None and args.overwrite_output_dir and training_args.process_index == 0:
+        import shutil
+
+        for stale in ckpt.checkpoints_in(output_dir):  # else a later step of the old run would pose as this run's
+            log.info("--overwrite_output_dir: removing %s", stale)
+            shutil.rmtree(stale)
+    try:
+        return run_training(args, samples, root, skipped, training_args, ds_path, resume, pretrained_info, started)
+    finally:
+        if ds_path is not None:
+            # The HF DeepSpeed config is process-global: clear it so that models loaded later in this process
+            # (a merge, a test) are not built partitioned for ZeRO-3.
+            from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+            unset_hf_deepspeed_config()
+
+
+def run_training(args, samples, root, skipped, training_args, ds_path, resume, pretrained_info, started) -> int:
+    from vlmkit.training import checkpoint as ckpt
+
+    output_dir = Path(args.output_dir)
     base_dir = resolve_base_model(args, output_dir, training_args, pretrained_info)
-    model, processor = load_for_training(args, base_dir, training_args, ds_config is not None, pretrained_info)
+    model, processor = load_for_training(args, base_dir, training_args, ds_path is not None, pretrained_info)
 
     from vlmkit.training.data import SupervisedDataset, VLMCollator
     from vlmkit.training.lora import trainable_summary
@@ -339,8 +360,14 @@ def load_for_training(args, base_dir: Path, training_args, deepspeed: bool, pret
     from vlmkit.training.checkpoint import load_projector, read_projector
 
     dtype = torch.bfloat16 if args.bf16 else torch.float16 if args.fp16 else torch.float32
-    pixels = {k: getattr(args, k) for k in ("min_pixels", "max_pixels") if getattr(args, k) is not None}
-    processor = AutoProcessor.from_pretrained(base_dir, **pixels)  # saved with every checkpoint, so inference matches
+    processor = AutoProcessor.from_pretrained(base_dir)
+    if args.min_pixels or args.max_pixels:
+        # Qwen2.5-VL's pixel budget per image (size.shortest_edge/longest_edge are min/max pixels). The processor is
+        # saved with every checkpoint, so inference uses the resolution the model was trained at.
+        size = processor.image_processor.size
+        pixels = {"shortest_edge": args.min_pixels or size.shortest_edge,
+                  "longest_edge": args.max_pixels or size.longest_edge}
+        processor = AutoProcessor.from_pretrained(base_dir, size=pixels)
     model = AutoModelForImageTextToText.from_pretrained(base_dir, dtype=dtype)
     model_type = model.config.model_type
     expected = {"llava": "llava", "qwen2_5_vl": "qwen2_5_vl"}[args.arch]

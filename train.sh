@@ -40,25 +40,26 @@ MERGE=${MERGE:-1}                             # 1 = merge the final adapter into
 # -----------------------------------------------------------------------------------------------------
 
 if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
 fi
 
 if [ "${1:-}" = "--tiny" ]; then
     shift
     TINY_DIR=${TINY_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/vlmkit-tiny.XXXXXX")}
+    mkdir -p "$TINY_DIR"
     echo "tiny demo in $TINY_DIR"
     python -m vlmkit.training.demo "$TINY_DIR/models" --arch "$ARCH" > "$TINY_DIR/models.txt"
     if [ "$ARCH" = "llava" ]; then
-        VISION_MODEL=$TINY_DIR/models/vision LM_MODEL=$TINY_DIR/models/lm BASE_VLM=
+        VISION_MODEL=$TINY_DIR/models/vision LM_MODEL=$TINY_DIR/models/lm BASE_VLM= PROJECTOR_LR=1e-2
     else
-        BASE_VLM=$TINY_DIR/models/base
+        BASE_VLM=$TINY_DIR/models/base PROJECTOR_LR=
     fi
     STAGE=finetune PRETRAINED_PROJECTOR=
     DATA=examples/groundTruth.json IMAGE_FOLDER=examples/multiview_images
     OUTPUT_DIR=$TINY_DIR/output
     NUM_GPUS=${TINY_NUM_GPUS:-1} ZERO_CONFIG=${TINY_ZERO_CONFIG:-}
-    BATCH_SIZE=2 GRAD_ACCUM=1 LR=5e-3 PROJECTOR_LR=1e-2 EPOCHS=1 MAX_STEPS=6 SAVE_STEPS=3 LOGGING_STEPS=1
+    BATCH_SIZE=2 GRAD_ACCUM=1 LR=5e-3 EPOCHS=1 MAX_STEPS=6 SAVE_STEPS=3 LOGGING_STEPS=1
     BF16=0 GRAD_CKPT=0 MERGE=1
 fi
 

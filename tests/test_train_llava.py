@@ -138,6 +138,12 @@ def test_merged_intermediate_checkpoint_is_a_standalone_model(run_a, tmp_path, t
     merged_logits = logits_of(merged, inputs)
     assert (adapter_logits - base_logits).abs().max() > 1e-2  # the adapter changes the model: the check is real
     assert torch.allclose(merged_logits, adapter_logits, atol=1e-4)
+    # The one loader for inference: adapter folders (unmerged) and merged folders give the same model.
+    from vlmkit.training.checkpoint import load_trained_model
+
+    for folder in (run_a / "checkpoint-3", merged_dir):
+        loaded, loaded_processor = load_trained_model(folder)
+        assert torch.allclose(logits_of(loaded, probe_inputs(loaded_processor)), adapter_logits, atol=1e-4)
 
     # The vision tower left training untouched: equal to the SigLIP it was composed from.
     source = SiglipVisionModel.from_pretrained(tiny_siglip_dir).state_dict()
@@ -190,6 +196,12 @@ def test_projector_pretraining_then_finetuning(tmp_path, examples_copy, tiny_cli
     started_from = read_projector(fine)  # lr 1e-9: still the pre-trained projector
     for key, value in projector.items():
         assert torch.allclose(started_from[key], value, atol=1e-6)
+
+    from vlmkit.training.checkpoint import load_trained_model
+
+    loaded, _ = load_trained_model(pre / "checkpoint-1")
+    assert torch.equal(loaded.model.multi_modal_projector.linear_2.weight,
+                       read_projector(pre / "checkpoint-1")["model.multi_modal_projector.linear_2.weight"])
 
     merged = tmp_path / "pretrain-merged"
     assert merge_lora_weights.main(["--adapter", str(pre), "--output_dir", str(merged)]) == 0
@@ -247,3 +259,14 @@ def test_the_projector_gets_its_own_learning_rate(run_a, tmp_path):
     assert by_lr[1e-4] and all("lora_" in n for n in by_lr[1e-4])
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert by_lr[3e-3] | by_lr[1e-4] == trainable
+
+
+def test_overwrite_output_dir_removes_the_old_runs_checkpoints(run_a, examples, tmp_path):
+    out = tmp_path / "again"
+    (out / "checkpoint-99").mkdir(parents=True)
+    argv = ["--base_model", str(run_a / "base"), *data_args(examples), "--output_dir", str(out), "--max_steps", "1",
+            "--save_steps", "1"]
+    with pytest.raises(InputError, match="holds checkpoint-99"):
+        train.main(argv)
+    assert train.main([*argv, "--overwrite_output_dir"]) == 0
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-1"]
