@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     ds_path = resolve_deepspeed_config(args.deepspeed)
     ds_config = load_deepspeed_config(ds_path) if ds_path else None
     check_combination(deepspeed=ds_config, deepspeed_path=ds_path, cuda=cuda, bf16=args.bf16, fp16=args.fp16,
-                      projector_lr=args.projector_lr)
+                      projector_lr=args.projector_lr, bf16_supported=cuda and torch.cuda.is_bf16_supported())
     output_dir = Path(args.output_dir)
     resume = resolve_resume(args, output_dir)
     pretrained_info = None
@@ -168,6 +168,12 @@ def main(argv: list[str] | None = None) -> int:
         if not pretrained_info or pretrained_info.get("arch") != "llava":
             raise InputError(f"{args.pretrained_projector}: not a LLaVA training output of train.py "
                              f"(no {ckpt.TRAINING_INFO})")
+
+    if ds_path is not None and "RANK" not in os.environ:
+        # Started without a launcher (python train.py --deepspeed ...): one process. Without these DeepSpeed would
+        # look for MPI to discover its peers.
+        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", str(free_port()))
 
     from transformers import TrainingArguments
 
@@ -278,6 +284,14 @@ def run_training(args, samples, root, skipped, training_args, ds_path, resume, p
         log.info("done: %d steps, loss %.4f; adapter%s in %s", trainer.state.global_step, result.training_loss,
                  "" if args.stage == "finetune" else " (projector)", output_dir)
     return 0
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def resolve_resume(args: argparse.Namespace, output_dir: Path) -> Path | None:

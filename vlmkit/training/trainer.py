@@ -60,12 +60,14 @@ def offload_devices(config: dict[str, Any]) -> list[str]:
 
 
 def check_combination(*, deepspeed: dict[str, Any] | None, deepspeed_path: Path | None, cuda: bool, bf16: bool,
-                      fp16: bool, projector_lr: float | None) -> None:
+                      fp16: bool, projector_lr: float | None, bf16_supported: bool = True) -> None:
     """Reject option combinations that cannot work, before any model is loaded."""
     if bf16 and fp16:
         raise InputError("--bf16 and --fp16 exclude each other")
     if fp16 and not cuda:
         raise InputError("--fp16 needs a CUDA GPU (float16 mixed precision is GPU-only); use --bf16 or neither")
+    if bf16 and cuda and not bf16_supported:
+        raise InputError("--bf16: this GPU has no bfloat16 support (pre-Ampere); use --fp16")
     if deepspeed is None:
         return
     stage = (deepspeed.get("zero_optimization") or {}).get("stage", 0)
