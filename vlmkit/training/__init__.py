@@ -9,4 +9,5 @@ The entry scripts (`train.py`, `merge_lora_weights.py`) are thin; the logic live
 - `trainer`: the HF `Trainer` with a separate projector learning rate, DeepSpeed config checks.
 - `checkpoint`: the metadata every checkpoint carries so that merge/inference need only the adapter folder.
 - `merge`: adapter + base → standalone checkpoint, verified by comparing logits.
+- `demo`: tiny random models for `sh train.sh --tiny` (the test suite's builders).
 """

@@ -109,11 +109,19 @@ def load_projector(model, tensors: dict[str, Any], source: str | os.PathLike) ->
     """Copy projector weights into `model` (a plain HF model); every tensor must find its parameter."""
     import torch
 
+    from contextlib import nullcontext
+
     params = dict(model.named_parameters())
     missing = [k for k in tensors if k not in params]
     if missing:
         raise InputError(f"{source}: projector weights {missing[:2]} do not fit this model (another base?)")
-    with torch.no_grad():
+    targets = [params[k] for k in tensors]
+    gathered = nullcontext()
+    if any(hasattr(p, "ds_id") for p in targets):  # ZeRO-3 partitioned: gather, write, re-partition
+        import deepspeed
+
+        gathered = deepspeed.zero.GatheredParameters(targets, modifier_rank=0)
+    with gathered, torch.no_grad():
         for key, value in tensors.items():
             if params[key].shape != value.shape:
                 raise InputError(f"{source}: projector weight {key} has shape {tuple(value.shape)}, the model "
