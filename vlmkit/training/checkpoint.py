@@ -107,9 +107,9 @@ def read_projector(folder: str | os.PathLike) -> dict[str, Any]:
 
 def load_projector(model, tensors: dict[str, Any], source: str | os.PathLike) -> None:
     """Copy projector weights into `model` (a plain HF model); every tensor must find its parameter."""
-    import torch
-
     from contextlib import nullcontext
+
+    import torch
 
     params = dict(model.named_parameters())
     missing = [k for k in tensors if k not in params]
