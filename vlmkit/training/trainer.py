@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +186,3 @@ class LossHistoryCallback(TrainerCallback):
             self.losses.append((state.global_step, float(logs["loss"])))
         return control
 
-
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
