@@ -56,3 +56,25 @@ def tiny_internvl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.fixtures.internvl import build_tiny_internvl
 
     return build_tiny_internvl(tmp_path_factory.mktemp("tiny_internvl") / "InternVL-tiny-hf")
+
+
+# --- training (issue 4): tiny SigLIP vision tower and Qwen2/Qwen3 causal LMs for the LLaVA composition -------
+@pytest.fixture(scope="session")
+def tiny_siglip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.fixtures.siglip import build_tiny_siglip
+
+    return build_tiny_siglip(tmp_path_factory.mktemp("tiny_siglip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.fixtures.qwen_lm import build_tiny_qwen_lm
+
+    return build_tiny_qwen_lm(tmp_path_factory.mktemp("tiny_qwen2_lm"), family="qwen2")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.fixtures.qwen_lm import build_tiny_qwen_lm
+
+    return build_tiny_qwen_lm(tmp_path_factory.mktemp("tiny_qwen3_lm"), family="qwen3")

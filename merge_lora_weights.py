@@ -1,0 +1,59 @@
+"""Merge a train.py adapter (LoRA + projector, or a pre-trained projector) into its base model.
+
+    python merge_lora_weights.py --adapter outputs/finetune --output_dir outputs/finetune-merged
+    python merge_lora_weights.py --adapter outputs/finetune/checkpoint-500 --output_dir outputs/ckpt500-merged
+
+The result is a standalone safetensors checkpoint (with processor, tokenizer and chat template) that
+`AutoModelForImageTextToText` and `AutoProcessor` load, e.g. for test.sh or qwen.py-style captioning. The base is
+read from the adapter's own metadata (never from folder names); pass --base_model if it has moved. The merge is
+verified: merged logits must equal the adapter's on a probe input, and the saved folder must reproduce them;
+otherwise the script exits non-zero and writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from vlmkit.cli import run_main, setup_logging
+
+log = logging.getLogger("merge_lora_weights")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--adapter", required=True, help="train.py output folder or one of its checkpoint-N folders")
+    p.add_argument("--output_dir", required=True, help="where the merged checkpoint goes (must not exist)")
+    p.add_argument("--base_model", default=None, help="override the base recorded in the adapter (if it moved)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="dtype of the saved weights (auto: the base's)")
+    p.add_argument("--atol", type=float, default=1e-3, help="absolute tolerance of the float32 logit check")
+    p.add_argument("--rtol", type=float, default=1e-3, help="relative tolerance of the float32 logit check")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (the merge holds the model in float32)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output_dir")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    from vlmkit.models import resolve_device
+    from vlmkit.training.merge import MergeVerificationError, merge_adapter
+
+    try:
+        result = merge_adapter(args.adapter, args.output_dir, base_model=args.base_model, dtype=args.dtype,
+                               atol=args.atol, rtol=args.rtol, device=resolve_device(args.device),
+                               overwrite=args.overwrite)
+    except MergeVerificationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    log.info("merged %s (%s) into %s [%s]: max |logit diff| %.3g vs adapter, %.3g after reload", args.adapter,
+             result.kind, result.output_dir, result.dtype, result.max_abs_diff, result.reload_max_abs_diff)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,102 @@
+#!/bin/sh
+# train.sh — train a captioning VLM. Edit the constants below, then run:
+#
+#   sh train.sh                    # train with the settings below (extra flags go to train.py: sh train.sh --max_steps 100)
+#   sh train.sh --tiny             # demo: tiny random models, trained on examples/ on CPU in seconds, then merged
+#   ARCH=qwen2_5_vl sh train.sh --tiny
+#
+# Every constant can also be set from the environment (NUM_GPUS=4 sh train.sh). Works with any POSIX sh.
+set -eu
+cd "$(dirname "$0")"
+
+# ----------------------------------------------------------------------------------------- edit these
+NUM_GPUS=${NUM_GPUS:-8}                       # processes (one per GPU); 1 = no launcher needed
+LAUNCHER=${LAUNCHER:-torchrun}                # torchrun | deepspeed (used when NUM_GPUS > 1 or ZERO_CONFIG is set)
+MASTER_PORT=${MASTER_PORT:-29500}
+ARCH=${ARCH:-llava}                           # llava (vision + projector + LM) | qwen2_5_vl (LoRA on Qwen2.5-VL)
+STAGE=${STAGE:-finetune}                      # llava: pretrain (projector only) | finetune (LoRA + projector)
+VISION_MODEL=${VISION_MODEL:-./models/siglip-so400m-patch14-384}   # llava: CLIP or SigLIP folder
+LM_MODEL=${LM_MODEL:-./models/Qwen2.5-3B-Instruct}                 # llava: Qwen2.5 / Qwen3 folder
+BASE_VLM=${BASE_VLM:-}                        # instead of composing: ./models/Qwen2.5-VL-3B-Instruct, or a LLaVA checkpoint
+PRETRAINED_PROJECTOR=${PRETRAINED_PROJECTOR:-}  # llava finetune: the output of a STAGE=pretrain run
+DATA=${DATA:-./data/train.jsonl}              # training JSONL, captions.json, LLaVA JSON or groundTruth.json-style file
+IMAGE_FOLDER=${IMAGE_FOLDER:-}                # where image paths are relative to (multi-view object folders for groundTruth)
+PROMPT=${PROMPT:-Describe this image in one sentence.}  # for caption-only data: the prompt you will caption with
+OUTPUT_DIR=${OUTPUT_DIR:-./outputs/${ARCH}-${STAGE}}
+ZERO_CONFIG=${ZERO_CONFIG-zero3}              # zero2 | zero3 | zero3_offload | empty for no DeepSpeed (see README)
+BATCH_SIZE=${BATCH_SIZE:-1}                   # per GPU
+GRAD_ACCUM=${GRAD_ACCUM:-16}
+LR=${LR:-2e-4}                                # LoRA (pretrain: the projector's; LLaVA used 1e-3)
+PROJECTOR_LR=${PROJECTOR_LR:-}                # llava finetune: the projector's own rate (empty: same as LR)
+EPOCHS=${EPOCHS:-1}
+MAX_STEPS=${MAX_STEPS:--1}                    # > 0 overrides EPOCHS
+SAVE_STEPS=${SAVE_STEPS:-500}
+LOGGING_STEPS=${LOGGING_STEPS:-10}
+LORA_R=${LORA_R:-16}
+LORA_ALPHA=${LORA_ALPHA:-32}
+BF16=${BF16:-1}                               # 1 = bfloat16 mixed precision
+GRAD_CKPT=${GRAD_CKPT:-1}                     # 1 = gradient checkpointing (less memory, ~30% slower)
+MERGE=${MERGE:-1}                             # 1 = merge the final adapter into ${OUTPUT_DIR}-merged
+# -----------------------------------------------------------------------------------------------------
+
+if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
+    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+    exit 0
+fi
+
+if [ "${1:-}" = "--tiny" ]; then
+    shift
+    TINY_DIR=${TINY_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/vlmkit-tiny.XXXXXX")}
+    mkdir -p "$TINY_DIR"
+    echo "tiny demo in $TINY_DIR"
+    python -m vlmkit.training.demo "$TINY_DIR/models" --arch "$ARCH" > "$TINY_DIR/models.txt"
+    if [ "$ARCH" = "llava" ]; then
+        VISION_MODEL=$TINY_DIR/models/vision LM_MODEL=$TINY_DIR/models/lm BASE_VLM= PROJECTOR_LR=1e-2
+    else
+        BASE_VLM=$TINY_DIR/models/base PROJECTOR_LR=
+    fi
+    STAGE=finetune PRETRAINED_PROJECTOR=
+    DATA=examples/groundTruth.json IMAGE_FOLDER=examples/multiview_images
+    OUTPUT_DIR=$TINY_DIR/output
+    NUM_GPUS=${TINY_NUM_GPUS:-1} ZERO_CONFIG=${TINY_ZERO_CONFIG:-}
+    BATCH_SIZE=2 GRAD_ACCUM=1 LR=5e-3 EPOCHS=1 MAX_STEPS=6 SAVE_STEPS=3 LOGGING_STEPS=1
+    BF16=0 GRAD_CKPT=0 MERGE=1
+fi
+
+# Build train.py's arguments; prepending keeps any extra command-line flags last, so they win.
+if [ "$ARCH" = "llava" ] && [ -z "$BASE_VLM" ] && [ -z "$PRETRAINED_PROJECTOR" ]; then
+    set -- --vision_model "$VISION_MODEL" --lm_model "$LM_MODEL" "$@"
+fi
+[ -n "$BASE_VLM" ] && set -- --base_model "$BASE_VLM" "$@"
+[ -n "$PRETRAINED_PROJECTOR" ] && set -- --pretrained_projector "$PRETRAINED_PROJECTOR" "$@"
+[ -n "$IMAGE_FOLDER" ] && set -- --image_folder "$IMAGE_FOLDER" "$@"
+[ -n "$PROJECTOR_LR" ] && set -- --projector_lr "$PROJECTOR_LR" "$@"
+[ -n "$ZERO_CONFIG" ] && set -- --deepspeed "$ZERO_CONFIG" "$@"
+[ "$BF16" = "1" ] && set -- --bf16 "$@"
+[ "$GRAD_CKPT" = "1" ] && set -- --gradient_checkpointing "$@"
+if [ "$ARCH" = "llava" ]; then
+    set -- --stage "$STAGE" "$@"
+fi
+set -- --arch "$ARCH" --data "$DATA" --prompt "$PROMPT" --output_dir "$OUTPUT_DIR" \
+    --per_device_train_batch_size "$BATCH_SIZE" --gradient_accumulation_steps "$GRAD_ACCUM" \
+    --learning_rate "$LR" --num_train_epochs "$EPOCHS" --max_steps "$MAX_STEPS" --save_steps "$SAVE_STEPS" \
+    --logging_steps "$LOGGING_STEPS" --lora_r "$LORA_R" --lora_alpha "$LORA_ALPHA" "$@"
+
+# DeepSpeed JIT-compiles a communication op on first use; keep it between runs.
+export TORCH_EXTENSIONS_DIR="${TORCH_EXTENSIONS_DIR:-$HOME/.cache/torch_extensions}"
+export TOKENIZERS_PARALLELISM=false
+
+if [ "$NUM_GPUS" -gt 1 ] || [ -n "$ZERO_CONFIG" ]; then
+    if [ "$LAUNCHER" = "deepspeed" ]; then
+        deepspeed --num_gpus "$NUM_GPUS" --master_port "$MASTER_PORT" train.py "$@"
+    else
+        torchrun --nproc_per_node "$NUM_GPUS" --master_port "$MASTER_PORT" train.py "$@"
+    fi
+else
+    python train.py "$@"
+fi
+
+if [ "$MERGE" = "1" ]; then
+    python merge_lora_weights.py --adapter "$OUTPUT_DIR" --output_dir "${OUTPUT_DIR}-merged" --overwrite
+    echo "merged checkpoint: ${OUTPUT_DIR}-merged"
+fi

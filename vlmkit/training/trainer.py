@@ -1,0 +1,188 @@
+"""The HF `Trainer` set-up: a projector learning rate of its own, DeepSpeed config checks, per-checkpoint metadata.
+
+We keep the HF Trainer (and its DeepSpeed integration, which fills the configs' "auto" values) and change only
+what it cannot express: a separate learning rate for the projector (a parameter group), projector-only
+checkpoints for the pre-training stage, and the metadata file every checkpoint carries.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from transformers import Trainer, TrainerCallback
+
+from vlmkit.io import InputError
+from vlmkit.training.checkpoint import (
+    PROJECTOR_FILE,
+    read_projector,
+    save_projector,
+    write_training_info,
+)
+from vlmkit.training.lora import is_projector_param
+
+log = logging.getLogger(__name__)
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "deepspeed"
+
+
+# ------------------------------------------------------------------------------------------------ DeepSpeed
+def resolve_deepspeed_config(value: str | None) -> Path | None:
+    """`zero2`/`zero3`/`zero3_offload` name a shipped config; anything else is a path to a JSON config."""
+    if not value:
+        return None
+    path = Path(value)
+    if not path.suffix and not path.exists():
+        path = CONFIG_DIR / f"{value}.json"
+    if not path.is_file():
+        shipped = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.json")))
+        raise InputError(f"--deepspeed {value}: config not found (shipped: {shipped}, or a path to a JSON file)")
+    return path
+
+
+def load_deepspeed_config(path: Path) -> dict[str, Any]:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: malformed JSON at line {exc.lineno}: {exc.msg}") from None
+    if not isinstance(config, dict):
+        raise InputError(f"{path}: a DeepSpeed config is a JSON object")
+    return config
+
+
+def offload_devices(config: dict[str, Any]) -> list[str]:
+    zero = config.get("zero_optimization", {}) or {}
+    return [f"{key}={zero[key].get('device')}" for key in ("offload_optimizer", "offload_param")
+            if isinstance(zero.get(key), dict) and zero[key].get("device", "none") != "none"]
+
+
+def check_combination(*, deepspeed: dict[str, Any] | None, deepspeed_path: Path | None, cuda: bool, bf16: bool,
+                      fp16: bool, projector_lr: float | None, bf16_supported: bool = True) -> None:
+    """Reject option combinations that cannot work, before any model is loaded."""
+    if bf16 and fp16:
+        raise InputError("--bf16 and --fp16 exclude each other")
+    if fp16 and not cuda:
+        raise InputError("--fp16 needs a CUDA GPU (float16 mixed precision is GPU-only); use --bf16 or neither")
+    if bf16 and cuda and not bf16_supported:
+        raise InputError("--bf16: this GPU has no bfloat16 support (pre-Ampere); use --fp16")
+    if deepspeed is None:
+        return
+    stage = (deepspeed.get("zero_optimization") or {}).get("stage", 0)
+    offload = offload_devices(deepspeed)
+    if offload and not cuda:
+        raise InputError(f"{deepspeed_path}: offloads ({', '.join(offload)}) to free GPU memory; without a CUDA GPU "
+                         "there is nothing to offload from: use zero3 (or zero2) on CPU")
+    if offload and stage < 2:
+        raise InputError(f"{deepspeed_path}: offloading needs ZeRO stage 2 or 3, the config has stage {stage}")
+    if projector_lr is not None and "optimizer" in deepspeed:
+        raise InputError(f"{deepspeed_path}: has an 'optimizer' section, so DeepSpeed builds one optimizer with one "
+                         "learning rate and --projector_lr would be ignored; remove the section (the Trainer's "
+                         "AdamW is used) or drop --projector_lr")
+    for key, flag in (("bf16", bf16), ("fp16", fp16)):
+        enabled = (deepspeed.get(key) or {}).get("enabled", "auto")
+        if enabled is True and not flag:
+            raise InputError(f"{deepspeed_path}: enables {key} but --{key} is not given; set it to \"auto\" or "
+                             f"pass --{key}")
+
+
+# ----------------------------------------------------------------------------------------------- the trainer
+class VLMTrainer(Trainer):
+    """`Trainer` with a separate projector learning rate and, for pre-training, projector-only checkpoints."""
+
+    def __init__(self, *args: Any, projector_lr: float | None = None, projector_only: bool = False,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.projector_lr = projector_lr
+        self.projector_only = projector_only
+
+    # The projector starts from random weights while LoRA adapts a pretrained LM, so LLaVA-style training gives
+    # the projector a larger learning rate: one parameter group per (projector?, weight decay?) pair.
+    def create_optimizer(self, model=None):
+        offload = self.is_deepspeed_enabled and bool(offload_devices(self.args.hf_deepspeed_config.config))
+        if self.optimizer is not None or (self.projector_lr is None and not offload):
+            return super().create_optimizer(model)
+        opt_model = self.model if model is None else model
+        decay = set(self.get_decay_parameter_names(opt_model))
+        groups: dict[tuple[bool, bool], list] = {}
+        for name, p in opt_model.named_parameters():
+            if p.requires_grad:
+                groups.setdefault((is_projector_param(name), name in decay), []).append(p)
+        param_groups = []
+        for (projector, decays), params in sorted(groups.items()):
+            group: dict[str, Any] = {"params": params, "weight_decay": self.args.weight_decay if decays else 0.0}
+            if projector:
+                group["lr"] = self.projector_lr
+            param_groups.append(group)
+        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+        if offload:
+            # ZeRO-Offload keeps optimizer states on the CPU and accepts only DeepSpeed's CPU Adam (which is what
+            # DeepSpeed would build from an "optimizer" config section, but that would drop our param groups).
+            from deepspeed.ops.adam import DeepSpeedCPUAdam
+
+            optimizer_cls = DeepSpeedCPUAdam
+            optimizer_kwargs = {"lr": self.args.learning_rate, "betas": (self.args.adam_beta1, self.args.adam_beta2),
+                                "eps": self.args.adam_epsilon, "adamw_mode": True}
+        self.optimizer = optimizer_cls(param_groups, **optimizer_kwargs)
+        return self.optimizer
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        if self.projector_only and self.is_deepspeed_enabled:
+            # Only the projector trains: gather just the trainable parameters, not the whole (frozen) LM.
+            output_dir = output_dir or self.args.output_dir
+            if (self.deepspeed.config.get("zero_optimization", {}) or {}).get("stage") == 3:
+                state_dict = self.deepspeed._zero3_consolidated_16bit_state_dict(exclude_frozen_parameters=True)
+            else:
+                state_dict = self.accelerator.get_state_dict(self.deepspeed)
+            self._save(output_dir, state_dict=state_dict)
+            return
+        super().save_model(output_dir, _internal_call)
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        if not self.projector_only:
+            return super()._save(output_dir, state_dict)
+        output_dir = output_dir or self.args.output_dir
+        if not self.args.should_save:
+            return
+        if state_dict is None:
+            state_dict = self.accelerator.unwrap_model(self.model).state_dict()
+        save_projector(state_dict, output_dir)
+        if self.processing_class is not None:
+            self.processing_class.save_pretrained(output_dir)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        if not self.projector_only:
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        from vlmkit.training.checkpoint import load_projector
+
+        if not (Path(resume_from_checkpoint) / PROJECTOR_FILE).is_file():
+            raise InputError(f"{resume_from_checkpoint}: no {PROJECTOR_FILE} (not a pre-training checkpoint)")
+        load_projector(model or self.model, read_projector(resume_from_checkpoint), resume_from_checkpoint)
+
+
+class TrainingInfoCallback(TrainerCallback):
+    """Writes `vlmkit_training.json` into every `checkpoint-N` (so each one alone can be merged or tested)."""
+
+    def __init__(self, info: dict[str, Any]):
+        self.info = info
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if folder.is_dir():
+                write_training_info(folder, self.info, global_step=state.global_step)
+        return control
+
+
+class LossHistoryCallback(TrainerCallback):
+    """Keeps the logged training losses (for the run summary and the tests' loss-goes-down check)."""
+
+    def __init__(self) -> None:
+        self.losses: list[tuple[int, float]] = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self.losses.append((state.global_step, float(logs["loss"])))
+        return control
+
