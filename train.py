@@ -51,8 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training JSONL (dataprocess), captions.json, LLaVA JSON, or a caption file with 'images' "
                         "(e.g. groundTruth.json) plus --image_folder of multi-view object folders")
     g.add_argument("--image_folder", help="folder the data's image paths are relative to (default: the data's folder)")
-    g.add_argument("--prompt", default=DEFAULT_CAPTION_PROMPT,
-                   help="instruction for caption-only data; use the prompt you will caption with")
+    g.add_argument("--prompt", default=None,
+                   help="instruction for caption-only data (default: for multi-view objects the caption prompt of "
+                        "qwen.py/test.sh with the views filled in; else '" + DEFAULT_CAPTION_PROMPT + "'); "
+                        "use the prompt you will caption with")
     g.add_argument("--views", default="front,back,left,right,top,bottom",
                    help="multi-view caption files: which views, in this order")
     g.add_argument("--max_length", type=int, default=None, help="truncate longer samples (never inside image tokens)")

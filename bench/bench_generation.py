@@ -26,9 +26,9 @@ sys.path.insert(0, str(REPO))
 
 import qwen  # noqa: E402
 from vlmkit.generation.items import discover_items  # noqa: E402
-from vlmkit.generation.prompt import MULTIVIEW_PROMPT, build_prompt  # noqa: E402
 from vlmkit.generation.runner import caption_items  # noqa: E402
 from vlmkit.ids import VIEWS  # noqa: E402
+from vlmkit.prompt import MULTIVIEW_PROMPT, build_prompt  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError("--prompt and --prompt_file exclude each other")
     prompt = args.prompt
     if args.prompt_file is not None:
-        from vlmkit.generation.prompt import load_prompt_template
+        from vlmkit.prompt import load_prompt_template
 
         prompt = load_prompt_template(args.prompt_file)
     input_path, output_path = Path(args.input), Path(args.output)

@@ -28,7 +28,6 @@ from typing import Any
 
 from dataprocess.converters import (
     AIC_MODES,
-    DEFAULT_VASEVQA_PROMPT,
     Converted,
     Problem,
     from_aichallenger,
@@ -71,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", default=DEFAULT_CAPTION_PROMPT,
                    help="question of caption samples (captions.json, AI Challenger) "
                         f"(default: {DEFAULT_CAPTION_PROMPT!r})")
-    p.add_argument("--vasevqa_prompt", default=DEFAULT_VASEVQA_PROMPT, help="question of VaseVQA samples")
+    p.add_argument("--vasevqa_prompt", default=None,
+                   help="question of VaseVQA samples; {views}/{num_views}/{views_phrase} are filled in (default: "
+                        "the caption prompt qwen.py and test.sh ask with, so training matches inference)")
     p.add_argument("--output", required=True, help="training JSONL to write")
     p.add_argument("--val_ratio", type=float, default=0.0, help="fraction of samples for val (default: 0, no split)")
     p.add_argument("--val_output", help="val JSONL (default: <output stem>_val.jsonl)")

@@ -20,21 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vlmkit.ids import VIEWS, item_id
+from vlmkit.ids import item_id
 from vlmkit.io import InputError, read_json
-from vlmkit.multiview import ObjectFolder, find_object_dirs_by_id
-from vlmkit.records import duplicate_ids, load_caption_records
 from vlmkit.samples import (
     TrainingSample,
     caption_sample,
     load_captions_json,
     load_llava_json,
     load_training_jsonl,
+    multiview_caption_samples,
 )
 
 AIC_MODES = ("per_caption", "first", "random")
-DEFAULT_VASEVQA_PROMPT = ("These images show one vase from several views (front, back, left, right, top, bottom). "
-                          "Describe the vase.")
 
 
 @dataclass
@@ -121,41 +118,19 @@ def from_aichallenger(path: Path, image_folder: str | None, prompt: str, mode: s
     return Converted("aichallenger", path, samples)
 
 
-def view_paths(obj: ObjectFolder, views: list[str]) -> tuple[list[str], list[str]]:
-    """Paths of the requested views and the names of those that are missing."""
-    paths, missing = [], []
-    for view in views:
-        p = obj.view_files.get(view)
-        if p is None or not p.is_file():
-            missing.append(view)
-        else:
-            paths.append(os.path.abspath(p))
-    return paths, missing
-
-
-def from_vasevqa(gt_path: Path, multiview_dir: str | None, views: list[str], prompt: str) -> Converted:
+def from_vasevqa(gt_path: Path, multiview_dir: str | None, views: list[str], prompt: str | None) -> Converted:
+    """One sample per object; an object missing a requested view is a problem (dropped with
+    --skip_missing_images), since a converted data set should say exactly what each sample shows."""
     if not multiview_dir:
         raise InputError(f"{gt_path}: --vasevqa needs --multiview_dir (the folder of object folders)")
-    bad_views = [v for v in views if v not in VIEWS]
-    if bad_views or not views:
-        raise InputError(f"unknown view(s) {', '.join(bad_views) or '(none given)'}; choose from {', '.join(VIEWS)}")
-    records = load_caption_records(gt_path)
-    dups = duplicate_ids(records)
-    if dups:
-        rid, n = next(iter(dups.items()))
-        raise InputError(f"{gt_path}: id {rid} has {n} records ({len(dups)} duplicated ids); one caption per object")
-    objects = find_object_dirs_by_id(multiview_dir)
+    joined = multiview_caption_samples(gt_path, multiview_dir, views, prompt, absolute_paths=True, source="vasevqa")
     out = Converted("vasevqa", gt_path, [])
-    for rec in records:
-        where = f"{gt_path}: item {rec.index} (id {rec.id})"
-        obj = objects.get(rec.id)
-        if obj is None:
-            out.problems.append(Problem(where, rec.id, f"no object folder for this id in {multiview_dir}"))
-            continue
-        paths, missing = view_paths(obj, views)
-        if missing:
-            out.problems.append(Problem(where, rec.id, f"{obj.path}: missing view(s) {', '.join(missing)}"))
-            continue
-        out.samples.append(caption_sample(rec.id, paths, rec.caption, prompt, source="vasevqa", views=list(views)))
+    out.problems += [Problem(where, rid, reason) for where, rid, reason in joined.skipped]
+    for sample in joined.samples:
+        if sample.id in joined.missing_views:
+            where, missing = joined.missing_views[sample.id]
+            out.problems.append(Problem(where, sample.id, f"missing view(s) {', '.join(missing)}"))
+        else:
+            out.samples.append(sample)
     return out
 

@@ -173,3 +173,21 @@ def test_written_files_get_the_usual_permissions(tmp_path: Path) -> None:
     for name in ("a.json", "b.png", "c.txt"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "b.png").read_bytes() == b"\x89PNG"
+
+
+def test_multiview_caption_samples_use_the_caption_prompt(examples_copy: Path) -> None:
+    from vlmkit.prompt import MULTIVIEW_PROMPT, build_prompt
+    from vlmkit.samples import multiview_caption_samples
+
+    mv = examples_copy / "multiview_images"
+    folder = next(p for p in mv.iterdir() if p.name.startswith("7c1e4b2a"))
+    (folder / "top.jpg").unlink()
+    joined = multiview_caption_samples(examples_copy / "groundTruth.json", mv, ["front", "top", "back"])
+    assert len(joined.samples) == 6 and not joined.skipped
+    where, missing = joined.missing_views["7c1e4b2a-0d9f-4a3c-8e5b-6f2a1d9c4e70_2"]
+    assert missing == ["top"] and "groundTruth.json: item 1" in where
+    sample = next(s for s in joined.samples if s.id.startswith("7c1e4b2a"))
+    assert sample.images == [f"{folder.name}/front.jpg", f"{folder.name}/back.jpg"]
+    human = sample.conversations[0]["value"]
+    assert human == "<image>\n<image>\n" + build_prompt(MULTIVIEW_PROMPT, ["front", "back"])
+    assert "2 views: front, back" in human

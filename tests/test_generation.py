@@ -11,10 +11,10 @@ import pytest
 import qwen
 from vlmkit.generation.hf_backend import HFCaptioner
 from vlmkit.generation.items import discover_items, parse_views
-from vlmkit.generation.prompt import MULTIVIEW_PROMPT, build_prompt
 from vlmkit.generation.shards import select_shard
 from vlmkit.ids import VIEWS, item_id, object_image_name
 from vlmkit.io import InputError, read_json
+from vlmkit.prompt import MULTIVIEW_PROMPT, build_prompt
 from vlmkit.records import load_caption_records
 
 MODEL_NAME = "Qwen2.5-VL-tiny"  # the fixture's folder name: default output name and data_by

@@ -156,3 +156,63 @@ def load_training_data(path: str | os.PathLike, image_folder: str | None = None,
     if isinstance(first, dict) and "caption" in first and "image" in first:
         return load_captions_json(path, prompt), root
     raise InputError(f"{path}: unknown training data format (expected .jsonl, captions.json or LLaVA JSON)")
+
+
+@dataclass
+class MultiviewSamples:
+    """Caption records joined with their multi-view object folders.
+
+    `missing_views` maps a sample id to (where, the requested views its folder lacks); the sample has the others.
+    `skipped` lists (where, id, reason) for records that could not become a sample at all. Each caller applies
+    its own policy: conversion drops incomplete objects unless told otherwise, training uses the views there are.
+    """
+
+    samples: list[TrainingSample]
+    missing_views: dict[str, tuple[str, list[str]]]
+    skipped: list[tuple[str, str, str]]
+
+
+def multiview_caption_samples(path: str | os.PathLike, multiview_dir: str | os.PathLike,
+                              views: tuple[str, ...] | list[str] | None = None, prompt_template: str | None = None,
+                              absolute_paths: bool = False, **extra: Any) -> MultiviewSamples:
+    """One captioning sample per record of a seed-format caption file (e.g. groundTruth.json).
+
+    Each sample's images are its object's views in `views` order, relative to `multiview_dir` (or absolute), and
+    its prompt is `prompt_template` (default: the caption prompt qwen.py/test.sh use) filled with those views, so a
+    model is trained with the prompt it will be asked with. Duplicate ids are an `InputError`.
+    """
+    from vlmkit.ids import VIEWS
+    from vlmkit.multiview import find_object_dirs_by_id
+    from vlmkit.prompt import MULTIVIEW_PROMPT, build_prompt
+    from vlmkit.records import duplicate_ids, load_caption_records
+
+    views = list(views or VIEWS)
+    unknown = [v for v in views if v not in VIEWS]
+    if unknown or not views:
+        raise InputError(f"unknown view(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(VIEWS)}")
+    records = load_caption_records(path)
+    dups = duplicate_ids(records)
+    if dups:
+        rid, n = next(iter(dups.items()))
+        raise InputError(f"{path}: id {rid} has {n} records ({len(dups)} duplicated ids); one caption per object")
+    objects = find_object_dirs_by_id(multiview_dir)
+    root = Path(multiview_dir)
+    out = MultiviewSamples([], {}, [])
+    for rec in records:
+        where = f"{path}: item {rec.index} (id {rec.id})"
+        obj = objects.get(rec.id)
+        if obj is None:
+            out.skipped.append((where, rec.id, f"no object folder for this id in {multiview_dir}"))
+            continue
+        present = [(v, p) for v, p in obj.views_in_order(views) if p.is_file()]
+        if not present:
+            out.skipped.append((where, rec.id, f"{obj.path}: none of the views {', '.join(views)}"))
+            continue
+        missing = [v for v in views if v not in {name for name, _ in present}]
+        if missing:
+            out.missing_views[rec.id] = (where, missing)
+        files = [os.path.abspath(p) if absolute_paths else str(p.relative_to(root)) for _, p in present]
+        prompt = build_prompt(prompt_template or MULTIVIEW_PROMPT, [v for v, _ in present])
+        out.samples.append(caption_sample(rec.id, files, rec.caption, prompt, views=[v for v, _ in present],
+                                          **extra))
+    return out

@@ -4,7 +4,6 @@ One engine: items (multi-view objects, flat images or training samples) are load
 backend (any transformers image-text-to-text checkpoint, or lmdeploy for InternVL on GPUs), written incrementally
 and atomically, and summarised in a report. The modules:
 
-- `prompt`: the caption prompt (one place), with the loaded views filled in.
 - `items`: what to caption (object folders, flat images) and how its images are loaded.
 - `runner`: the batching loop (next batch prepared while one generates), progress bar, failures, the report.
 - `sampling`: decoding settings shared by both backends.

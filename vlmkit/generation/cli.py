@@ -22,7 +22,6 @@ from vlmkit.cli import setup_logging
 from vlmkit.generation.hf_backend import require_adapter_dir, require_base_model_dir
 from vlmkit.generation.items import LAYOUTS, discover_items, parse_views
 from vlmkit.generation.outputs import CaptionFile, caption_record
-from vlmkit.generation.prompt import MULTIVIEW_PROMPT, SINGLE_IMAGE_PROMPT, build_prompt, load_prompt_template
 from vlmkit.generation.runner import Captioner, RunStats, build_report, caption_items, now_iso
 from vlmkit.generation.sampling import GenerationSettings
 from vlmkit.generation.shards import (
@@ -34,6 +33,7 @@ from vlmkit.generation.shards import (
 )
 from vlmkit.ids import VIEWS
 from vlmkit.io import InputError, atomic_write_json
+from vlmkit.prompt import MULTIVIEW_PROMPT, SINGLE_IMAGE_PROMPT, build_prompt, load_prompt_template
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmkit.io import InputError, read_json
-from vlmkit.samples import DEFAULT_CAPTION_PROMPT, TrainingSample, caption_sample, load_training_data
+from vlmkit.samples import DEFAULT_CAPTION_PROMPT, TrainingSample, load_training_data, multiview_caption_samples
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +33,15 @@ IGNORE_INDEX = -100
 
 
 # --------------------------------------------------------------------------------------------------- loading
-def load_samples(path: str | os.PathLike, image_folder: str | None = None, prompt: str = DEFAULT_CAPTION_PROMPT,
+def load_samples(path: str | os.PathLike, image_folder: str | None = None, prompt: str | None = None,
                  views: tuple[str, ...] | None = None) -> tuple[list[TrainingSample], Path]:
     """Read any supported training file; returns samples and the folder their image paths are relative to.
 
     Besides the formats of `vlmkit.samples.load_training_data` (training JSONL, captions.json, LLaVA JSON), a
     caption file in the evaluation format (`[{"images": [...], "caption"}]`, e.g. groundTruth.json) is read
     with `image_folder` holding one multi-view object folder per record (joined by item id): each record
-    becomes one sample with all its views, in `views` order, followed by `prompt`.
+    becomes one sample with all its views, in `views` order, followed by `prompt` (default: the multi-view caption
+    prompt of vlmkit.prompt, the one qwen.py and test.sh ask with; for caption-only files: DEFAULT_CAPTION_PROMPT).
     """
     path = Path(path)
     if path.suffix == ".json":
@@ -48,40 +49,23 @@ def load_samples(path: str | os.PathLike, image_folder: str | None = None, promp
         first = data[0] if isinstance(data, list) and data else None
         if isinstance(first, dict) and "images" in first and "caption" in first and "conversations" not in first:
             return load_multiview_captions(path, image_folder, prompt, views)
-    return load_training_data(path, image_folder, prompt)
+    return load_training_data(path, image_folder, prompt or DEFAULT_CAPTION_PROMPT)
 
 
-def load_multiview_captions(path: Path, image_folder: str | None, prompt: str,
+def load_multiview_captions(path: Path, image_folder: str | None, prompt: str | None,
                             views: tuple[str, ...] | None = None) -> tuple[list[TrainingSample], Path]:
-    from vlmkit.ids import VIEWS
-    from vlmkit.multiview import find_object_dirs_by_id
-    from vlmkit.records import duplicate_ids, load_caption_records
-
+    """A seed-format caption file joined with its object folders; an object lacking views trains with the rest."""
     if not image_folder:
         raise InputError(f"{path}: a caption file with 'images' needs --image_folder (the multi-view object folders)")
-    records = load_caption_records(path)
-    dups = duplicate_ids(records)
-    if dups:
-        rid, n = next(iter(dups.items()))
-        raise InputError(f"{path}: id {rid} occurs {n} times ({len(dups)} duplicated ids)")
-    objects = find_object_dirs_by_id(image_folder)
-    samples = []
-    incomplete: list[str] = []
-    for rec in records:
-        obj = objects.get(rec.id)
-        where = f"{path}: item {rec.index} (id {rec.id})"
-        if obj is None:
-            raise InputError(f"{where}: no object folder with this id in {image_folder}")
-        files = [str(p.relative_to(image_folder)) for _, p in obj.views_in_order(views or VIEWS)]
-        if not files:
-            raise InputError(f"{where}: object folder {obj.path} has none of the views {', '.join(views or VIEWS)}")
-        if len(files) < len(views or VIEWS):
-            incomplete.append(f"{obj.path.name} ({len(files)} of {len(views or VIEWS)})")
-        samples.append(caption_sample(rec.id, files, rec.caption, prompt, source=path.name))
-    if incomplete:
-        log.warning("%d objects lack some of the views %s and train with the views they have: %s", len(incomplete),
-                    ",".join(views or VIEWS), "; ".join(incomplete[:5]) + (" ..." if len(incomplete) > 5 else ""))
-    return samples, Path(image_folder)
+    joined = multiview_caption_samples(path, image_folder, views, prompt, source=path.name)
+    if joined.skipped:
+        where, _, reason = joined.skipped[0]
+        raise InputError(f"{where}: {reason}")
+    if joined.missing_views:
+        incomplete = [f"{sid} (no {','.join(v)})" for sid, (_, v) in joined.missing_views.items()]
+        log.warning("%d objects lack some requested views and train with the views they have: %s", len(incomplete),
+                    "; ".join(incomplete[:5]) + (" ..." if len(incomplete) > 5 else ""))
+    return joined.samples, Path(image_folder)
 
 
 # ------------------------------------------------------------------------------------------------ images

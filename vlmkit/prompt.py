@@ -1,4 +1,4 @@
-"""The caption prompt: kept in one place, filled in with the views that were actually loaded.
+"""The caption prompt: one place for generation, training data and conversion, filled in with the views used.
 
 The seed (VaseVQA-3D) asks in Chinese for a one-line caption naming shape, technique, date, decoration and find-spot,
 in the style of its ground truth. We ask for the same in English. A user prompt file may use the placeholders
