@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from vlmkit.ids import item_id
 from vlmkit.io import InputError
 from vlmkit.samples import TrainingSample, caption_sample
 from vlmkit.training.data import (
@@ -176,7 +177,7 @@ def test_bad_images_stop_before_training_or_are_skipped_and_listed(examples_copy
     (objects[2] / "top.jpg").write_bytes((objects[2] / "top.jpg").read_bytes()[:300])  # truncated JPEG
     samples, root = load_samples(examples_copy / "groundTruth.json", str(folder))
     assert len(samples) == 6 and sorted(len(s.images) for s in samples) == [5, 6, 6, 6, 6, 6]
-    assert "1 objects lack some requested views" in caplog.text and objects[0].name in caplog.text
+    assert "1 objects lack some requested views" in caplog.text and item_id(objects[0].name) in caplog.text
     with pytest.raises(InputError) as err:
         preflight_images(samples, root, "groundTruth.json")
     message = str(err.value)
