@@ -165,7 +165,7 @@ class ClipEncoder:
             for start in tqdm(starts, desc="CLIP text", unit="batch", disable=not _progress() or len(starts) < 4,
                               leave=False):
                 batch = list(texts[start:start + self.batch_size])
-                lengths = [len(ids) for ids in tokenizer(batch, truncation=False)["input_ids"]]
+                lengths = [len(ids) for ids in tokenizer(batch, truncation=False, verbose=False)["input_ids"]]
                 self.truncated_texts += sum(n > limit for n in lengths)
                 enc = tokenizer(batch, padding=True, truncation=True, max_length=limit, return_tensors="pt")
                 feats = self._features(self.model.get_text_features(**enc.to(self.device)))
@@ -184,7 +184,8 @@ class ClipEncoder:
         return _normalise(np.concatenate(out)) if out else np.zeros((0, self.dim), np.float32)
 
     def describe(self) -> dict:
-        return {"name": self.name, "path": self.path, "dim": self.dim, "library": "transformers"}
+        return {"name": self.name, "path": self.path, "dim": self.dim, "library": "transformers",
+                "texts_truncated_to_context": self.truncated_texts}
 
 
 def load_clip(path: str | os.PathLike | None, device: str = "cpu",

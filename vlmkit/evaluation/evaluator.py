@@ -68,6 +68,7 @@ class CaptionEvaluator:
         self.objects = objects
         self.retrieval_chunk_elements = retrieval_chunk_elements
         self.ks = tuple(ks)
+        self.timings: dict[str, float] = {}  # seconds per stage of the last evaluate_all (for bench/)
         self._view_embeddings: dict[str, np.ndarray] = {}
         self._view_names: dict[str, list[str]] = {}
 
@@ -119,6 +120,7 @@ class CaptionEvaluator:
     # ---- the work ------------------------------------------------------------------------------------------
     def evaluate_all(self, jobs: Sequence[tuple[str, MatchedPairs]]) -> list[ModelResult]:
         """Score every (model name, matched pairs) job."""
+        self.timings = {}
         coco_futures = {}
         if self._group_reason("coco") is None:
             assert self.coco is not None
@@ -127,13 +129,22 @@ class CaptionEvaluator:
         if self.sentence_store is not None and self.groups & {"semantic", "fid", "retrieval"}:
             start = time.perf_counter()
             self.sentence_store.add(all_texts)
+            self.timings["sentence_encoding"] = time.perf_counter() - start
+            self.timings["sentence_texts"] = len(self.sentence_store)
             log.info("sentence embeddings: %d distinct texts in %.1f s", len(self.sentence_store),
-                     time.perf_counter() - start)
+                     self.timings["sentence_encoding"])
         if self.clip_store is not None and self.groups & {"clip", "clip_image"}:
+            start = time.perf_counter()
             self.clip_store.add(all_texts)
+            self.timings["clip_text_encoding"] = time.perf_counter() - start
         if self._group_reason("clip_image") is None:
+            start = time.perf_counter()
             self._embed_views([i for _, m in jobs for i in m.ids])
-        return [self._evaluate(name, matched, coco_futures.get(name)) for name, matched in jobs]
+            self.timings["clip_image_encoding"] = time.perf_counter() - start
+        start = time.perf_counter()
+        results = [self._evaluate(name, matched, coco_futures.get(name)) for name, matched in jobs]
+        self.timings["metrics_and_coco_wait"] = time.perf_counter() - start
+        return results
 
     def _evaluate(self, name: str, matched: MatchedPairs, coco_future) -> ModelResult:
         start = time.perf_counter()
@@ -194,7 +205,7 @@ class CaptionEvaluator:
                     metrics[metric] = coco.corpus[metric]
                     per[metric] = coco.per_sample[metric]
         if "coco" in self.groups:
-            reasons.setdefault("spice", SPICE_REASON)
+            reasons["spice"] = SPICE_REASON  # whatever else happened: SPICE is never run
 
         for metric in ("semantic_similarity", "lexical_similarity", "clip_score", "clip_image_score",
                        "ref_clip_score", *(f"r_at_{k}" for k in self.ks)):

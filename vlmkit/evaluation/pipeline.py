@@ -63,6 +63,8 @@ class CompareOutcome:
     files: list[Path]
     seconds_loading: float = 0.0
     seconds_scoring: float = 0.0
+    seconds_writing: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
     model_data: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -139,6 +141,9 @@ def run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | None
     objects = None
     if options.images_dir is not None:
         objects = find_object_dirs_by_id(options.images_dir)
+        clip_expected = clip_encoder is not None or (options.clip_model and Path(options.clip_model).exists())
+        if "clip_image" in groups and clip_expected:
+            _check_objects(objects, jobs, options.images_dir)  # before minutes of model loading
 
     start = time.perf_counter()
     coco = coco_reason = None
@@ -158,13 +163,13 @@ def run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | None
         clip_reason = None
         if clip_encoder is None and groups & {"clip", "clip_image"}:
             clip_encoder, clip_reason = load_clip(options.clip_model, device, options.batch_size)
-            if clip_reason:
+            if clip_reason and options.clip_model and options.clip_model.strip().lower() == "none":
+                log.info("%s", clip_reason)
+            elif clip_reason:
                 log.warning("=" * 78)
                 log.warning("CLIP METRICS UNAVAILABLE: %s", clip_reason)
                 log.warning("clip_score / clip_image_score / ref_clip_score are null; overall_score is PARTIAL")
                 log.warning("=" * 78)
-        if clip_encoder is not None and "clip_image" in groups and objects is not None:
-            _check_objects(objects, jobs, options.images_dir)
         if coco is not None:
             coco_reason = coco.wait_ready()
             if coco_reason:
@@ -182,6 +187,7 @@ def run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | None
         if coco is not None:
             coco.close()
 
+    start = time.perf_counter()
     settings = {
         "metrics_requested": sorted(groups),
         "images_dir": str(options.images_dir) if options.images_dir else None,
@@ -208,4 +214,5 @@ def run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | None
     write_all_or_nothing({os.fspath(p): text for p, text in files.items()})
     for warning in (table or {}).get("warnings", []):
         log.warning("%s", warning)
-    return CompareOutcome(results, table, list(files), seconds_loading, seconds_scoring, model_data)
+    return CompareOutcome(results, table, list(files), seconds_loading, seconds_scoring,
+                          time.perf_counter() - start, dict(evaluator.timings), model_data)
