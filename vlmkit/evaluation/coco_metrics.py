@@ -110,7 +110,7 @@ class CocoScorer:
         return out
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)  # after an input error: stop queued work
         if self._meteor is not None:
             try:
                 self._meteor.meteor_p.stdin.close()

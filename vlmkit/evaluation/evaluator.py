@@ -125,6 +125,10 @@ class CaptionEvaluator:
         if self._group_reason("coco") is None:
             assert self.coco is not None
             coco_futures = {name: self.coco.submit(m.generated, m.references) for name, m in jobs}
+        if self._group_reason("clip_image") is None:  # first: a corrupt render fails before minutes of encoding
+            start = time.perf_counter()
+            self._embed_views([i for _, m in jobs for i in m.ids])
+            self.timings["clip_image_encoding"] = time.perf_counter() - start
         all_texts = [t for _, m in jobs for t in (*m.references, *m.generated)]
         if self.sentence_store is not None and self.groups & {"semantic", "fid", "retrieval"}:
             start = time.perf_counter()
@@ -137,10 +141,6 @@ class CaptionEvaluator:
             start = time.perf_counter()
             self.clip_store.add(all_texts)
             self.timings["clip_text_encoding"] = time.perf_counter() - start
-        if self._group_reason("clip_image") is None:
-            start = time.perf_counter()
-            self._embed_views([i for _, m in jobs for i in m.ids])
-            self.timings["clip_image_encoding"] = time.perf_counter() - start
         start = time.perf_counter()
         results = [self._evaluate(name, matched, coco_futures.get(name)) for name, matched in jobs]
         self.timings["metrics_and_coco_wait"] = time.perf_counter() - start
