@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Score generated captions against ground truth, matched by item id.
+
+    python compare.py --generated ./data/captions/image_qwen2.5.json --ground_truth ./data/groundTruth.json
+    python compare.py --generated captions/image_*.json --ground_truth gt.json --images_dir ./data/multiview_images \
+                      --output_dir results/
+
+Writes compare_<model>.json / .txt / _per_sample.jsonl for each --generated file and, with --output_dir, the
+comparison of this run: batch_evaluation_summary.json, model_comparison_table.md/.csv, evaluation_report.html.
+Models are loaded once for all files. Nothing is written unless every input is valid and every metric computed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from vlmkit.cli import run_main, setup_logging
+from vlmkit.evaluation.encoders import DEFAULT_CLIP_MODEL
+from vlmkit.evaluation.metrics import METRIC_GROUPS, parse_metric_groups
+from vlmkit.evaluation.pipeline import CompareOptions, run_comparison
+from vlmkit.evaluation.tables import markdown_table
+from vlmkit.io import InputError
+
+log = logging.getLogger("compare")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    groups = "; ".join(f"{g}: {', '.join(m)}" for g, m in METRIC_GROUPS.items())
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--generated", nargs="+", required=True, type=Path,
+                        help="generated caption file(s) [{images, caption, data_by}]; several = one comparison")
+    parser.add_argument("--ground_truth", type=Path, default=Path("./data/groundTruth.json"),
+                        help="ground-truth captions [{images, caption}]")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="result JSON path for a single --generated file (seed style; .txt and "
+                             "_per_sample.jsonl go next to it); no summary/table/HTML")
+    parser.add_argument("--output_dir", type=Path, default=Path("./results"),
+                        help="folder for compare_<model>.* files, the comparison table and the HTML report")
+    parser.add_argument("--clip_model", default=DEFAULT_CLIP_MODEL,
+                        help="local CLIP folder; if absent the CLIP metrics are null (with the reason) and the "
+                             "overall score is partial; 'none' disables CLIP")
+    parser.add_argument("--sentence_model", default=None,
+                        help="local sentence-transformers folder (e.g. ./models/sentence-transformers/"
+                             "all-mpnet-base-v2); default: the packaged all-MiniLM-L6-v2")
+    parser.add_argument("--images_dir", type=Path, default=None,
+                        help="multi-view render folders (<UUID>_<n>_..._shaded/front.jpg ...): enables "
+                             "image-grounded CLIPScore/RefCLIPScore and thumbnails in the HTML report")
+    parser.add_argument("--allow_missing", action="store_true",
+                        help="score the matched subset when some ground-truth ids have no prediction "
+                             "(coverage is recorded); default: that is an error")
+    parser.add_argument("--metrics", default="all",
+                        help=f"comma list of metric groups or 'all' ({groups})")
+    parser.add_argument("--no_coco", action="store_true", help="skip the pycocoevalcap metrics (Java)")
+    parser.add_argument("--model_name", action="append", default=None,
+                        help="name of a model (once per --generated file, in order); default: data_by, else the "
+                             "file name image_<model>.json")
+    parser.add_argument("--batch_size", type=int, default=32, help="encoder batch size")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--gallery_items", type=int, default=50, help="items shown in the HTML gallery")
+    parser.add_argument("--verbose", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        groups = parse_metric_groups(args.metrics, args.no_coco)
+    except ValueError as exc:
+        raise InputError(f"--metrics: {exc}") from None
+    if args.batch_size < 1:
+        raise InputError(f"--batch_size must be at least 1, got {args.batch_size}")
+    options = CompareOptions(
+        generated=list(args.generated), ground_truth=args.ground_truth, output_dir=args.output_dir,
+        output=args.output, clip_model=args.clip_model, sentence_model=args.sentence_model or None,
+        images_dir=args.images_dir, allow_missing=args.allow_missing, batch_size=args.batch_size,
+        device=args.device, groups=groups, model_names=args.model_name, gallery_limit=args.gallery_items)
+    outcome = run_comparison(options)
+    pairs = sum(len(r.matched) for r in outcome.results)
+    log.info("scored %d pairs of %d model(s) in %.1f s (models loaded in %.1f s)", pairs, len(outcome.results),
+             outcome.seconds_scoring, outcome.seconds_loading)
+    for path in outcome.files:
+        log.info("wrote %s", path)
+    if outcome.summary is not None:
+        print(markdown_table(outcome.summary), end="")
+    else:
+        for result in outcome.results:
+            overall = result.metrics["overall_score"]
+            print(f"{result.model_name}: overall_score "
+                  f"{'n/a' if overall is None else f'{overall:.4f}'}{' (partial)' if result.overall.partial else ''}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

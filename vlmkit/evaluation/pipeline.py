@@ -1,0 +1,218 @@
+"""compare.py's job from validated options to written files.
+
+Order matters for the guarantees users rely on: every input is read and validated first (cheap, before any model
+is loaded), then the models are loaded once, every metric of every model is computed, and only then are all
+output files written together (`write_all_or_nothing`). A bad input therefore fails fast with a one-line
+error and leaves any earlier results untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vlmkit.evaluation.coco_metrics import CocoScorer, java_unavailable_reason
+from vlmkit.evaluation.encoders import ClipEncoder, SentenceEncoder, TextEncoder, load_clip
+from vlmkit.evaluation.evaluator import CaptionEvaluator, ModelResult
+from vlmkit.evaluation.html_report import html_report
+from vlmkit.evaluation.matching import GroundTruth, MatchedPairs, match_by_id
+from vlmkit.evaluation.metrics import ALL_GROUPS, SENTENCE_GROUPS
+from vlmkit.evaluation.report import model_files, output_names, safe_name
+from vlmkit.evaluation.retrieval import DEFAULT_MAX_CHUNK_ELEMENTS
+from vlmkit.evaluation.tables import csv_table, markdown_table, summary
+from vlmkit.io import InputError, write_all_or_nothing
+from vlmkit.models import require_model_dir
+from vlmkit.multiview import ObjectFolder, find_object_dirs_by_id
+from vlmkit.records import CaptionRecord, load_caption_records
+
+log = logging.getLogger(__name__)
+
+SUMMARY_FILE = "batch_evaluation_summary.json"
+TABLE_MD = "model_comparison_table.md"
+TABLE_CSV = "model_comparison_table.csv"
+HTML_FILE = "evaluation_report.html"
+
+
+@dataclass
+class CompareOptions:
+    generated: list[Path]
+    ground_truth: Path
+    output_dir: Path = Path("./results")
+    output: Path | None = None  # one model's JSON path (seed compatibility); no summary/table/HTML then
+    clip_model: str | None = None
+    sentence_model: str | None = None
+    images_dir: Path | None = None
+    allow_missing: bool = False
+    batch_size: int = 32
+    device: str = "auto"
+    groups: frozenset[str] = frozenset(ALL_GROUPS)
+    model_names: list[str] | None = None
+    gallery_limit: int = 50
+    retrieval_chunk_elements: int = DEFAULT_MAX_CHUNK_ELEMENTS
+
+
+@dataclass
+class CompareOutcome:
+    results: list[ModelResult]
+    summary: dict[str, Any] | None
+    files: list[Path]
+    seconds_loading: float = 0.0
+    seconds_scoring: float = 0.0
+    seconds_writing: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+    model_data: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def model_name_for(path: Path, records: list[CaptionRecord]) -> str:
+    """`data_by` when every record agrees on one, else the file name's `image_<model>.json` part (or stem)."""
+    names = {r.data_by for r in records}
+    if len(names) == 1 and None not in names and next(iter(names)).strip():
+        return next(iter(names)).strip()
+    return file_model_name(path)
+
+
+def file_model_name(path: Path) -> str:
+    stem = path.stem
+    return stem[len("image_"):] if stem.startswith("image_") and len(stem) > len("image_") else stem
+
+
+def _resolve_names(paths: list[Path], records: list[list[CaptionRecord]], overrides: list[str] | None) -> list[str]:
+    if overrides:
+        if len(overrides) != len(paths):
+            raise InputError(f"--model_name given {len(overrides)} times for {len(paths)} --generated files")
+        names = list(overrides)
+    else:
+        names = [model_name_for(p, r) for p, r in zip(paths, records, strict=True)]
+        if len({safe_name(n) for n in names}) < len(names):  # e.g. two files with the same data_by
+            names = [file_model_name(p) for p in paths]
+    seen: dict[str, Path] = {}
+    for name, path in zip(names, paths, strict=True):
+        key = safe_name(name)
+        if key in seen:
+            raise InputError(f"{path}: model name '{name}' is also the name of {seen[key]}; "
+                             f"pass --model_name once per --generated file")
+        seen[key] = path
+    return names
+
+
+def _check_objects(objects: dict[str, ObjectFolder], jobs: list[tuple[str, MatchedPairs]], images_dir: Path) -> None:
+    for _, matched in jobs:
+        for item in matched.ids:
+            obj = objects.get(item)
+            if obj is None:
+                raise InputError(f"{images_dir}: no object folder for id {item} (from {matched.ground_truth_file})")
+            if not obj.view_files:
+                raise InputError(f"{obj.path}: no view images (front/back/left/right/top/bottom) for id {item}")
+
+
+def validate_inputs(options: CompareOptions) -> tuple[GroundTruth, list[tuple[str, MatchedPairs]]]:
+    if not options.generated:
+        raise InputError("no --generated caption file given")
+    if options.output is not None and len(options.generated) > 1:
+        raise InputError("--output names one result file; with several --generated files use --output_dir")
+    truth = GroundTruth.from_records(options.ground_truth, load_caption_records(options.ground_truth))
+    records = [load_caption_records(p) for p in options.generated]
+    names = _resolve_names(list(options.generated), records, options.model_names)
+    jobs = [(name, match_by_id(recs, path, truth, options.allow_missing))
+            for name, recs, path in zip(names, records, options.generated, strict=True)]
+    if options.sentence_model and options.groups & SENTENCE_GROUPS:
+        require_model_dir(options.sentence_model, "sentence-transformers model", "--sentence_model")
+    return truth, jobs
+
+
+def _planned_files(options: CompareOptions, jobs: list[tuple[str, MatchedPairs]]) -> dict[str, Path]:
+    if options.output is not None:
+        return {jobs[0][0]: Path(options.output)}
+    return {name: options.output_dir / output_names(name)["json"] for name, _ in jobs}
+
+
+def run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | None = None,
+                   clip_encoder: ClipEncoder | None = None) -> CompareOutcome:
+    """Validate, load, score, write. Encoders may be injected (tests, benchmarks); else they are loaded here."""
+    truth, jobs = validate_inputs(options)
+    json_paths = _planned_files(options, jobs)
+    groups = options.groups
+
+    objects = None
+    if options.images_dir is not None:
+        objects = find_object_dirs_by_id(options.images_dir)
+        clip_expected = clip_encoder is not None or (options.clip_model and Path(options.clip_model).exists())
+        if "clip_image" in groups and clip_expected:
+            _check_objects(objects, jobs, options.images_dir)  # before minutes of model loading
+
+    start = time.perf_counter()
+    coco = coco_reason = None
+    if "coco" in groups:
+        coco_reason = java_unavailable_reason()
+        if coco_reason is None:
+            coco = CocoScorer()  # Java + METEOR warm up in the background while torch loads
+    try:
+        device = "cpu"
+        if (sentence_encoder is None and groups & SENTENCE_GROUPS) or (clip_encoder is None and groups & {"clip",
+                                                                                                        "clip_image"}):
+            from vlmkit.models import resolve_device
+
+            device = resolve_device(options.device)
+        if sentence_encoder is None and groups & SENTENCE_GROUPS:
+            sentence_encoder = SentenceEncoder.load(options.sentence_model, device, options.batch_size)
+        clip_reason = None
+        if clip_encoder is None and groups & {"clip", "clip_image"}:
+            clip_encoder, clip_reason = load_clip(options.clip_model, device, options.batch_size)
+            if clip_reason and options.clip_model and options.clip_model.strip().lower() == "none":
+                log.info("%s", clip_reason)
+            elif clip_reason:
+                log.warning("=" * 78)
+                log.warning("CLIP METRICS UNAVAILABLE: %s", clip_reason)
+                log.warning("clip_score / clip_image_score / ref_clip_score are null; overall_score is PARTIAL")
+                log.warning("=" * 78)
+        if coco is not None:
+            coco_reason = coco.wait_ready()
+            if coco_reason:
+                log.warning("pycocoevalcap metrics unavailable: %s", coco_reason)
+        elif coco_reason and "coco" in groups:
+            log.warning("pycocoevalcap metrics unavailable: %s", coco_reason)
+        seconds_loading = time.perf_counter() - start
+
+        evaluator = CaptionEvaluator(sentence_encoder, clip_encoder, clip_reason, coco if not coco_reason else None,
+                                     coco_reason, groups, objects, options.retrieval_chunk_elements)
+        start = time.perf_counter()
+        results = evaluator.evaluate_all(jobs)
+        seconds_scoring = time.perf_counter() - start
+    finally:
+        if coco is not None:
+            coco.close()
+
+    start = time.perf_counter()
+    settings = {
+        "metrics_requested": sorted(groups),
+        "images_dir": str(options.images_dir) if options.images_dir else None,
+        "allow_missing": options.allow_missing,
+        "device": device,
+        "batch_size": options.batch_size,
+        "seconds_loading_models": round(seconds_loading, 3),
+    }
+    files: dict[Path, str] = {}
+    model_data: dict[str, dict[str, Any]] = {}
+    for result in results:
+        texts, data = model_files(result, json_paths[result.model_name], settings)
+        files.update(texts)
+        model_data[result.model_name] = data
+    table = None
+    if options.output is None:
+        out = options.output_dir
+        table = summary(results, model_data, str(truth.path),
+                        {name: str(path) for name, path in json_paths.items()})
+        files[out / SUMMARY_FILE] = json.dumps(table, ensure_ascii=False, indent=2) + "\n"
+        files[out / TABLE_MD] = markdown_table(table)
+        files[out / TABLE_CSV] = csv_table(table)
+        files[out / HTML_FILE] = html_report(table, results, objects, options.gallery_limit)
+    write_all_or_nothing({os.fspath(p): text for p, text in files.items()})
+    for warning in (table or {}).get("warnings", []):
+        log.warning("%s", warning)
+    return CompareOutcome(results, table, list(files), seconds_loading, seconds_scoring,
+                          time.perf_counter() - start, dict(evaluator.timings), model_data)

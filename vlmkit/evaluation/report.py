@@ -1,0 +1,173 @@
+"""One model's result as files: compare_<model>.json (the seed's keys at the top level, then everything needed
+to read them honestly), compare_<model>.txt (a human report) and compare_<model>_per_sample.jsonl."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vlmkit.evaluation.evaluator import RETRIEVAL_TIE_RULE, ModelResult
+from vlmkit.evaluation.metrics import ALL_METRICS, LABELS
+from vlmkit.evaluation.overall import OVERALL_WEIGHTS
+
+SEED_KEYS = ("clip_score", "fid_score", "semantic_similarity", "r_at_1", "r_at_5", "r_at_10", "lexical_similarity",
+             "overall_score")
+PER_SAMPLE_ROUND = 6
+
+
+def safe_name(name: str) -> str:
+    """A model name usable in a file name."""
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", name).strip("._") or "model"
+
+
+def output_names(model_name: str) -> dict[str, str]:
+    stem = f"compare_{safe_name(model_name)}"
+    return {"json": f"{stem}.json", "txt": f"{stem}.txt", "per_sample": f"{stem}_per_sample.jsonl"}
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def result_json(result: ModelResult, files: dict[str, str], settings: dict[str, Any]) -> dict[str, Any]:
+    m = result.metrics
+    out: dict[str, Any] = {k: _clean(m.get(k)) for k in SEED_KEYS}
+    out.update({k: _clean(m.get(k)) for k in ALL_METRICS if k not in out})
+    out["overall_score_partial"] = result.overall.partial
+    out["unavailable"] = dict(result.reasons)
+    out["overall"] = result.overall.to_json()
+    if result.retrieval is not None:
+        r = result.retrieval
+        out["retrieval"] = {
+            "pool_size": r.pool_size,
+            "chance": {f"r_at_{k}": _clean(r.chance(k)) for k in (1, 5, 10)},
+            "similarity": "cosine of L2-normalised sentence embeddings",
+            "encoder": (result.encoders.get("retrieval_encoder") or {}).get("name"),
+            "tie_rule": RETRIEVAL_TIE_RULE,
+            "queries_with_ties": int((r.tied > 0).sum()),
+            "mean_best_rank": _clean(float(np.mean(r.best_rank))),
+        }
+    if result.fid is not None:
+        f = result.fid
+        out["fid"] = {"value": _clean(f.value), "n_generated": f.n_generated, "n_reference": f.n_reference,
+                      "dim": f.dim, "warning": f.warning, "reason": f.reason,
+                      "encoder": (result.encoders.get("fid_encoder") or {}).get("name"),
+                      "embedding": "L2-normalised sentence embeddings, float64 statistics"}
+    out["coverage"] = result.matched.coverage
+    out["notes"] = list(result.notes)
+    out["metadata"] = {
+        "total_pairs": len(result.matched),
+        "generated_file": str(result.matched.generated_file),
+        "ground_truth_file": str(result.matched.ground_truth_file),
+        "model_name": result.model_name,
+        "per_sample_file": files.get("per_sample"),
+        "encoders": result.encoders,
+        "overall_weights": OVERALL_WEIGHTS,
+        **settings,
+        "seconds_scoring": round(result.seconds, 3),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    return out
+
+
+def per_sample_rows(result: ModelResult) -> list[dict[str, Any]]:
+    matched = result.matched
+    rows = []
+    keys = list(result.per_sample)
+    for i, item in enumerate(matched.ids):
+        row: dict[str, Any] = {"id": item, "generated": matched.generated[i], "reference": matched.references[i]}
+        for key in keys:
+            value = result.per_sample[key][i]
+            row[key] = int(value) if np.issubdtype(type(value), np.integer) else round(float(value), PER_SAMPLE_ROUND)
+        rows.append(row)
+    return rows
+
+
+def per_sample_jsonl(result: ModelResult) -> str:
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in per_sample_rows(result))
+
+
+def group_by_reason(reasons: dict[str, str]) -> dict[str, list[str]]:
+    """{metric: reason} -> {reason: [metrics]}, so one missing model is explained once."""
+    grouped: dict[str, list[str]] = {}
+    for metric, reason in reasons.items():
+        grouped.setdefault(reason, []).append(metric)
+    return grouped
+
+
+def fmt(value: float | None, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def text_report(result: ModelResult, data: dict[str, Any]) -> str:
+    """The seed's human report (same sections), with the caveats next to the numbers."""
+    m, meta, cov = result.metrics, data["metadata"], result.matched.coverage
+    lines = [f"# Caption evaluation report - {result.model_name}", "", "## Basic information",
+             f"- Model name: {result.model_name}",
+             f"- Evaluated pairs: {len(result.matched)} of {cov['ground_truth_items']} ground-truth items "
+             f"(coverage {cov['coverage']:.1%})",
+             f"- Generated file: {meta['generated_file']}", f"- Ground truth file: {meta['ground_truth_file']}"]
+    enc = result.encoders
+    if enc.get("sentence_encoder"):
+        lines.append(f"- Sentence encoder (semantic similarity, retrieval, FD): {enc['sentence_encoder']['name']}")
+    lines.append(f"- CLIP model: {enc['clip']['name'] if enc.get('clip') else 'unavailable'}")
+    for key, label in (("missing_predictions", "missing predictions"), ("unmatched_generated",
+                       "generated ids not in ground truth"), ("duplicate_generated_ids", "duplicate generated ids"),
+                       ("duplicate_ground_truth_ids", "duplicate ground-truth ids")):
+        if cov[key]["count"]:
+            lines.append(f"- {cov[key]['count']} {label}: {', '.join(cov[key]['ids'])}")
+
+    def line(key: str, digits: int = 4, percent: bool = False) -> str:
+        value = m.get(key)
+        shown = "n/a" if value is None else (f"{value:.2%}" if percent else f"{value:.{digits}f}")
+        return f"- {LABELS[key]}: {shown}" + ("  (unavailable, see below)" if key in result.reasons else "")
+
+    lines += ["", "## Metrics", "", "### 1. Core metrics", line("clip_score"), line("fid_score"),
+              line("semantic_similarity"), line("clip_image_score"), line("ref_clip_score")]
+    if data.get("fid"):
+        f = data["fid"]
+        lines.append(f"  (FD over n={f['n_generated']} generated / {f['n_reference']} reference embeddings, "
+                     f"dim {f['dim']})")
+    lines += ["", "### 2. Retrieval (R@k)", line("r_at_1", percent=True), line("r_at_5", percent=True),
+              line("r_at_10", percent=True)]
+    if data.get("retrieval"):
+        r = data["retrieval"]
+        chance = ", ".join(f"{k.replace('r_at_', 'R@')} {v:.2%}" for k, v in r["chance"].items())
+        lines.append(f"  (pool N={r['pool_size']} references; chance level {chance})")
+    lines += ["", "### 3. Lexical match", line("lexical_similarity"), line("bleu_4"), line("meteor"), line("rouge_l"),
+              line("cider"), line("spice"), "", "### 4. Overall score", line("overall_score")]
+    overall = data["overall"]
+    if overall["partial"]:
+        lines.append(f"  PARTIAL: from {', '.join(overall['components'])} ({overall['weight_covered']:.0%} of the "
+                     f"weight); missing {', '.join(overall['missing_components'])}")
+    lines.append(f"  formula: {overall['formula']}")
+    if result.reasons:
+        lines += ["", "## Unavailable metrics"]
+        for reason, metrics in group_by_reason(result.reasons).items():
+            lines.append(f"- {', '.join(LABELS.get(m, m) for m in metrics)}: {reason}")
+    if result.notes:
+        lines += ["", "## Notes"] + [f"- {n}" for n in result.notes]
+    return "\n".join(lines) + "\n"
+
+
+def model_files(result: ModelResult, out_json: Path, settings: dict[str, Any]) -> tuple[dict[Path, str], dict]:
+    """The three files of one model, as {path: text}, plus the JSON data (for the summary)."""
+    per_sample_path = out_json.with_name(out_json.stem + "_per_sample.jsonl")
+    txt_path = out_json.with_suffix(".txt")
+    data = result_json(result, {"per_sample": per_sample_path.name}, settings)
+    return {
+        out_json: json.dumps(data, ensure_ascii=False, indent=2) + "\n",
+        txt_path: text_report(result, data),
+        per_sample_path: per_sample_jsonl(result),
+    }, data
