@@ -21,7 +21,8 @@ BASE_VLM=${BASE_VLM:-}                        # instead of composing: ./models/Q
 PRETRAINED_PROJECTOR=${PRETRAINED_PROJECTOR:-}  # llava finetune: the output of a STAGE=pretrain run
 DATA=${DATA:-./data/train.jsonl}              # training JSONL, captions.json, LLaVA JSON or groundTruth.json-style file
 IMAGE_FOLDER=${IMAGE_FOLDER:-}                # where image paths are relative to (multi-view object folders for groundTruth)
-PROMPT=${PROMPT:-Describe this image in one sentence.}  # for caption-only data: the prompt you will caption with
+PROMPT=${PROMPT:-}                            # caption-only data: the prompt you will caption with (empty: the
+                                              # caption prompt qwen.py/test.sh use for multi-view objects)
 OUTPUT_DIR=${OUTPUT_DIR:-./outputs/${ARCH}-${STAGE}}
 ZERO_CONFIG=${ZERO_CONFIG-zero3}              # zero2 | zero3 | zero3_offload | empty for no DeepSpeed (see README)
 BATCH_SIZE=${BATCH_SIZE:-1}                   # per GPU
@@ -70,6 +71,7 @@ fi
 [ -n "$BASE_VLM" ] && set -- --base_model "$BASE_VLM" "$@"
 [ -n "$PRETRAINED_PROJECTOR" ] && set -- --pretrained_projector "$PRETRAINED_PROJECTOR" "$@"
 [ -n "$IMAGE_FOLDER" ] && set -- --image_folder "$IMAGE_FOLDER" "$@"
+[ -n "$PROMPT" ] && set -- --prompt "$PROMPT" "$@"
 [ -n "$PROJECTOR_LR" ] && set -- --projector_lr "$PROJECTOR_LR" "$@"
 [ -n "$ZERO_CONFIG" ] && set -- --deepspeed "$ZERO_CONFIG" "$@"
 [ "$BF16" = "1" ] && set -- --bf16 "$@"
@@ -77,7 +79,7 @@ fi
 if [ "$ARCH" = "llava" ]; then
     set -- --stage "$STAGE" "$@"
 fi
-set -- --arch "$ARCH" --data "$DATA" --prompt "$PROMPT" --output_dir "$OUTPUT_DIR" \
+set -- --arch "$ARCH" --data "$DATA" --output_dir "$OUTPUT_DIR" \
     --per_device_train_batch_size "$BATCH_SIZE" --gradient_accumulation_steps "$GRAD_ACCUM" \
     --learning_rate "$LR" --num_train_epochs "$EPOCHS" --max_steps "$MAX_STEPS" --save_steps "$SAVE_STEPS" \
     --logging_steps "$LOGGING_STEPS" --lora_r "$LORA_R" --lora_alpha "$LORA_ALPHA" "$@"
