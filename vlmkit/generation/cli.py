@@ -139,7 +139,7 @@ def run(args: argparse.Namespace, make_captioner: Callable[[argparse.Namespace],
         return 0
 
     generation_settings(args)  # validate decoding flags and the model folder before any work
-    require_base_model_dir(args.model_path, "the model")
+    require_base_model_dir(args.model_path, "model folder")
     if getattr(args, "adapter_path", None):
         require_adapter_dir(args.adapter_path)
     if args.batch_size < 1:
