@@ -243,7 +243,7 @@ def test_resume_with_nothing_left_does_not_load_the_model(tiny_qwen2_5_vl_dir: P
 
     monkeypatch.setattr(HFCaptioner, "__init__", no_loading)
     assert qwen.main(argv) == 0
-    with pytest.raises(InputError, match="missing-model: the model not found; weights are never downloaded"):
+    with pytest.raises(InputError, match="missing-model: model folder not found; weights are never downloaded"):
         qwen.main([*argv, "--model_path", str(tmp_path / "missing-model")])  # checked before anything is written
     report_file = f"{MODEL_NAME}_caption_generation_report.json"
     assert {p.name for p in out.iterdir()} == {f"image_{MODEL_NAME}.json", report_file}
