@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from dataprocess.ops import OPERATORS, FilterOp
-from vlmkit.io import InputError
+from vlmkit.io import InputError, read_text
 
 log = logging.getLogger(__name__)
 
@@ -146,12 +146,7 @@ def load_recipe(path: str | os.PathLike, skip_unsupported: bool = False) -> Reci
     import yaml
 
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: recipe not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read recipe ({exc})") from None
+    text = read_text(path, "recipe")
     try:
         cfg = yaml.safe_load(text)
     except yaml.YAMLError as exc:

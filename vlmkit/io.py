@@ -19,15 +19,21 @@ class InputError(Exception):
     """A problem with the user's input; the message is one line naming the file and the item."""
 
 
+def read_text(path: str | os.PathLike, what: str = "file") -> str:
+    """Read a UTF-8 text file; a missing or unreadable file is an `InputError` naming it."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: {what} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read {what} ({exc})") from None
+
+
 def read_json(path: str | os.PathLike) -> Any:
     """Parse a JSON file, turning every failure into an `InputError` that names the file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read file ({exc})") from None
+    text = read_text(path)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

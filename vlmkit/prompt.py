@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from vlmkit.io import InputError
+from vlmkit.io import InputError, read_text
 
 _REQUIREMENTS = """Write one concise, accurate caption in the style of:
 "Athenian black-figure lekythos, c. 525-475 BCE, depicting Herakles and the boar; Marathon, Attica."
@@ -36,12 +36,7 @@ def load_prompt_template(prompt_file: str | os.PathLike | None, default: str = M
     if prompt_file is None:
         return default
     path = Path(prompt_file)
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        raise InputError(f"{path}: prompt file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read prompt file ({exc})") from None
+    text = read_text(path, "prompt file").strip()
     if not text:
         raise InputError(f"{path}: prompt file is empty")
     return text
