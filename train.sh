@@ -50,11 +50,12 @@ if [ "${1:-}" = "--tiny" ]; then
     TINY_DIR=${TINY_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/vlmkit-tiny.XXXXXX")}
     mkdir -p "$TINY_DIR"
     echo "tiny demo in $TINY_DIR"
-    python -m vlmkit.training.demo "$TINY_DIR/models" --arch "$ARCH" > "$TINY_DIR/models.txt"
     if [ "$ARCH" = "llava" ]; then
-        VISION_MODEL=$TINY_DIR/models/vision LM_MODEL=$TINY_DIR/models/lm BASE_VLM= PROJECTOR_LR=1e-2
+        python -m vlmkit.tiny "$TINY_DIR/models" --models siglip,qwen3_lm > "$TINY_DIR/models.txt"
+        VISION_MODEL=$TINY_DIR/models/siglip LM_MODEL=$TINY_DIR/models/qwen3_lm BASE_VLM= PROJECTOR_LR=1e-2
     else
-        BASE_VLM=$TINY_DIR/models/base PROJECTOR_LR=
+        python -m vlmkit.tiny "$TINY_DIR/models" --models qwen2_5_vl > "$TINY_DIR/models.txt"
+        BASE_VLM=$TINY_DIR/models/qwen2_5_vl PROJECTOR_LR=
     fi
     STAGE=finetune PRETRAINED_PROJECTOR=
     DATA=examples/groundTruth.json IMAGE_FOLDER=examples/multiview_images

@@ -30,7 +30,7 @@ def examples_copy(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.fixtures.tokenizer import build_tokenizer
+    from vlmkit.tiny.tokenizer import build_tokenizer
 
     out = tmp_path_factory.mktemp("tiny_tokenizer")
     build_tokenizer(out)
@@ -39,21 +39,21 @@ def tiny_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.fixtures.clip import build_tiny_clip
+    from vlmkit.tiny.clip import build_tiny_clip
 
     return build_tiny_clip(tmp_path_factory.mktemp("tiny_clip"))
 
 
 @pytest.fixture(scope="session")
 def tiny_qwen2_5_vl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.fixtures.qwen2_5_vl import build_tiny_qwen2_5_vl
+    from vlmkit.tiny.qwen2_5_vl import build_tiny_qwen2_5_vl
 
     return build_tiny_qwen2_5_vl(tmp_path_factory.mktemp("tiny_qwen2_5_vl") / "Qwen2.5-VL-tiny")
 
 
 @pytest.fixture(scope="session")
 def tiny_internvl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.fixtures.internvl import build_tiny_internvl
+    from vlmkit.tiny.internvl import build_tiny_internvl
 
     return build_tiny_internvl(tmp_path_factory.mktemp("tiny_internvl") / "InternVL-tiny-hf")
 
@@ -61,20 +61,20 @@ def tiny_internvl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # --- training (issue 4): tiny SigLIP vision tower and Qwen2/Qwen3 causal LMs for the LLaVA composition -------
 @pytest.fixture(scope="session")
 def tiny_siglip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.fixtures.siglip import build_tiny_siglip
+    from vlmkit.tiny.siglip import build_tiny_siglip
 
     return build_tiny_siglip(tmp_path_factory.mktemp("tiny_siglip"))
 
 
 @pytest.fixture(scope="session")
 def tiny_qwen2_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.fixtures.qwen_lm import build_tiny_qwen_lm
+    from vlmkit.tiny.qwen_lm import build_tiny_qwen_lm
 
     return build_tiny_qwen_lm(tmp_path_factory.mktemp("tiny_qwen2_lm"), family="qwen2")
 
 
 @pytest.fixture(scope="session")
 def tiny_qwen3_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.fixtures.qwen_lm import build_tiny_qwen_lm
+    from vlmkit.tiny.qwen_lm import build_tiny_qwen_lm
 
     return build_tiny_qwen_lm(tmp_path_factory.mktemp("tiny_qwen3_lm"), family="qwen3")

@@ -1,0 +1,39 @@
+"""The layering rule (CONTRIBUTING.md): nothing outside tests/ imports the tests package or an entry script."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+ENTRY_SCRIPTS = {p.stem for p in REPO.glob("*.py")}
+
+
+def product_modules() -> list[Path]:
+    files = [p for p in REPO.rglob("*.py") if "tests" not in p.relative_to(REPO).parts[:1]]
+    return [p for p in files if not any(part.startswith(".") for part in p.relative_to(REPO).parts)]
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_no_module_outside_tests_imports_tests() -> None:
+    offenders = [f"{p.relative_to(REPO)}: {m}" for p in product_modules() for m in imported_modules(p)
+                 if m == "tests" or m.startswith("tests.")]
+    assert offenders == []
+
+
+def test_package_code_never_imports_an_entry_script() -> None:
+    package_files = [p for p in product_modules() if p.relative_to(REPO).parts[0] in ("vlmkit", "dataprocess")]
+    assert package_files, "the package was not found"
+    offenders = [f"{p.relative_to(REPO)}: {m}" for p in package_files for m in imported_modules(p)
+                 if m.split(".")[0] in ENTRY_SCRIPTS]
+    assert offenders == []
