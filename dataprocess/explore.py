@@ -36,11 +36,12 @@ import numpy as np
 
 from dataprocess.dataset import FORMATS, TEXT_VIEWS, Dataset, load_dataset
 from dataprocess.dj_text import refine_words, split_words
-from dataprocess.images import ImageInfo, file_sha256, read_image_header
+from dataprocess.images import file_sha256
 from dataprocess.outputs import check_outputs
 from dataprocess.recipe import DJ_EOC_TOKEN, load_recipe
 from vlmkit.cli import run_main, setup_logging
 from vlmkit.ids import VIEWS
+from vlmkit.images import ImageInfo, read_image_header
 from vlmkit.io import InputError, write_all_or_nothing
 
 log = logging.getLogger("dataprocess.explore")

@@ -187,5 +187,5 @@ def test_bad_images_stop_before_training_or_are_skipped_and_listed(examples_copy
     assert len(kept) == 4 and {Path(p.image).name for p in problems} == {"back.jpg", "top.jpg"}
 
     lost = caption_sample("gone_1", ["nowhere.jpg"], "A vase.")
-    with pytest.raises(InputError, match=r"data.jsonl: sample gone_1: image .*nowhere.jpg: file not found"):
+    with pytest.raises(InputError, match=r"data.jsonl: sample gone_1: image .*nowhere.jpg: missing image \(file not"):
         preflight_images([lost], root, "data.jsonl")

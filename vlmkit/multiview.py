@@ -73,7 +73,7 @@ def load_view_images(obj: ObjectFolder, views: tuple[str, ...] | list[str] = VIE
     Returns (views loaded, images, problems) where problems are one-line reasons for each requested
     view that is missing or unreadable; the caller logs them and fails the object if nothing loaded.
     """
-    from PIL import Image, UnidentifiedImageError
+    from vlmkit.images import ImageProblem, open_rgb
 
     loaded_views: list[str] = []
     images = []
@@ -84,12 +84,10 @@ def load_view_images(obj: ObjectFolder, views: tuple[str, ...] | list[str] = VIE
             problems.append(f"{obj.path}: view {view} missing")
             continue
         try:
-            with Image.open(path) as img:
-                img.load()
-                images.append(img.convert("RGB"))
+            images.append(open_rgb(path))
             loaded_views.append(view)
-        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
-            problems.append(f"{path}: unreadable image ({exc.__class__.__name__}: {exc})")
+        except ImageProblem as problem:
+            problems.append(str(problem))
     return loaded_views, images, problems
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from dataprocess.dj_text import refine_words, split_words
-from dataprocess.images import ImageProblem  # noqa: F401 - re-exported for the operators
+from vlmkit.images import ImageProblem  # noqa: F401 - re-exported for the operators
 from vlmkit.io import InputError
 
 # Base-class parameters of Data-Juicer's OP/Filter that only steer its execution engine (batching, Ray, GPUs,

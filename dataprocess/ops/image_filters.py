@@ -6,15 +6,15 @@ passes when min_width <= w <= max_width and min_height <= h <= max_height (close
 parameters); `any_or_all: any` keeps a sample when at least one image passes, `all` when every image does.
 
 Unlike Data-Juicer, a missing or unreadable image drops only its own sample (reported as such), not the whole
-batch, and sizes come from the header instead of a full decode (see `dataprocess.images`).
+batch, and sizes come from the header instead of a full decode (see `vlmkit.images`).
 """
 
 from __future__ import annotations
 
 import sys
 
-from dataprocess.images import read_image_header
 from dataprocess.ops.base import FilterOp, ImageProblem, Sample, check_number
+from vlmkit.images import read_image_header
 from vlmkit.io import InputError
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vlmkit.images import ImageProblem, image_problem, open_rgb
 from vlmkit.io import InputError, read_json
 from vlmkit.samples import DEFAULT_CAPTION_PROMPT, TrainingSample, load_training_data, multiview_caption_samples
 
@@ -70,36 +71,17 @@ def load_multiview_captions(path: Path, image_folder: str | None, prompt: str | 
 
 # ------------------------------------------------------------------------------------------------ images
 def open_image(path: Path, sample_id: str):
-    """Open one training image as RGB; an unreadable file is an `InputError` naming it and the sample."""
-    from PIL import Image, UnidentifiedImageError
-
+    """Open one training image as RGB (`vlmkit.images` policy); a bad image is an `InputError` naming the sample."""
     try:
-        with Image.open(path) as img:
-            img.load()
-            return img.convert("RGB")
-    except FileNotFoundError:
-        raise InputError(f"sample {sample_id}: image {path}: file not found") from None
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
-        raise InputError(f"sample {sample_id}: image {path}: unreadable ({exc.__class__.__name__}: {exc})") from None
-
-
-def check_image(path: Path) -> str | None:
-    """Why `path` cannot be used as a training image, or None. JPEGs decode at 1/8 scale: fast, still complete."""
-    from PIL import Image, UnidentifiedImageError
-
-    if not path.is_file():
-        return "file not found"
-    try:
-        with Image.open(path) as img:
-            img.draft("RGB", (64, 64))
-            img.load()
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
-        return f"unreadable ({exc.__class__.__name__}: {exc})"
-    return None
+        return open_rgb(path)
+    except ImageProblem as problem:
+        raise InputError(f"sample {sample_id}: image {path}: {problem.reason}") from None
 
 
 @dataclass
-class ImageProblem:
+class SkippedSample:
+    """A sample left out of training because one of its images is bad (listed in skipped_samples.json)."""
+
     sample_id: str
     image: str
     reason: str
@@ -109,7 +91,7 @@ class ImageProblem:
 
 
 def preflight_images(samples: list[TrainingSample], root: Path, data_path: str | os.PathLike,
-                     skip_bad: bool = False) -> tuple[list[TrainingSample], list[ImageProblem]]:
+                     skip_bad: bool = False) -> tuple[list[TrainingSample], list[SkippedSample]]:
     """Check every image before any model is loaded.
 
     Without `skip_bad` the first problem raises `InputError` (one line: data file, sample, image, reason, and
@@ -118,17 +100,17 @@ def preflight_images(samples: list[TrainingSample], root: Path, data_path: str |
     """
     from tqdm import tqdm
 
-    problems: list[ImageProblem] = []
+    problems: list[SkippedSample] = []
     keep: list[TrainingSample] = []
     n_images = sum(len(s.images) for s in samples)
     with tqdm(total=n_images, desc="checking images", unit="img", disable=n_images < 500) as bar:
         for sample in samples:
             bad = None
             for path in sample.resolved_images(root):
-                reason = check_image(path)
+                problem = image_problem(path)
                 bar.update(1)
-                if reason and bad is None:
-                    bad = ImageProblem(sample.id, str(path), reason)
+                if problem and bad is None:
+                    bad = SkippedSample(sample.id, str(path), problem.reason)
             if bad:
                 problems.append(bad)
             else:
