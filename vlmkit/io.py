@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -102,11 +103,6 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         handle.write(text)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    with atomic_open(path, "wb") as handle:
-        handle.write(data)
-
-
 def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> None:
     """Write JSON (UTF-8, non-ASCII kept readable) atomically."""
     atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=indent) + "\n")
@@ -118,27 +114,116 @@ def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[Any]) -> None:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def write_all_or_nothing(files: dict[str | os.PathLike, str | bytes]) -> None:
-    """Write several files (text or bytes) so that either all of them are updated or none is.
+COMMIT_PREFIX = ".vlmkit-commit-"
+MANIFEST = "MANIFEST.json"
 
-    Each file first goes to a temporary sibling; only when every temporary file is complete are they
-    renamed into place (renames on one file system do not fail for lack of space).
-    """
-    staged: list[tuple[str, Path]] = []
+
+def _commit_step(step: str) -> None:
+    """Called between the steps of `write_all_or_nothing`; tests replace it to kill the writer at each step."""
+
+
+def _lock_dir(folder: Path) -> int | None:
+    """flock a staging folder; None when another live process holds it (its commit is in progress)."""
+    import fcntl
+
+    fd = os.open(folder, os.O_RDONLY)
     try:
-        for target, content in files.items():
-            target = Path(target)
-            fd, tmp = _staging_file(target)
-            staged.append((tmp, target))
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _finish_commit(staging: Path) -> str:
+    """Roll a dead writer's staging folder forward (manifest present) or back (absent); returns which."""
+    manifest = staging / MANIFEST
+    outcome = "rolled back"
+    if manifest.is_file():
+        entries = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+        for staged_name, target in entries:
+            staged = staging / staged_name
+            if staged.exists():
+                os.replace(staged, staging.parent / target)
+        outcome = "rolled forward"
+    for leftover in staging.iterdir():
+        if leftover.name != MANIFEST:
+            leftover.unlink()
+    if manifest.exists():
+        manifest.unlink()  # last: a kill during clean-up still finds the manifest and rolls forward again
+    staging.rmdir()
+    return outcome
+
+
+def recover_commits(folder: str | os.PathLike) -> list[tuple[Path, str]]:
+    """Complete or undo the multi-file commits that a killed run left in `folder`; returns what was done.
+
+    Every writer calls this before it writes, and readers of a file set may call it before they read, so after a
+    kill -9 at any step a folder holds either the previous complete set or the new complete set.
+    """
+    folder = Path(folder)
+    done: list[tuple[Path, str]] = []
+    if not folder.is_dir():
+        return done
+    for staging in sorted(folder.glob(COMMIT_PREFIX + "*")):
+        if not staging.is_dir():
+            continue
+        fd = _lock_dir(staging)
+        if fd is None:
+            continue  # a live writer is committing this one
+        try:
+            done.append((staging, _finish_commit(staging)))
+        finally:
+            os.close(fd)
+    return done
+
+
+def write_all_or_nothing(files: dict[str | os.PathLike, str | bytes]) -> None:
+    """Write several files (text or bytes) as one unit: after a crash or kill -9 at any point, a reader sees the
+    previous complete set or the new complete set, never a mix.
+
+    How (a small write-ahead journal, since one rename cannot publish files that share a folder with others): every
+    file is written and fsynced into a staging folder `.vlmkit-commit-<random>` beside the targets; then a manifest
+    is written (the commit point); then the files are renamed into place and the staging folder removed. A run that
+    dies before the manifest leaves only the staging folder, which the next writer (or `recover_commits`) deletes;
+    one that dies after it is rolled forward by the next writer. The staging folder is flock-ed while in use, so a
+    concurrent writer never touches a live commit.
+    """
+    if not files:
+        return
+    targets = [Path(t).absolute() for t in files]
+    parents = {t.parent for t in targets}
+    for parent in parents:
+        parent.mkdir(parents=True, exist_ok=True)
+        recover_commits(parent)
+    root = Path(os.path.commonpath([str(p) for p in parents]))
+    staging = Path(tempfile.mkdtemp(prefix=COMMIT_PREFIX, dir=root))
+    fd = _lock_dir(staging)
+    try:
+        entries = []
+        mode = 0o666 & ~_umask()
+        for i, (target, content) in enumerate(zip(targets, files.values(), strict=True)):
+            staged = staging / f"{i:04d}-{target.name}"
             data = content.encode("utf-8") if isinstance(content, str) else content
-            with os.fdopen(fd, "wb") as handle:
+            with open(staged, "wb") as handle:
                 handle.write(data)
-        for tmp, target in staged:
-            os.replace(tmp, target)
-        staged = []
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(staged, mode)
+            entries.append([staged.name, os.path.relpath(target, root)])
+            _commit_step(f"staged {target.name}")
+        with atomic_open(staging / MANIFEST) as handle:
+            json.dump({"files": entries}, handle)
+        _commit_step("manifest")
+        for staged_name, target in entries:
+            os.replace(staging / staged_name, root / target)
+            _commit_step(f"published {Path(target).name}")
+        (staging / MANIFEST).unlink()
+        staging.rmdir()
+    except BaseException:
+        if not (staging / MANIFEST).exists() and staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)  # not committed: the old set stays as it was
+        raise
     finally:
-        for tmp, _ in staged:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+        if fd is not None:
+            os.close(fd)
