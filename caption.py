@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 
-from vlmkit.cli import run_main
+from vlmkit.cli import HelpFormatter, run_main
 from vlmkit.generation import cli as gen
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=gen.HelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     gen.add_common_args(parser, default_model_path=None)
     gen.add_hf_args(parser)
     return parser

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Score generated captions against ground truth, matched by item id.
+r"""Score generated captions against ground truth, matched by item id.
 
     python compare.py --generated ./data/captions/image_qwen2.5.json --ground_truth ./data/groundTruth.json
     python compare.py --generated captions/image_*.json --ground_truth gt.json --images_dir ./data/multiview_images \
@@ -16,7 +16,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from vlmkit.cli import run_main, setup_logging
+from vlmkit.cli import HelpFormatter, run_main, setup_logging
 from vlmkit.evaluation.encoders import DEFAULT_CLIP_MODEL
 from vlmkit.evaluation.metrics import METRIC_GROUPS, parse_metric_groups
 from vlmkit.evaluation.pipeline import CompareOptions, run_comparison
@@ -26,10 +26,9 @@ from vlmkit.io import InputError
 log = logging.getLogger("compare")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     groups = "; ".join(f"{g}: {', '.join(m)}" for g, m in METRIC_GROUPS.items())
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--generated", nargs="+", required=True, type=Path,
                         help="generated caption file(s) [{images, caption, data_by}]; several = one comparison")
     parser.add_argument("--ground_truth", type=Path, default=Path("./data/groundTruth.json"),
@@ -60,12 +59,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=32, help="encoder batch size")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--gallery_items", type=int, default=50, help="items shown in the HTML gallery")
-    parser.add_argument("--verbose", action="store_true")
-    return parser.parse_args(argv)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     try:
         groups = parse_metric_groups(args.metrics, args.no_coco)

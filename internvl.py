@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from vlmkit.cli import run_main
+from vlmkit.cli import HelpFormatter, run_main
 from vlmkit.generation import cli as gen
 from vlmkit.io import InputError
 from vlmkit.models import require_model_dir
@@ -26,7 +26,7 @@ BACKENDS = ("auto", "turbomind", "pytorch", "hf")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=gen.HelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     gen.add_common_args(parser, default_model_path=DEFAULT_MODEL_PATH)
     engine = parser.add_argument_group("InternVL backend")
     engine.add_argument("--backend", default="auto", choices=BACKENDS,

@@ -16,14 +16,14 @@ import argparse
 import logging
 import sys
 
-from vlmkit.cli import run_main, setup_logging
+from vlmkit.cli import HelpFormatter, run_main, setup_logging
 
 log = logging.getLogger("merge_lora_weights")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--adapter", required=True, help="train.py output folder or one of its checkpoint-N folders")
     p.add_argument("--output_dir", required=True, help="where the merged checkpoint goes (must not exist)")
     p.add_argument("--base_model", default=None, help="override the base recorded in the adapter (if it moved)")

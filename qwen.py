@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from vlmkit.cli import run_main
+from vlmkit.cli import HelpFormatter, run_main
 from vlmkit.generation import cli as gen
 from vlmkit.io import InputError
 
@@ -26,7 +26,7 @@ MAX_PIXELS = 512 * 28 * 28
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=gen.HelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     gen.add_common_args(parser, default_model_path=DEFAULT_MODEL_PATH)
     gen.add_hf_args(parser)
     qwen = parser.add_argument_group("Qwen2.5-VL image resolution")

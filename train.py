@@ -23,7 +23,7 @@ import os
 import time
 from pathlib import Path
 
-from vlmkit.cli import run_main, setup_logging
+from vlmkit.cli import HelpFormatter, add_views_arg, run_main, setup_logging
 from vlmkit.io import InputError, atomic_write_json
 from vlmkit.samples import DEFAULT_CAPTION_PROMPT
 
@@ -32,7 +32,7 @@ log = logging.getLogger("train")
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     g = p.add_argument_group("model")
     g.add_argument("--arch", choices=["llava", "qwen2_5_vl"], default="llava",
                    help="llava: vision tower + projector + LM; qwen2_5_vl: LoRA on an existing Qwen2.5-VL")
@@ -55,8 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instruction for caption-only data (default: for multi-view objects the caption prompt of "
                         "qwen.py/test.sh with the views filled in; else '" + DEFAULT_CAPTION_PROMPT + "'); "
                         "use the prompt you will caption with")
-    g.add_argument("--views", default="front,back,left,right,top,bottom",
-                   help="multi-view caption files: which views, in this order")
+    add_views_arg(g, "multi-view caption files: which views, in this order (comma-separated)")
     g.add_argument("--max_length", type=int, default=None, help="truncate longer samples (never inside image tokens)")
     g.add_argument("--min_pixels", type=int, default=None, help="Qwen2.5-VL image processor: min pixels per image")
     g.add_argument("--max_pixels", type=int, default=None, help="Qwen2.5-VL image processor: max pixels per image")
@@ -145,8 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     # Data first: a bad file or image stops the run before any model is loaded.
     from vlmkit.training.data import load_samples, preflight_images
 
-    views = tuple(v.strip() for v in args.views.split(",") if v.strip())
-    samples, root = load_samples(args.data, args.image_folder, args.prompt, views)
+    samples, root = load_samples(args.data, args.image_folder, args.prompt, args.views)
     samples, skipped = preflight_images(samples, root, args.data, skip_bad=args.skip_bad_samples)
     if skipped:
         log.warning("skipping %d of %d samples with bad images (listed in %s/skipped_samples.json), e.g. %s",

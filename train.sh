@@ -1,15 +1,18 @@
 #!/bin/sh
-# train.sh — train a captioning VLM. Edit the constants below, then run:
+# train.sh: train a captioning VLM with train.py (a LLaVA-style model or LoRA on Qwen2.5-VL), then merge the adapter.
 #
-#   sh train.sh                    # train with the settings below (extra flags go to train.py: sh train.sh --max_steps 100)
-#   sh train.sh --tiny             # demo: tiny random models, trained on examples/ on CPU in seconds, then merged
+#   sh train.sh                    # the settings below
+#   sh train.sh --max_steps 100    # extra flags go to train.py unchanged (they override the settings)
+#   sh train.sh --tiny             # demo: tiny random models trained on examples/ on CPU in seconds, then merged
 #   ARCH=qwen2_5_vl sh train.sh --tiny
 #
-# Every constant can also be set from the environment (NUM_GPUS=4 sh train.sh). Works with any POSIX sh.
+# Every setting can also come from the environment (NUM_GPUS=4 sh train.sh). Settings marked "recipe" differ from
+# train.py's own defaults on purpose: they are the multi-GPU recipe (DeepSpeed ZeRO-3, bf16, 16-step accumulation).
+# --tiny (first argument) uses tiny random models (python -m vlmkit.tiny) and the bundled examples.
 set -eu
 cd "$(dirname "$0")"
 
-# ----------------------------------------------------------------------------------------- edit these
+# ---- settings
 NUM_GPUS=${NUM_GPUS:-8}                       # processes (one per GPU); 1 = no launcher needed
 LAUNCHER=${LAUNCHER:-torchrun}                # torchrun | deepspeed (used when NUM_GPUS > 1 or ZERO_CONFIG is set)
 MASTER_PORT=${MASTER_PORT:-29500}
@@ -24,9 +27,9 @@ IMAGE_FOLDER=${IMAGE_FOLDER:-}                # where image paths are relative t
 PROMPT=${PROMPT:-}                            # caption-only data: the prompt you will caption with (empty: the
                                               # caption prompt qwen.py/test.sh use for multi-view objects)
 OUTPUT_DIR=${OUTPUT_DIR:-./outputs/${ARCH}-${STAGE}}
-ZERO_CONFIG=${ZERO_CONFIG-zero3}              # zero2 | zero3 | zero3_offload | empty for no DeepSpeed (see README)
+ZERO_CONFIG=${ZERO_CONFIG-zero3}              # recipe: zero2 | zero3 | zero3_offload | empty for no DeepSpeed
 BATCH_SIZE=${BATCH_SIZE:-1}                   # per GPU
-GRAD_ACCUM=${GRAD_ACCUM:-16}
+GRAD_ACCUM=${GRAD_ACCUM:-16}                  # recipe (train.py: 1)
 LR=${LR:-2e-4}                                # LoRA (pretrain: the projector's; LLaVA used 1e-3)
 PROJECTOR_LR=${PROJECTOR_LR:-}                # llava finetune: the projector's own rate (empty: same as LR)
 EPOCHS=${EPOCHS:-1}
@@ -35,15 +38,14 @@ SAVE_STEPS=${SAVE_STEPS:-500}
 LOGGING_STEPS=${LOGGING_STEPS:-10}
 LORA_R=${LORA_R:-16}
 LORA_ALPHA=${LORA_ALPHA:-32}
-BF16=${BF16:-1}                               # 1 = bfloat16 mixed precision
-GRAD_CKPT=${GRAD_CKPT:-1}                     # 1 = gradient checkpointing (less memory, ~30% slower)
+BF16=${BF16:-1}                               # recipe: 1 = bfloat16 mixed precision (train.py: off)
+GRAD_CKPT=${GRAD_CKPT:-1}                     # recipe: 1 = gradient checkpointing, less memory, ~30% slower (off)
 MERGE=${MERGE:-1}                             # 1 = merge the final adapter into ${OUTPUT_DIR}-merged
-# -----------------------------------------------------------------------------------------------------
+PYTHON=${PYTHON:-}                            # empty: python3, else python
+# ---- end of settings
 
-if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
-    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
-    exit 0
-fi
+. ./vlmkit/launcher.sh
+launcher_start "$0" train.py "$@"
 
 if [ "${1:-}" = "--tiny" ]; then
     shift
@@ -51,10 +53,10 @@ if [ "${1:-}" = "--tiny" ]; then
     mkdir -p "$TINY_DIR"
     echo "tiny demo in $TINY_DIR"
     if [ "$ARCH" = "llava" ]; then
-        python -m vlmkit.tiny "$TINY_DIR/models" --models siglip,qwen3_lm > "$TINY_DIR/models.txt"
+        "$PYTHON" -m vlmkit.tiny "$TINY_DIR/models" --models siglip,qwen3_lm > "$TINY_DIR/models.txt"
         VISION_MODEL=$TINY_DIR/models/siglip LM_MODEL=$TINY_DIR/models/qwen3_lm BASE_VLM= PROJECTOR_LR=1e-2
     else
-        python -m vlmkit.tiny "$TINY_DIR/models" --models qwen2_5_vl > "$TINY_DIR/models.txt"
+        "$PYTHON" -m vlmkit.tiny "$TINY_DIR/models" --models qwen2_5_vl > "$TINY_DIR/models.txt"
         BASE_VLM=$TINY_DIR/models/qwen2_5_vl PROJECTOR_LR=
     fi
     STAGE=finetune PRETRAINED_PROJECTOR=
@@ -91,15 +93,15 @@ export TOKENIZERS_PARALLELISM=false
 
 if [ "$NUM_GPUS" -gt 1 ] || [ -n "$ZERO_CONFIG" ]; then
     if [ "$LAUNCHER" = "deepspeed" ]; then
-        deepspeed --num_gpus "$NUM_GPUS" --master_port "$MASTER_PORT" train.py "$@"
+        "$PYTHON" -m deepspeed.launcher.runner --num_gpus "$NUM_GPUS" --master_port "$MASTER_PORT" train.py "$@"
     else
-        torchrun --nproc_per_node "$NUM_GPUS" --master_port "$MASTER_PORT" train.py "$@"
+        "$PYTHON" -m torch.distributed.run --nproc_per_node "$NUM_GPUS" --master_port "$MASTER_PORT" train.py "$@"
     fi
 else
-    python train.py "$@"
+    "$PYTHON" train.py "$@"
 fi
 
 if [ "$MERGE" = "1" ]; then
-    python merge_lora_weights.py --adapter "$OUTPUT_DIR" --output_dir "${OUTPUT_DIR}-merged" --overwrite
+    "$PYTHON" merge_lora_weights.py --adapter "$OUTPUT_DIR" --output_dir "${OUTPUT_DIR}-merged" --overwrite
     echo "merged checkpoint: ${OUTPUT_DIR}-merged"
 fi

@@ -20,17 +20,17 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any
 
-from vlmkit.cli import run_main, setup_logging
+from vlmkit.cli import HelpFormatter, run_main, setup_logging
 from vlmkit.generation import cli as gen
 from vlmkit.generation.items import CaptionItem
 from vlmkit.generation.outputs import check_writable_target
-from vlmkit.generation.runner import RunStats, Success, build_report, caption_items, now_iso
-from vlmkit.io import InputError, atomic_write_json, atomic_write_jsonl
+from vlmkit.generation.runner import RunStats, Success, now_iso, run_captioning
+from vlmkit.io import InputError, atomic_write_jsonl
 from vlmkit.multiview import ObjectFolder
+from vlmkit.outputs import OutputLock, check_output_file
 from vlmkit.samples import (
     DEFAULT_CAPTION_PROMPT,
     IMAGE_PLACEHOLDER,
@@ -43,7 +43,7 @@ log = logging.getLogger("dataprocess.augment")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dataprocess.augment", description=__doc__,
-                                     formatter_class=gen.HelpFormatter)
+                                     formatter_class=HelpFormatter)
     io = parser.add_argument_group("input and output")
     io.add_argument("--input", required=True, help="training JSONL to re-caption")
     io.add_argument("--output", required=True, help="re-captioned training JSONL")
@@ -116,9 +116,16 @@ def main(argv: list[str] | None = None) -> int:
         if sample.id in seen:
             raise InputError(f"{input_path}: sample id {sample.id} occurs more than once (ids key the resume)")
         seen.add(sample.id)
-    check_writable_target(output_path, resume=args.resume, overwrite=args.overwrite)
-    done = _read_done(output_path) if args.resume and output_path.exists() else {}
+    check_output_file(output_path)
+    check_output_file(report_path, "--report")
+    with OutputLock(output_path, "training file"):
+        check_writable_target(output_path, resume=args.resume, overwrite=args.overwrite)
+        done = _read_done(output_path) if args.resume and output_path.exists() else {}
+        return _recaption(args, samples, done, input_path, output_path, report_path, settings, prompt)
 
+
+def _recaption(args: argparse.Namespace, samples: list[TrainingSample], done: dict[str, dict[str, Any]],
+               input_path: Path, output_path: Path, report_path: Path, settings: Any, prompt: str | None) -> int:
     input_root, output_root = input_path.parent, output_path.parent
     stats = RunStats(total=len(samples), already_done=sum(s.id in done for s in samples))
     items: list[CaptionItem] = []
@@ -136,10 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         obj = ObjectFolder(sample.id, input_root, sample.images[0], files)
         items.append(CaptionItem(obj, views, require_all=True, payload=sample))
 
-    model_name = Path(args.adapter_path or args.model_path).expanduser().resolve().name
     provenance_base = {
         "tool": "dataprocess.augment",
-        "model": model_name,
+        "model": gen.model_name(args),
         "model_path": str(Path(args.model_path).expanduser().resolve()),
         "adapter_path": str(Path(args.adapter_path).resolve()) if args.adapter_path else None,
         "generation": settings.to_json(),
@@ -157,32 +163,18 @@ def main(argv: list[str] | None = None) -> int:
         rows = sorted(results.values(), key=lambda r: order.get(r["id"], -1))
         atomic_write_jsonl(output_path, rows)
 
-    started_at, load_seconds, status = now_iso(), None, "interrupted"
+    def prompt_for(item: CaptionItem, _views: list[str]) -> str:
+        return sample_question(item.payload) if prompt is None else prompt
+
+    def on_loaded(captioner: Any) -> None:
+        provenance_base["model_class"] = captioner.describe().get("model_class")
+
     log.info("%d samples, %d already re-captioned, %d to do -> %s", len(samples), stats.already_done, len(items),
              output_path)
-    try:
-        if items:
-            t0 = time.perf_counter()
-            captioner = gen.make_hf_captioner(args)
-            load_seconds = time.perf_counter() - t0
-            provenance_base["model_class"] = captioner.describe().get("model_class")
-            def prompt_for(item: CaptionItem, _views: list[str]) -> str:
-                return sample_question(item.payload) if prompt is None else prompt
-
-            caption_items(items, captioner, prompt_for=prompt_for,
-                          batch_size=args.batch_size, on_batch=on_batch, stats=stats, progress=not args.no_progress,
-                          desc="re-captioning")
-        status = "complete" if not stats.failures else "complete_with_failures"
-    except InputError as exc:
-        status = f"aborted: {exc}"
-        raise
-    finally:
-        run_settings = {k: v for k, v in sorted(vars(args).items())}
-        atomic_write_json(report_path, build_report(stats, status=status, output=output_path, settings=run_settings,
-                                                    started_at=started_at, model_load_seconds=load_seconds))
-    log.info("%s: %d re-captioned now, %d already done, %d failed; report %s", output_path, stats.captioned,
-             stats.already_done, len(stats.failures), report_path)
-    return 1 if stats.failures else 0
+    return run_captioning(items, make_captioner=lambda: gen.make_hf_captioner(args), prompt_for=prompt_for,
+                          on_batch=on_batch, stats=stats, report_path=report_path, output=output_path,
+                          settings={k: v for k, v in sorted(vars(args).items())}, batch_size=args.batch_size,
+                          progress=not args.no_progress, desc="re-captioning", on_loaded=on_loaded)
 
 
 if __name__ == "__main__":

@@ -38,8 +38,7 @@ from dataprocess.converters import (
 )
 from dataprocess.outputs import check_outputs
 from dataprocess.split import DEDUP_MODES, dedup, group_split, hash_images, image_keys
-from vlmkit.cli import run_main, setup_logging
-from vlmkit.ids import VIEWS
+from vlmkit.cli import HelpFormatter, add_views_arg, run_main, setup_logging
 from vlmkit.io import InputError, write_all_or_nothing
 from vlmkit.samples import DEFAULT_CAPTION_PROMPT, TrainingSample
 
@@ -47,8 +46,7 @@ log = logging.getLogger("dataprocess.convert")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m dataprocess.convert",
+    p = argparse.ArgumentParser(formatter_class=HelpFormatter, prog="python -m dataprocess.convert",
         description="Convert LLaVA / AI Challenger / captions.json / VaseVQA multi-view data (and training JSONL) "
                     "into one training JSONL, with image-hash dedup and an image-disjoint train/val split.")
     src = p.add_argument_group("inputs (at least one)")
@@ -64,8 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--vasevqa", nargs="+", default=[], metavar="JSON",
                      help="VaseVQA caption files ([{\"images\": [...], \"caption\"}], e.g. groundTruth.json)")
     src.add_argument("--multiview_dir", help="folder of the VaseVQA object folders (<UUID>_<n>_..._shaded/front.jpg)")
-    src.add_argument("--views", nargs="+", default=list(VIEWS), choices=VIEWS,
-                     help="views per VaseVQA object, in this order (default: all six)")
+    add_views_arg(src, "views per object with --multiview_dir / --vasevqa, in this order (comma-separated)")
     src.add_argument("--training", nargs="+", default=[], metavar="JSONL", help="training JSONL files to merge")
     p.add_argument("--prompt", default=DEFAULT_CAPTION_PROMPT,
                    help="question of caption samples (captions.json, AI Challenger) "

@@ -39,8 +39,7 @@ from dataprocess.dj_text import refine_words, split_words
 from dataprocess.images import file_sha256
 from dataprocess.outputs import check_outputs
 from dataprocess.recipe import DJ_EOC_TOKEN, load_recipe
-from vlmkit.cli import run_main, setup_logging
-from vlmkit.ids import VIEWS
+from vlmkit.cli import HelpFormatter, add_views_arg, run_main, setup_logging
 from vlmkit.images import ImageInfo, read_image_header
 from vlmkit.io import InputError, write_all_or_nothing
 
@@ -314,7 +313,7 @@ def public(report: Any) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m dataprocess.explore",
+    p = argparse.ArgumentParser(formatter_class=HelpFormatter, prog="python -m dataprocess.explore",
                                 description="Statistics of a caption data set as JSON + Markdown + PNG plots.")
     p.add_argument("--input", required=True, help="data file (Data-Juicer JSONL, training JSONL, LLaVA JSON, "
                                                   "caption JSON)")
@@ -326,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image_folder", help="folder relative image paths are resolved against (default: the "
                                           "input's folder)")
     p.add_argument("--multiview_dir", help="caption input only: each record's images are its object's views here")
-    p.add_argument("--views", nargs="+", default=list(VIEWS), choices=VIEWS)
+    add_views_arg(p, "views per object with --multiview_dir / --vasevqa, in this order (comma-separated)")
     p.add_argument("--text_view", choices=TEXT_VIEWS, default="answers",
                    help="text of conversation inputs: answers (gpt turns) or dj (Data-Juicer llava_to_dj layout)")
     p.add_argument("--short_words", type=int, default=5, help="texts with fewer words are short (default: 5)")

@@ -34,8 +34,7 @@ from dataprocess.dataset import FORMATS, STATS_KEY, TEXT_VIEWS, Dataset, load_da
 from dataprocess.ops import FilterOp, ImageProblem, Sample
 from dataprocess.outputs import check_outputs
 from dataprocess.recipe import Recipe, load_recipe
-from vlmkit.cli import run_main, setup_logging
-from vlmkit.ids import VIEWS
+from vlmkit.cli import HelpFormatter, add_views_arg, run_main, setup_logging
 from vlmkit.io import InputError, write_all_or_nothing
 
 log = logging.getLogger("dataprocess.filter")
@@ -177,8 +176,7 @@ def render_outputs(dataset: Dataset, recipe: Recipe, result: FilterResult, summa
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m dataprocess.filter",
+    p = argparse.ArgumentParser(formatter_class=HelpFormatter, prog="python -m dataprocess.filter",
         description="Filter a data set with a Data-Juicer recipe (words_num_filter, word_repetition_filter, "
                     "character_repetition_filter, text_length_filter, image_shape_filter; Data-Juicer 1.6.1 "
                     "semantics). Writes the kept data, per-sample stats, a dropped manifest and a summary.")
@@ -192,8 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           "(default: the input file's folder, as in Data-Juicer)")
     p.add_argument("--multiview_dir", help="caption input only: use each record's object views from this folder of "
                                            "VaseVQA object folders as its images")
-    p.add_argument("--views", nargs="+", default=list(VIEWS), choices=VIEWS,
-                   help="views per object with --multiview_dir (default: all six)")
+    add_views_arg(p, "views per object with --multiview_dir / --vasevqa, in this order (comma-separated)")
     p.add_argument("--text_view", choices=TEXT_VIEWS, default="answers",
                    help="text the operators see for conversation inputs: answers = the gpt turns joined with "
                         "newlines; dj = Data-Juicer's llava_to_dj layout (default: answers)")

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,7 @@ def _direct_coco(generated: list[str], references: list[str]) -> dict[str, float
             "cider": Cider().compute_score(gts, res)[0]}
 
 
+@pytest.mark.slow
 def test_compare_sh_on_examples(examples_copy: Path, tmp_path: Path, repo_root: Path) -> None:
     out = tmp_path / "results"
     out.mkdir()
@@ -69,7 +71,7 @@ def test_compare_sh_on_examples(examples_copy: Path, tmp_path: Path, repo_root: 
     env = {**os.environ, "CAPTION_DIR": str(examples_copy / "captions"),
            "GROUND_TRUTH": str(examples_copy / "captions" / "groundTruth.json"),
            "IMAGES_DIR": str(examples_copy / "multiview_images"), "OUTPUT_DIR": str(out),
-           "CLIP_MODEL": str(tmp_path / "models" / "clip-vit-base-patch32")}
+           "CLIP_MODEL": str(tmp_path / "models" / "clip-vit-base-patch32"), "PYTHON": sys.executable}
     proc = subprocess.run([str(repo_root / "compare.sh")], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -109,7 +111,7 @@ def test_compare_sh_on_examples(examples_copy: Path, tmp_path: Path, repo_root: 
 
 
 def test_compare_sh_reports_missing_inputs(tmp_path: Path, repo_root: Path) -> None:
-    env = {**os.environ, "CAPTION_DIR": str(tmp_path / "nowhere")}
+    env = {**os.environ, "CAPTION_DIR": str(tmp_path / "nowhere"), "PYTHON": sys.executable}
     proc = subprocess.run([str(repo_root / "compare.sh")], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert proc.returncode == 2 and "caption folder not found" in proc.stderr
     (tmp_path / "captions").mkdir()

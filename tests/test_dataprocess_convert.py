@@ -115,7 +115,7 @@ def test_vasevqa_multiview_objects(examples_copy: Path, tmp_path: Path) -> None:
     with pytest.raises(Exception, match=r"groundTruth.json: item 1 \(id 7c1e4b2a-0d9f-4a3c-8e5b-6f2a1d9c4e70_2\)"):
         convert("--vasevqa", str(gt), "--multiview_dir", str(mv), "--output", str(tmp_path / "x.jsonl"))
     some = tmp_path / "front_back.jsonl"
-    convert("--vasevqa", str(gt), "--multiview_dir", str(mv), "--views", "front", "back", "--output", str(some))
+    convert("--vasevqa", str(gt), "--multiview_dir", str(mv), "--views", "front,back", "--output", str(some))
     assert len(read_jsonl(some)) == 6 and len(read_jsonl(some)[1]["images"]) == 2  # top not needed
     skip = tmp_path / "skip.jsonl"
     convert("--vasevqa", str(gt), "--multiview_dir", str(mv), "--skip_missing_images", "--output", str(skip))

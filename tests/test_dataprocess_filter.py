@@ -326,7 +326,7 @@ def test_filter_training_jsonl_text_views_and_caption_input(tmp_path: Path, exam
     # caption JSON with multi-view folders: images are each object's views; output keeps the JSON list format
     out = tmp_path / "gt" / "kept.json"
     filter_main(["--recipe", str(SEED_RECIPE), "--dataset_path", str(examples_copy / "groundTruth.json"),
-                 "--multiview_dir", str(examples_copy / "multiview_images"), "--views", "front", "back",
+                 "--multiview_dir", str(examples_copy / "multiview_images"), "--views", "front,back",
                  "--export_path", str(out), "--np", "1", "--no_progress"])
     assert json.loads(out.read_text()) == []  # example renders are 160 px < 224
     stats = read_jsonl(tmp_path / "gt" / "kept_stats.jsonl")

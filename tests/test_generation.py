@@ -10,9 +10,9 @@ import pytest
 
 import qwen
 from vlmkit.generation.hf_backend import HFCaptioner
-from vlmkit.generation.items import discover_items, parse_views
+from vlmkit.generation.items import discover_items
 from vlmkit.generation.shards import select_shard
-from vlmkit.ids import VIEWS, item_id, object_image_name
+from vlmkit.ids import VIEWS, item_id, object_image_name, parse_views
 from vlmkit.io import InputError, read_json
 from vlmkit.prompt import MULTIVIEW_PROMPT, build_prompt
 from vlmkit.records import load_caption_records

@@ -55,6 +55,7 @@ def run_test_sh(repo_root: Path, **env: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+@pytest.mark.slow
 def test_test_sh_with_adapter_equals_merged_model_and_differs_from_base(
         llava_models: dict[str, Path], repo_root: Path, tmp_path: Path) -> None:
     images = repo_root / "examples" / "multiview_images"

@@ -10,8 +10,10 @@ import json
 import os
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -22,12 +24,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_zero3_on_two_processes_saves_a_full_adapter_that_loads(tmp_path, repo_root):
     from peft import PeftModel
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     env = dict(os.environ, TINY_DIR=str(tmp_path), TINY_NUM_GPUS="2", TINY_ZERO_CONFIG="zero3",
-               MASTER_PORT=str(free_port()), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+               MASTER_PORT=str(free_port()), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHON=sys.executable)
     env.setdefault("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache" / "torch_extensions"))
     proc = subprocess.run(["sh", "train.sh", "--tiny"], cwd=repo_root, env=env, capture_output=True, text=True,
                           timeout=400)

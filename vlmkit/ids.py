@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import PurePosixPath
 
+from vlmkit.io import InputError
+
 VIEWS: tuple[str, ...] = ("front", "back", "left", "right", "top", "bottom")
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
@@ -56,3 +58,14 @@ def object_image_name(folder_name: str) -> str:
     if match:
         return f"{match['id']}{match['collection'] or ''}.jpg"
     return f"{_stem(base)}.jpg"
+
+
+def parse_views(text: str) -> tuple[str, ...]:
+    """`--views front,back,top` → ("front", "back", "top"); only the six known views, each once."""
+    views = tuple(v.strip().lower() for v in text.split(",") if v.strip())
+    unknown = [v for v in views if v not in VIEWS]
+    if not views or unknown:
+        raise InputError(f"--views {text}: choose from {', '.join(VIEWS)} (comma-separated)")
+    if len(set(views)) != len(views):
+        raise InputError(f"--views {text}: a view is listed twice")
+    return views

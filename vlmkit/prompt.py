@@ -28,8 +28,6 @@ MULTIVIEW_PROMPT = ("Please analyse these views of an ancient Greek vase. I have
                     + _REQUIREMENTS)
 SINGLE_IMAGE_PROMPT = "Please analyse this image of an ancient Greek vase.\n\n" + _REQUIREMENTS
 
-PLACEHOLDERS = ("{views_phrase}", "{num_views}", "{views}")
-
 
 def load_prompt_template(prompt_file: str | os.PathLike | None, default: str = MULTIVIEW_PROMPT) -> str:
     """The prompt template from `--prompt_file` (UTF-8 text), or `default`."""

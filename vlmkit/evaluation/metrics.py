@@ -16,9 +16,6 @@ METRIC_GROUPS: dict[str, tuple[str, ...]] = {
 ALL_GROUPS: tuple[str, ...] = tuple(METRIC_GROUPS)
 ALL_METRICS: tuple[str, ...] = tuple(m for group in METRIC_GROUPS.values() for m in group)
 SENTENCE_GROUPS = frozenset({"semantic", "fid", "retrieval"})  # need the sentence encoder
-CLIP_GROUPS = frozenset({"clip", "clip_image"})
-# Metrics where lower is better (everything else: higher is better).
-LOWER_IS_BETTER = frozenset({"fid_score"})
 
 LABELS: dict[str, str] = {
     "overall_score": "Overall",

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vlmkit.cli import setup_logging
+from vlmkit.cli import add_views_arg, setup_logging
 from vlmkit.generation.hf_backend import require_adapter_dir, require_base_model_dir
-from vlmkit.generation.items import LAYOUTS, discover_items, parse_views
+from vlmkit.generation.items import LAYOUTS, discover_items
 from vlmkit.generation.outputs import CaptionFile, caption_record
-from vlmkit.generation.runner import Captioner, RunStats, build_report, caption_items, now_iso
+from vlmkit.generation.runner import Captioner, RunStats, run_captioning
 from vlmkit.generation.sampling import GenerationSettings
 from vlmkit.generation.shards import (
     merge_shards,
@@ -31,15 +30,11 @@ from vlmkit.generation.shards import (
     shard_output_path,
     validate_shard_args,
 )
-from vlmkit.ids import VIEWS
-from vlmkit.io import InputError, atomic_write_json
+from vlmkit.io import InputError
+from vlmkit.outputs import OutputLock, check_output_file
 from vlmkit.prompt import MULTIVIEW_PROMPT, SINGLE_IMAGE_PROMPT, build_prompt, load_prompt_template
 
 log = logging.getLogger(__name__)
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Show defaults and keep the description's line breaks (usage examples)."""
 
 
 def add_common_args(parser: argparse.ArgumentParser, *, default_model_path: str | None,
@@ -50,7 +45,7 @@ def add_common_args(parser: argparse.ArgumentParser, *, default_model_path: str 
     io.add_argument("--single_model", default=None, metavar="DIR", help="caption only this one object folder")
     io.add_argument("--input_layout", default="auto", choices=LAYOUTS,
                     help="multiview: one item per sub-folder; flat: one item per image file; auto: detect")
-    io.add_argument("--views", default=",".join(VIEWS), help="views to show the model, in this order")
+    add_views_arg(io, "views to show the model, in this order (comma-separated)")
     io.add_argument("--output_dir", default="./data/captions")
     io.add_argument("--output_name", default=None, help="caption file name (default: image_<model dir name>.json)")
     io.add_argument("--data_by", default=None, help="the records' data_by (default: the model dir name)")
@@ -144,7 +139,7 @@ def run(args: argparse.Namespace, make_captioner: Callable[[argparse.Namespace],
         require_adapter_dir(args.adapter_path)
     if args.batch_size < 1:
         raise InputError(f"--batch_size {args.batch_size}: must be at least 1")
-    views = parse_views(args.views)
+    views = args.views
     items, layout = discover_items(args.input_dir, views, args.input_layout, args.single_model)
     template = load_prompt_template(args.prompt_file, SINGLE_IMAGE_PROMPT if layout == "flat" else MULTIVIEW_PROMPT)
     num_shards = args.num_shards or 1
@@ -155,41 +150,24 @@ def run(args: argparse.Namespace, make_captioner: Callable[[argparse.Namespace],
     else:
         out_path = output_dir / output_name
     report_path = out_path.parent / report_name(out_path.name)
-    captions = CaptionFile(out_path, [it.id for it in items], resume=args.resume, overwrite=args.overwrite)
-    data_by = args.data_by or name
-    pending = [it for it in items if it.id not in captions.done_ids]
-    stats = RunStats(total=len(items), already_done=len(items) - len(pending))
-    settings = _settings(args, layout=layout, prompt_template=template, data_by=data_by, output=str(out_path))
-    started_at, load_seconds, status = now_iso(), None, "interrupted"
-    log.info("%d items (%s layout), %d already captioned, %d to do -> %s",
-             len(items), layout, stats.already_done, len(pending), out_path)
+    check_output_file(out_path, "--output_dir/--output_name")
+    with OutputLock(out_path, "caption file"):
+        captions = CaptionFile(out_path, [it.id for it in items], resume=args.resume, overwrite=args.overwrite)
+        data_by = args.data_by or name
+        pending = [it for it in items if it.id not in captions.done_ids]
+        stats = RunStats(total=len(items), already_done=len(items) - len(pending))
+        settings = _settings(args, layout=layout, prompt_template=template, data_by=data_by, output=str(out_path))
+        log.info("%d items (%s layout), %d already captioned, %d to do -> %s",
+                 len(items), layout, stats.already_done, len(pending), out_path)
 
-    def on_batch(successes: list) -> None:
-        """Rewrite the caption file after every batch that captioned something (a failed batch changes nothing)."""
-        for s in successes:
-            captions.add(s.item.id, caption_record(s.item.image_name, s.caption, data_by))
-        if successes:
-            captions.write()
+        def on_batch(successes: list) -> None:
+            """Rewrite the caption file after every batch that captioned something (a failed batch: no change)."""
+            for s in successes:
+                captions.add(s.item.id, caption_record(s.item.image_name, s.caption, data_by))
+            if successes:
+                captions.write()
 
-    try:
-        if pending:
-            t0 = time.perf_counter()
-            captioner = make_captioner(args)
-            load_seconds = time.perf_counter() - t0
-            settings["backend"] = captioner.describe()
-            caption_items(pending, captioner, prompt_for=lambda item, loaded: build_prompt(template, loaded),
-                          batch_size=args.batch_size, on_batch=on_batch, stats=stats, progress=not args.no_progress)
-        status = "complete" if not stats.failures else "complete_with_failures"
-    except InputError as exc:
-        status = f"aborted: {exc}"
-        raise
-    finally:
-        atomic_write_json(report_path, build_report(stats, status=status, output=out_path, settings=settings,
-                                                    started_at=started_at, model_load_seconds=load_seconds))
-    log.info("%s: %d captioned now, %d already done, %d failed; report %s",
-             out_path, stats.captioned, stats.already_done, len(stats.failures), report_path)
-    if stats.failures:
-        log.error("%d items failed (reasons in %s); rerun with --resume to retry them", len(stats.failures),
-                  report_path)
-        return 1
-    return 0
+        return run_captioning(pending, make_captioner=lambda: make_captioner(args),
+                              prompt_for=lambda item, loaded: build_prompt(template, loaded), on_batch=on_batch,
+                              stats=stats, report_path=report_path, output=out_path, settings=settings,
+                              batch_size=args.batch_size, progress=not args.no_progress)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vlmkit.ids import IMAGE_EXTENSIONS, VIEWS, item_id
+from vlmkit.ids import IMAGE_EXTENSIONS, item_id
 from vlmkit.io import InputError
 from vlmkit.multiview import ObjectFolder, discover_objects, load_view_images, object_folder
 
@@ -60,17 +60,6 @@ def load_item(item: CaptionItem) -> LoadedItem:
     views, images, problems = load_view_images(item.obj, item.views)
     paths = [item.obj.view_files[v] for v in views]
     return LoadedItem(item, views, images, paths, problems)
-
-
-def parse_views(text: str) -> tuple[str, ...]:
-    """`--views front,back,top` → ("front", "back", "top"); only the six known views, each once."""
-    views = tuple(v.strip().lower() for v in text.split(",") if v.strip())
-    unknown = [v for v in views if v not in VIEWS]
-    if not views or unknown:
-        raise InputError(f"--views {text}: choose from {', '.join(VIEWS)} (comma-separated)")
-    if len(set(views)) != len(views):
-        raise InputError(f"--views {text}: a view is listed twice")
-    return views
 
 
 def _is_image(path: Path) -> bool:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from tqdm.auto import tqdm
 
 from vlmkit.generation.items import CaptionItem, LoadedItem, load_item
-from vlmkit.io import InputError
+from vlmkit.io import InputError, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +208,48 @@ def caption_items(
         stats.seconds = time.perf_counter() - started
         bar.close()
     return stats
+
+
+def run_captioning(pending: list[CaptionItem], *, make_captioner: Callable[[], Captioner],
+                   prompt_for: Callable[[CaptionItem, list[str]], str], on_batch: Callable[[list[Success]], None],
+                   stats: RunStats, report_path: Path, output: Path, settings: dict[str, Any], batch_size: int,
+                   progress: bool = True, desc: str = "captioning",
+                   on_loaded: Callable[[Captioner], None] | None = None) -> int:
+    """The caption-run skeleton every captioning CLI shares (qwen.py, internvl.py, caption.py, dataprocess.augment).
+
+    Loads the model only when there is work (and times it), captions `pending` in batches, and writes the report in
+    `finally`, so an interrupted, aborted or crashed run still leaves one that says so. Returns the exit status: 0
+    when every item has a caption, 1 when some failed (listed in the report). `InputError` propagates (exit 2 via
+    `run_main`), as does KeyboardInterrupt (130).
+    """
+    started_at, load_seconds, status = now_iso(), None, "interrupted"
+    try:
+        if pending:
+            t0 = time.perf_counter()
+            captioner = make_captioner()
+            load_seconds = time.perf_counter() - t0
+            settings["backend"] = captioner.describe()
+            if on_loaded is not None:
+                on_loaded(captioner)
+            caption_items(pending, captioner, prompt_for=prompt_for, batch_size=batch_size, on_batch=on_batch,
+                          stats=stats, progress=progress, desc=desc)
+        status = "complete" if not stats.failures else "complete_with_failures"
+    except InputError as exc:
+        status = f"aborted: {exc}"
+        raise
+    except Exception as exc:
+        status = f"crashed: {type(exc).__name__}: {exc}"
+        raise
+    finally:
+        atomic_write_json(report_path, build_report(stats, status=status, output=output, settings=settings,
+                                                    started_at=started_at, model_load_seconds=load_seconds))
+    log.info("%s: %d captioned now, %d already done, %d failed; report %s",
+             output, stats.captioned, stats.already_done, len(stats.failures), report_path)
+    if stats.failures:
+        log.error("%d items failed (reasons in %s); rerun with --resume to retry them", len(stats.failures),
+                  report_path)
+        return 1
+    return 0
 
 
 def now_iso() -> str:

@@ -69,13 +69,6 @@ def resolve_base(folder: str | os.PathLike, base_model: str | os.PathLike | None
     return path
 
 
-def projector_state(model) -> dict[str, Any]:
-    """The projector's tensors under the plain model's names (unwrapping peft if needed)."""
-    from vlmkit.training.lora import is_projector_param
-
-    return {name: p.detach() for name, p in model.state_dict().items() if is_projector_param(name)}
-
-
 def save_projector(state_dict: dict[str, Any], folder: str | os.PathLike) -> None:
     from safetensors.torch import save_file
 

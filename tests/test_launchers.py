@@ -1,0 +1,109 @@
+"""The launcher convention (vlmkit/launcher.sh) for train.sh, test.sh and compare.sh.
+
+--help prints usage and starts nothing; extra arguments reach the Python script unchanged; PYTHON is honoured; a
+setting that mirrors a script flag has the script's own default.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+LAUNCHERS = {"train.sh": "train.py", "test.sh": "caption.py", "compare.sh": "compare.py"}
+
+# setting -> (flag dest of the script); settings marked "recipe" in train.sh are checked separately.
+MIRRORED = {
+    "test.sh": {"INPUT_DIR": "input_dir", "OUTPUT_DIR": "output_dir", "BATCH_SIZE": "batch_size",
+                "MAX_NEW_TOKENS": "max_new_tokens", "DEVICE": "device"},
+    "compare.sh": {"GROUND_TRUTH": "ground_truth", "OUTPUT_DIR": "output_dir", "CLIP_MODEL": "clip_model",
+                   "DEVICE": "device", "BATCH_SIZE": "batch_size", "IMAGES_DIR": "images_dir",
+                   "SENTENCE_MODEL": "sentence_model"},
+    "train.sh": {"BATCH_SIZE": "per_device_train_batch_size", "LR": "learning_rate", "EPOCHS": "num_train_epochs",
+                 "MAX_STEPS": "max_steps", "SAVE_STEPS": "save_steps", "LOGGING_STEPS": "logging_steps",
+                 "LORA_R": "lora_r", "LORA_ALPHA": "lora_alpha", "STAGE": "stage", "ARCH": "arch"},
+}
+RECIPE = {"train.sh": {"GRAD_ACCUM", "BF16", "GRAD_CKPT", "ZERO_CONFIG"}}
+
+
+def settings(launcher: str) -> dict[str, tuple[str, str]]:
+    """NAME -> (default, comment) from the launcher's settings block."""
+    text = (REPO / launcher).read_text()
+    block = text.split("# ---- settings", 1)[1].split("# ---- end of settings", 1)[0]
+    found = {}
+    for line in block.splitlines():
+        m = re.match(r'^(\w+)="?\$\{\1:?-([^}]*)\}"?\s*(?:#\s*(.*))?$', line.strip())
+        if m:
+            found[m.group(1)] = (m.group(2), m.group(3) or "")
+    return found
+
+
+def run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PYTHON": sys.executable, **env}
+    return subprocess.run(args, cwd=tmp_path, env=full_env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_help_prints_usage_and_the_scripts_flags_and_starts_nothing(launcher: str, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    for flag in ("--help", "-h"):
+        proc = run(["bash" if launcher == "compare.sh" else "sh", str(REPO / launcher), flag], tmp_path,
+                   OUTPUT_DIR=str(out), TINY_DIR=str(tmp_path / "tiny"))
+        assert proc.returncode == 0, proc.stderr
+        assert "settings (edit them at the top of" in proc.stdout
+        assert f"usage: {LAUNCHERS[launcher]}" in proc.stdout
+        assert "PYTHON=" in proc.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no output folder, no tiny models
+
+
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_an_unknown_flag_reaches_the_script_which_rejects_it(launcher: str, tmp_path: Path) -> None:
+    args = ["--examples"] if launcher == "compare.sh" else []
+    proc = run(["bash" if launcher == "compare.sh" else "sh", str(REPO / launcher), *args, "--no_such_flag", "7"],
+               tmp_path, NUM_GPUS="1", ZERO_CONFIG="", MERGE="0", OUTPUT_DIR=str(tmp_path / "out"))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "unrecognized arguments: --no_such_flag 7" in proc.stderr
+    assert f"{LAUNCHERS[launcher]}: error" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_python_is_honoured(tmp_path: Path) -> None:
+    fake = tmp_path / "fake-python"
+    fake.write_text("#!/bin/sh\necho \"fake python: $*\"\n")
+    fake.chmod(0o755)
+    proc = run(["sh", str(REPO / "test.sh"), "--batch_size", "3"], tmp_path, PYTHON=str(fake))
+    assert proc.returncode == 0
+    assert proc.stdout.strip().endswith("--overwrite --batch_size 3")  # extra flags last, so they win
+    assert f"fake python: {REPO / 'caption.py'}" in proc.stdout
+
+
+@pytest.mark.parametrize("launcher", sorted(MIRRORED))
+def test_settings_that_mirror_a_flag_have_the_scripts_default(launcher: str) -> None:
+    sys.path.insert(0, str(REPO))
+    import importlib
+
+    module = importlib.import_module(LAUNCHERS[launcher].removesuffix(".py"))
+    parser = module.build_parser()
+    found = settings(launcher)
+    for name, dest in MIRRORED[launcher].items():
+        value, _ = found[name]
+        default = parser.get_default(dest)
+        if default is None:
+            assert value == "", f"{launcher} {name}={value!r}, but {dest} has no default"
+        else:
+            assert type(default)(value) == default, f"{launcher} {name}={value!r} vs {dest}={default!r}"
+    for name in RECIPE.get(launcher, ()):
+        assert "recipe" in found[name][1], f"{launcher} {name} differs from the script on purpose: say 'recipe'"
+
+
+def test_test_sh_resume_or_overwrite_given_as_a_flag_wins_over_the_setting(tmp_path: Path) -> None:
+    fake = tmp_path / "fake-python"
+    fake.write_text("#!/bin/sh\necho \"$*\"\n")
+    fake.chmod(0o755)
+    proc = run(["sh", str(REPO / "test.sh"), "--resume"], tmp_path, PYTHON=str(fake), RESUME="0")
+    assert proc.stdout.split("\n")[-2].split().count("--resume") == 1 and "--overwrite" not in proc.stdout
