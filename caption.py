@@ -4,7 +4,7 @@
     python caption.py --model_path ./models/base --adapter_path ./checkpoints/lora --input_dir ./photos
 
 --input_dir holds multi-view object folders (one caption per object, all views in one prompt) or images directly
-(one caption per image; the record's images is [file name]). The output is the seed's caption file
+(one caption per image; the record's images is [file name]). The output is VaseVQA-3D's caption file
 (image_<model>.json) that compare.sh scores. test.sh is the shell launcher for this script.
 """
 

@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ground_truth", type=Path, default=Path("./data/groundTruth.json"),
                         help="ground-truth captions [{images, caption}]")
     parser.add_argument("--output", type=Path, default=None,
-                        help="result JSON path for a single --generated file (seed style; .txt and "
+                        help="result JSON path for a single --generated file (VaseVQA-3D style; .txt and "
                              "_per_sample.jsonl go next to it); no summary/table/HTML")
     parser.add_argument("--output_dir", type=Path, default=Path("./results"),
                         help="folder for compare_<model>.* files, the comparison table and the HTML report")

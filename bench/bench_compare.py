@@ -63,7 +63,7 @@ def _loose_answer(rng: random.Random, tech: str, shape: str, start: int) -> str:
 
 
 def synthetic_pairs(n: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
-    """n (reference, generated) caption pairs with seed-style ids; all 2n texts distinct."""
+    """n (reference, generated) caption pairs with VaseVQA-3D-style ids; all 2n texts distinct."""
     rng = random.Random(seed)
     seen: set[str] = set()
 

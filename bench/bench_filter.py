@@ -1,4 +1,4 @@
-"""Filter throughput on 10,000 generated samples with the seed-like recipe.
+"""Filter throughput on 10,000 generated samples with dataprocess/recipes/blip2_caption_filter.yaml.
 
     python bench/bench_filter.py [--samples 10000] [--np 2] [--repeats 3]
 

@@ -4,8 +4,8 @@
   image names resolved against the image folder (e.g. COCO train2017).
 - AI Challenger captions (`[{"image_id": "x.jpg", "caption": ["...", ...]}]`, five Chinese captions per image):
   `per_caption` (default) makes one sample per caption (id `<image stem>_c<k>`), `first` keeps the first
-  caption, `random` one caption chosen with the seed (id `<image stem>`). The prompt is fixed (`--prompt`), as in
-  the seed's Basic-VLM recipe.
+  caption, `random` one caption chosen with the random seed (id `<image stem>`). The prompt is fixed (`--prompt`), as in
+  the Basic-VLM tutorial (docs/references.md).
 - captions.json (`[{"image", "caption"}]`): vlmkit.samples.load_captions_json.
 - VaseVQA ground truth (`[{"images": ["<UUID>_<n>_<coll>.jpg"], "caption"}]`) + multi-view object folders: one
   sample per object whose images are its views (in `--views` order) and whose answer is the caption.

@@ -10,7 +10,7 @@ Formats (`--input_format auto` picks one from the file):
   `answers` (default): the `gpt` turns joined with "\\n" (for a captioning set, the caption the model learns);
   `dj`: the text Data-Juicer's own `llava_to_dj.py` tool builds with its defaults,
   "[[human]]: <q>\\n[[gpt]]: <a>" per round, rounds joined with "\\n", then " " + eoc_special_token.
-- `captions`: caption JSON, the seed's `[{"images": [...], "caption": ...}]` (generated captions and VaseVQA
+- `captions`: caption JSON, VaseVQA-3D's `[{"images": [...], "caption": ...}]` (generated captions and VaseVQA
   ground truth) or captions.json `[{"image", "caption"}]`. The text operators see the `caption` string as stored.
   With `--multiview_dir`, a record's images are its object's view files (`<dir>/<UUID>_<n>_..._shaded/front.jpg`,
   ... in `--views` order), so VaseVQA ground truth can be explored and filtered with its renders; a missing

@@ -8,7 +8,7 @@ optional multi-view folders) and looks at the same text the filter's operators s
 - words: Data-Juicer's words (split on space/newline/tab, special characters stripped from both ends), so
   `word_count` is exactly words_num_filter's `num_words` and the numbers can be used to choose its bounds;
   mean and std are over samples (population std); histogram bins are [from, to).
-- lexical diversity: distinct lower-cased words / all words, over the whole data set (the seed's 0.0714).
+- lexical diversity: distinct lower-cased words / all words, over the whole data set (BLIP-2 LoRA notes: 0.0714).
 - short / long: fewer than `--short_words` / more than `--long_words` words.
 - text duplicates: samples whose text equals an earlier sample's text exactly.
 - image duplicates: paths used by more than one sample, and distinct files with identical bytes (SHA-256).

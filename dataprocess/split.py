@@ -8,7 +8,7 @@ drops distinct images.
 The split groups samples that share an image (same content hash when images were hashed, else the same file
 path): every sample connected to another through a shared image lands in the same split. For AI Challenger's
 five captions per image, or LLaVA's detail and reasoning conversations about the same COCO picture, all of an
-image's samples go to one side. Groups are shuffled with the seed and added to val while they fit into
+image's samples go to one side. Groups are shuffled with the random seed (--seed) and added to val while they fit into
 round(val_ratio * n) samples, so the split is deterministic and never leaks.
 """
 

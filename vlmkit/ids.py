@@ -46,7 +46,7 @@ def item_id(name: str) -> str:
 
 
 def object_image_name(folder_name: str) -> str:
-    """The record name the seed writes for an object folder.
+    """The record name VaseVQA-3D's qwen.py writes for an object folder.
 
     >>> object_image_name("0a1b-2c_3_ac001001_textured_4k.glb_shaded")
     '0a1b-2c_3_ac001001.jpg'

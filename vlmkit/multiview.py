@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ObjectFolder:
-    """One object: its id, its folder and the record name (`images[0]`) the seed writes for it."""
+    """One object: its id, its folder and the record name (`images[0]`) VaseVQA-3D's qwen.py writes for it."""
 
     id: str
     path: Path

@@ -1,6 +1,6 @@
 """The caption prompt: one place for generation, training data and conversion, filled in with the views used.
 
-The seed (VaseVQA-3D) asks in Chinese for a one-line caption naming shape, technique, date, decoration and find-spot,
+VaseVQA-3D's qwen.py asks in Chinese for a one-line caption naming shape, technique, date, decoration and find-spot,
 in the style of its ground truth. We ask for the same in English. A user prompt file may use the placeholders
 `{views}` (e.g. "front, back, top"), `{num_views}` (e.g. "3") and `{views_phrase}` (e.g. "3 views: front, back, top");
 they are replaced textually, so any other braces in the file are left alone.

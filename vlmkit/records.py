@@ -1,4 +1,4 @@
-"""Caption files in the seed's format, validated with one-line errors.
+"""Caption files in VaseVQA-3D's format, validated with one-line errors.
 
 Generated captions: `[{"images": [...], "caption": "...", "data_by": "..."}]`;
 ground truth: `[{"images": [...], "caption": "..."}]`. Each record's id is the item id of its first

@@ -1,6 +1,6 @@
 """CLIP-based scores computed from L2-normalised embeddings.
 
-- clip_score (the seed's definition): cosine of the CLIP *text* embeddings of the generated and the reference
+- clip_score (VaseVQA-3D's definition): cosine of the CLIP *text* embeddings of the generated and the reference
   caption. It needs no image; it is a text-text similarity in CLIP's space.
 - clip_image_score: CLIPScore (Hessel et al., EMNLP 2021), image-grounded and reference-free:
   CLIP-S(c, v) = w * max(cos(E_img(v), E_txt(c)), 0) with w = 2.5, averaged over the object's rendered views.

@@ -1,4 +1,4 @@
-"""Fréchet distance between two sets of embeddings (the seed's `fid_score`, on sentence embeddings).
+"""Fréchet distance between two sets of embeddings (VaseVQA-3D's `fid_score`, on sentence embeddings).
 
 FD = |mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2)).
 

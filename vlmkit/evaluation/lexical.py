@@ -1,4 +1,4 @@
-"""Lexical overlap: Jaccard similarity of lower-cased word sets (the seed's `lexical_similarity`).
+"""Lexical overlap: Jaccard similarity of lower-cased word sets (VaseVQA-3D's `lexical_similarity`).
 
 Words are runs of Unicode word characters (`\\w+`), so punctuation does not glue onto words
 ("Attica." and "Attica" are the same word) and hyphenated terms split ("black-figure" -> black, figure).

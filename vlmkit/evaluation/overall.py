@@ -1,4 +1,4 @@
-"""The seed's overall score: a weighted mean of six headline metrics.
+"""VaseVQA-3D's overall score: a weighted mean of six headline metrics.
 
     overall = 0.25 clip_score + 0.25 semantic_similarity + 0.20 r_at_10
             + 0.15 lexical_similarity + 0.10 r_at_5 + 0.05 r_at_1

@@ -1,4 +1,4 @@
-"""One model's result as files: compare_<model>.json (the seed's keys at the top level, then everything needed
+"""One model's result as files: compare_<model>.json (VaseVQA-3D's keys at the top level, then everything needed
 to read them honestly), compare_<model>.txt (a human report) and compare_<model>_per_sample.jsonl."""
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def fmt(value: float | None, digits: int = 4) -> str:
 
 
 def text_report(result: ModelResult, data: dict[str, Any]) -> str:
-    """The seed's human report (same sections), with the caveats next to the numbers."""
+    """VaseVQA-3D's human report (same sections), with the caveats next to the numbers."""
     m, meta, cov = result.metrics, data["metadata"], result.matched.coverage
     lines = [f"# Caption evaluation report - {result.model_name}", "", "## Basic information",
              f"- Model name: {result.model_name}",

@@ -7,7 +7,7 @@ and atomically, and summarised in a report. The modules:
 - `items`: what to caption (object folders, flat images) and how its images are loaded.
 - `runner`: the batching loop (next batch prepared while one generates), progress bar, failures, the report.
 - `sampling`: decoding settings shared by both backends.
-- `outputs`: the seed's caption file, written after every batch; resume and no-silent-overwrite rules.
+- `outputs`: VaseVQA-3D's caption file, written after every batch; resume and no-silent-overwrite rules.
 - `shards`: deterministic shards for many GPUs/machines and the merge step.
 - `hf_backend`, `lmdeploy_backend`: the two model backends.
 - `cli`: the command line shared by the entry scripts.

@@ -1,4 +1,4 @@
-"""The caption file in the seed's shape, rewritten atomically after every batch.
+"""The caption file in VaseVQA-3D's shape, rewritten atomically after every batch.
 
 `[{"images": ["<UUID>_<n>_<collection>.jpg"], "caption": "...", "data_by": "<model>"}]` — exactly what compare.sh
 reads. The file on disk is always complete, valid JSON (temp file + rename), so an interrupted run loses at most the

@@ -44,7 +44,7 @@ def output_stem(output_name: str) -> str:
 
 
 def report_name(output_name: str) -> str:
-    """`image_qwen.json` → `qwen_caption_generation_report.json` (the seed's report name)."""
+    """`image_qwen.json` → `qwen_caption_generation_report.json` (VaseVQA-3D's report name)."""
     stem = output_stem(output_name)
     return f"{stem.removeprefix('image_')}_caption_generation_report.json"
 
