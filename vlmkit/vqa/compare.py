@@ -197,7 +197,8 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {row['type']} | {row['n']} | " + " | ".join(_pct(row["accuracy"][n], 1) for n in names) + " |")
     lines += ["", "## Most frequent answers (normalised)", ""]
     for m in report["models"]:
-        top = ", ".join(f"`{t['answer']}` {t['count']} ({100 * t['share']:.1f}%)" for t in m["answer_stats"]["top"])
+        top = ", ".join(f"`{t['answer'] or '(empty)'}` {t['count']} ({100 * t['share']:.1f}%)"
+                        for t in m["answer_stats"]["top"])
         lines.append(f"- **{m['name']}**: {top or 'none'}")
     if report["disagreements"]:
         lines += ["", f"## Where the models disagree most (first {len(report['disagreements'])})", "",

@@ -84,6 +84,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     chunks.add_argument("--predictions", default=None, help="--score_only: JSONL of {question_id, answer} lines")
     chunks.add_argument("--allow_missing", action="store_true",
                         help="--score_only: questions without a prediction are listed (exit 1) instead of an error")
+    chunks.add_argument("--dry_run", action="store_true",
+                        help="check the question set, images, model, adapter and outputs, then stop (no model loaded)")
     chunks.add_argument("--bootstrap", type=int, default=DEFAULT_RESAMPLES, help="bootstrap resamples for the 95%% "
                                                                                  "CI (0 = none)")
 
@@ -182,6 +184,11 @@ def answer_chunk(args: argparse.Namespace, output_dir: Path) -> int:
         _check_results_writable(output_dir, args.overwrite or args.resume)
     check_output_dir(output_dir)
     files = ChunkFiles(output_dir, args.chunk_idx, args.num_chunks)
+    if args.dry_run:
+        _refuse_clobbering(files, args.resume, args.overwrite)
+        log.info("dry run: %d questions, chunk %d of %d = questions %d..%d; inputs and outputs are fine",
+                 len(data.questions), args.chunk_idx, args.num_chunks, start, stop - 1)
+        return 0
     name = args.name or gen.model_name(args)
     signature = run_signature(data, model=model_identity(name, args.model_path, args.adapter_path),
                               decoding=settings.to_json())
@@ -217,14 +224,18 @@ def answer_chunk(args: argparse.Namespace, output_dir: Path) -> int:
     return status
 
 
+def _refuse_clobbering(files: ChunkFiles, resume: bool, overwrite: bool) -> None:
+    if files.answers.exists() and not (resume or overwrite):
+        raise InputError(f"{files.answers}: chunk already exists; pass --resume to continue it or --overwrite to "
+                         f"replace it")
+
+
 def _open_chunk(files: ChunkFiles, signature: dict[str, Any], mine: set[str], *, resume: bool,
                 overwrite: bool) -> dict[str, dict[str, Any]]:
     """The answers already in this chunk's file (resume), after checking they belong to this very run."""
     if not files.answers.exists():
         return {}
-    if not (resume or overwrite):
-        raise InputError(f"{files.answers}: chunk already exists; pass --resume to continue it or --overwrite to "
-                         f"replace it")
+    _refuse_clobbering(files, resume, overwrite)
     if overwrite:
         log.warning("%s exists and will be replaced (--overwrite)", files.answers)
         return {}
@@ -261,7 +272,6 @@ def merge(output_dir: Path, *, num_chunks: int | None, replace: bool, bootstrap:
         raise InputError(f"{data.source}: changed since the chunks were answered (sha256 differs); rerun them")
     answers: dict[str, str] = {}
     failures: dict[str, str] = {}
-    owner: dict[str, int] = {}
     with ExitStack() as stack:
         for files in chunks.values():  # a chunk still being written cannot be merged
             stack.enter_context(OutputLock(files.answers, "answer chunk"))
@@ -275,13 +285,11 @@ def merge(output_dir: Path, *, num_chunks: int | None, replace: bool, bootstrap:
                 raise InputError(f"{files.answers}: chunk {i} of {num_chunks} did not finish ({state}); rerun it "
                                  f"with --resume")
             got = read_answers(files.answers)
-            for qid in got:
-                if qid in owner:
-                    raise InputError(f"{files.answers}: question {qid} is also in chunk {owner[qid]}")
-                if qid not in assigned:
-                    raise InputError(f"{files.answers}: question {qid} does not belong to chunk {i} of {num_chunks}")
-                owner[qid] = i
-                answers[qid] = got[qid]["answer"]
+            stray = [qid for qid in got if qid not in assigned]  # chunks are disjoint: this also catches duplicates
+            if stray:
+                raise InputError(f"{files.answers}: question {stray[0]} does not belong to chunk {i} of {num_chunks} "
+                                 f"({len(stray)} such; files of two runs mixed?)")
+            answers.update((qid, row["answer"]) for qid, row in got.items())
             for failure in report.get("failures", []):
                 if failure["id"] not in got:
                     failures[failure["id"]] = failure["reason"]

@@ -85,7 +85,7 @@ def file_sha256(path: Path) -> str:
 
 def question_type(question: str) -> str:
     """The first words of the question that name its type ("how many", "what brand", "is", ...), else "other"."""
-    text = " ".join(re.sub(r"[^\w\s']", " ", question.lower()).split())
+    text = " ".join(re.sub(r"[^\w\s']", " ", question.lower()).split()).replace("what's", "what is")
     for prefix in QUESTION_TYPE_PREFIXES:
         if text == prefix or text.startswith(prefix + " "):
             return prefix
