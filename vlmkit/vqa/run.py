@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 VIEW = "image"
 META_FORMAT = "vlmkit-vqa-chunk/1"
+NOT_COMPARED = ("model.name",)  # a chunk resumed or merged under another --name is still the same run
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -241,7 +242,7 @@ def _open_chunk(files: ChunkFiles, signature: dict[str, Any], mine: set[str], *,
         return {}
     if files.meta.is_file():
         before = read_json(files.meta).get("signature", {})
-        changed = differing_keys(before, signature)
+        changed = differing_keys(before, signature, ignore=NOT_COMPARED)
         if changed:
             raise InputError(f"{files.answers}: made by a different run ({', '.join(changed)} differ); --resume "
                              f"continues only the same run, --overwrite replaces it")
@@ -264,7 +265,7 @@ def merge(output_dir: Path, *, num_chunks: int | None, replace: bool, bootstrap:
         metas[i] = read_json(files.meta)
     signature = metas[0]["signature"]
     for i, meta in metas.items():
-        changed = differing_keys(signature, meta.get("signature", {}))
+        changed = differing_keys(signature, meta.get("signature", {}), ignore=NOT_COMPARED)
         if changed:
             raise InputError(f"{chunks[i].answers}: from a different run than chunk 0 ({', '.join(changed)} differ)")
     data = load_task(**metas[0]["load"])

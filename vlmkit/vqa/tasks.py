@@ -305,6 +305,8 @@ def load_task(task: str, *, annotations: str | None = None, tsv: str | None = No
     flag, source = need[task]
     if not source:
         raise InputError(f"--task {task} needs {flag}")
+    if ocr_file and not ocr:
+        raise InputError(f"--ocr_file {ocr_file}: pass --ocr too (the OCR line is off by default)")
     if ocr and task != "textvqa":
         raise InputError(f"--ocr: only for --task textvqa (got {task})")
     template = prompts.load_template(task, prompt_file)
