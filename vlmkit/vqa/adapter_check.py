@@ -24,11 +24,11 @@ def _base_shapes(model_path: Path) -> tuple[dict[str, tuple[int, ...]], str]:
     import torch
     from transformers import AutoConfig, AutoModelForImageTextToText
 
-    config = AutoConfig.from_pretrained(str(model_path))
     try:
+        config = AutoConfig.from_pretrained(str(model_path))
         with torch.device("meta"):
             model = AutoModelForImageTextToText.from_config(config)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         raise InputError(f"{model_path}: not an image-text-to-text checkpoint transformers can load "
                          f"({str(exc).splitlines()[0]})") from None
     shapes = {name: tuple(p.shape) for name, p in model.named_parameters(remove_duplicate=False)}

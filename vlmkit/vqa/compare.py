@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vlmkit.evaluation.html_report import CSS, PALETTE
+from vlmkit.evaluation.html_report import CSS, PALETTE, bar_chart_svg
 from vlmkit.io import InputError, iter_jsonl, read_json, write_all_or_nothing
 from vlmkit.vqa import results as res
 from vlmkit.vqa.signature import differing_keys
@@ -251,31 +251,10 @@ def accuracy_chart_svg(models: list[dict[str, Any]]) -> str:
 def type_chart_svg(report: dict[str, Any]) -> str:
     """Grouped bars: accuracy per question type (the most frequent types), one bar per model."""
     rows = report["by_type"]["rows"][:MAX_TYPES_CHARTED]
-    names = [m["name"] for m in report["models"]]
-    bar_w, gap, height, top, bottom, left = 12, 16, 180, 10, 90, 36
-    group_w = len(names) * bar_w + gap
-    width = left + len(rows) * group_w + 10
-    parts = [f'<svg width="{width}" height="{height + top + bottom}" role="img" aria-label="accuracy by type">']
-    for tick in (0, 25, 50, 75, 100):
-        y = top + height * (1 - tick / 100)
-        parts.append(f'<line x1="{left}" y1="{y}" x2="{width}" y2="{y}" stroke="#eee"/>'
-                     f'<text x="{left - 4}" y="{y + 4}" font-size="10" text-anchor="end">{tick}</text>')
-    for g, row in enumerate(rows):
-        x0 = left + g * group_w + gap / 2
-        for i, name in enumerate(names):
-            value = row["accuracy"][name]
-            if value is None:
-                continue
-            h = height * value
-            parts.append(f'<rect x="{x0 + i * bar_w:.1f}" y="{top + height - h:.1f}" width="{bar_w - 2}" '
-                         f'height="{h:.1f}" fill="{PALETTE[i % len(PALETTE)]}"><title>{_esc(name)} · '
-                         f'{_esc(row["type"])}: {_pct(value, 1)}% of {row["n"]}</title></rect>')
-        lx = x0 + len(names) * bar_w / 2
-        parts.append(f'<text x="{lx:.1f}" y="{top + height + 12}" font-size="10" text-anchor="end" '
-                     f'transform="rotate(-35 {lx:.1f} {top + height + 12})">{_esc(row["type"])} ({row["n"]})</text>')
-    legend = " ".join(f'<span><span class="swatch" style="background:{PALETTE[i % len(PALETTE)]}"></span>'
-                      f'{_esc(n)}</span>' for i, n in enumerate(names))
-    return "".join(parts) + f"</svg><div>{legend}</div>"
+    types = tuple(row["type"] for row in rows)
+    bars = [{"model_name": m["name"], **{row["type"]: row["accuracy"][m["name"]] for row in rows}}
+            for m in report["models"]]
+    return bar_chart_svg(bars, types, labels={row["type"]: f"{row['type']} ({row['n']})" for row in rows})
 
 
 def html_page(report: dict[str, Any], markdown_text: str) -> str:
