@@ -1,4 +1,4 @@
-"""The launcher convention (vlmkit/launcher.sh) for train.sh, test.sh and compare.sh.
+"""The launcher convention (vlmkit/launcher.sh) for train.sh, test.sh, compare.sh and eval_vqa.sh.
 
 --help prints usage and starts nothing; extra arguments reach the Python script unchanged; PYTHON is honoured; a
 setting that mirrors a script flag has the script's own default.
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-LAUNCHERS = {"train.sh": "train.py", "test.sh": "caption.py", "compare.sh": "compare.py"}
+LAUNCHERS = {"train.sh": "train.py", "test.sh": "caption.py", "compare.sh": "compare.py", "eval_vqa.sh": "eval_vqa.py"}
 
 # setting -> (flag dest of the script); settings marked "recipe" in train.sh are checked separately.
 MIRRORED = {
@@ -24,6 +24,8 @@ MIRRORED = {
     "compare.sh": {"GROUND_TRUTH": "ground_truth", "OUTPUT_DIR": "output_dir", "CLIP_MODEL": "clip_model",
                    "DEVICE": "device", "BATCH_SIZE": "batch_size", "IMAGES_DIR": "images_dir",
                    "SENTENCE_MODEL": "sentence_model"},
+    "eval_vqa.sh": {"ADAPTER_PATH": "adapter_path", "QUESTIONS": "questions", "IMAGE_DIR": "image_dir",
+                    "BATCH_SIZE": "batch_size", "MAX_NEW_TOKENS": "max_new_tokens", "LIMIT": "limit"},
     "train.sh": {"BATCH_SIZE": "per_device_train_batch_size", "LR": "learning_rate", "EPOCHS": "num_train_epochs",
                  "MAX_STEPS": "max_steps", "SAVE_STEPS": "save_steps", "LOGGING_STEPS": "logging_steps",
                  "LORA_R": "lora_r", "LORA_ALPHA": "lora_alpha", "STAGE": "stage", "ARCH": "arch"},

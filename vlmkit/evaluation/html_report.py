@@ -41,8 +41,11 @@ def _esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def bar_chart_svg(rows: list[dict[str, Any]], metrics: tuple[str, ...] = CHART_METRICS) -> str:
-    """Grouped bars: one group per metric, one bar per model; n/a values are labelled, not drawn as 0."""
+def bar_chart_svg(rows: list[dict[str, Any]], metrics: tuple[str, ...] = CHART_METRICS,
+                  labels: dict[str, str] = LABELS) -> str:
+    """Grouped bars: one group per metric, one bar per model; n/a values are labelled, not drawn as 0.
+
+    Values are on a 0..1 scale; `labels` names the groups (default: the caption metrics' labels)."""
     models = [r["model_name"] for r in rows]
     bar_w, gap, height, top, bottom, left = 14, 18, 220, 20, 70, 40
     group_w = max(1, len(models)) * bar_w + gap
@@ -67,11 +70,11 @@ def bar_chart_svg(rows: list[dict[str, Any]], metrics: tuple[str, ...] = CHART_M
             v = min(max(float(value), 0.0), 1.0)
             h = height * v
             parts.append(f'<rect x="{x:.1f}" y="{top + height - h:.1f}" width="{bar_w - 2}" height="{h:.1f}" '
-                         f'fill="{color}"><title>{_esc(row["model_name"])} {_esc(LABELS[metric])}: '
+                         f'fill="{color}"><title>{_esc(row["model_name"])} {_esc(labels[metric])}: '
                          f'{float(value):.4f}</title></rect>')
         label_x = x0 + len(models) * bar_w / 2
         parts.append(f'<text x="{label_x:.1f}" y="{top + height + 14}" font-size="10" text-anchor="end" '
-                     f'transform="rotate(-35 {label_x:.1f} {top + height + 14})">{_esc(LABELS[metric])}</text>')
+                     f'transform="rotate(-35 {label_x:.1f} {top + height + 14})">{_esc(labels[metric])}</text>')
     parts.append("</svg>")
     legend = " ".join(f'<span><span class="swatch" style="background:{PALETTE[i % len(PALETTE)]}"></span>'
                       f'{_esc(m)}</span>' for i, m in enumerate(models))

@@ -8,6 +8,7 @@ training sample an object with views `image1`, `image2`, ...
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,13 +27,15 @@ class CaptionItem:
 
     `require_all=False` (multi-view objects): a missing or unreadable view is skipped with a warning; the item fails
     only if no view is readable. `require_all=True` (training samples): the item fails if any image is unreadable,
-    since its conversation refers to every image.
+    since its conversation refers to every image. `loader` (optional) replaces `load_item`'s file loading, for
+    images that are not files (e.g. base64 cells of a benchmark TSV).
     """
 
     obj: ObjectFolder
     views: tuple[str, ...]
     require_all: bool = False
     payload: Any = None
+    loader: Callable[[CaptionItem], LoadedItem] | None = None
 
     @property
     def id(self) -> str:
@@ -54,6 +57,8 @@ class LoadedItem:
 
 def load_item(item: CaptionItem) -> LoadedItem:
     """Open the item's images; problems are one-line reasons (missing or unreadable view)."""
+    if item.loader is not None:
+        return item.loader(item)
     if not item.obj.view_files:  # one clear reason instead of one "missing" per view
         names = ", ".join(f"{v}.jpg" for v in item.views)
         return LoadedItem(item, [], [], [], [f"{item.obj.path}: no view images in the folder (expected {names})"])

@@ -154,12 +154,14 @@ def caption_items(
     stats: RunStats | None = None,
     progress: bool = True,
     desc: str = "captioning",
+    allow_empty: bool = False,
 ) -> RunStats:
     """Caption `items` in batches, calling `on_batch` with the new successes after every batch.
 
     While the model generates batch k, a worker thread loads the images of batch k+1 and, if the backend has a
     `prepare` step (tokenising, resizing, normalising), builds its inputs: CPU preprocessing overlaps generation
     instead of adding to it. `stats` (if given) is updated in place, so a caller can report after an interruption.
+    An empty answer is a failure unless `allow_empty` (a benchmark scores it as a wrong answer instead).
     """
     stats = stats or RunStats()
     if batch_size < 1:
@@ -188,7 +190,7 @@ def caption_items(
                 for got, request, result in zip(ready.loaded, ready.requests, results, strict=True):
                     if isinstance(result, Exception):
                         stats.fail(got.item, f"generation failed: {type(result).__name__}: {result}")
-                    elif not result.strip():
+                    elif not result.strip() and not allow_empty:
                         stats.fail(got.item, "the model returned an empty caption")
                     else:
                         successes.append(Success(got.item, result.strip(), got.views, request.prompt))
@@ -214,7 +216,7 @@ def run_captioning(pending: list[CaptionItem], *, make_captioner: Callable[[], C
                    prompt_for: Callable[[CaptionItem, list[str]], str], on_batch: Callable[[list[Success]], None],
                    stats: RunStats, report_path: Path, output: Path, settings: dict[str, Any], batch_size: int,
                    progress: bool = True, desc: str = "captioning",
-                   on_loaded: Callable[[Captioner], None] | None = None) -> int:
+                   on_loaded: Callable[[Captioner], None] | None = None, allow_empty: bool = False) -> int:
     """The caption-run skeleton every captioning CLI shares (qwen.py, internvl.py, caption.py, dataprocess.augment).
 
     Loads the model only when there is work (and times it), captions `pending` in batches, and writes the report in
@@ -232,7 +234,7 @@ def run_captioning(pending: list[CaptionItem], *, make_captioner: Callable[[], C
             if on_loaded is not None:
                 on_loaded(captioner)
             caption_items(pending, captioner, prompt_for=prompt_for, batch_size=batch_size, on_batch=on_batch,
-                          stats=stats, progress=progress, desc=desc)
+                          stats=stats, progress=progress, desc=desc, allow_empty=allow_empty)
         status = "complete" if not stats.failures else "complete_with_failures"
     except InputError as exc:
         status = f"aborted: {exc}"

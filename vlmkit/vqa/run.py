@@ -1,0 +1,310 @@
+"""What eval_vqa.py does: answer a question set with a model (one chunk of it), merge chunks, score.
+
+Model run: validate the question set, the images, the model and the adapter (nothing loaded yet) -> take this
+process's chunk -> open its chunk file (refuse to clobber; `--resume` continues) -> load the model only if there is
+work -> answer in batches through the transformers backend (`HFCaptioner`: batched, left-padded, adapter applied),
+rewriting the chunk file after every batch -> write the chunk report. With one chunk the run merges and scores
+itself; with K chunks, `--merge` does it once all are done.
+
+Exit status: 0 all questions answered and scored; 1 some questions failed (unreadable image, generation error:
+listed with the reason in the chunk report and results.json; `--resume` retries them); 2 bad input or settings;
+130 interrupted (finished batches are kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from vlmkit.cli import setup_logging
+from vlmkit.generation import cli as gen
+from vlmkit.generation.hf_backend import require_adapter_dir, require_base_model_dir
+from vlmkit.generation.items import CaptionItem, LoadedItem
+from vlmkit.generation.runner import RunStats, run_captioning
+from vlmkit.images import ImageProblem, add_max_image_pixels_arg, apply_max_image_pixels
+from vlmkit.io import InputError, atomic_write_json, read_json
+from vlmkit.multiview import ObjectFolder
+from vlmkit.outputs import OutputLock, check_output_dir
+from vlmkit.vqa import results as res
+from vlmkit.vqa.chunks import ChunkFiles, chunk_range, find_chunks, read_answers, validate_chunk_args, write_answers
+from vlmkit.vqa.signature import differing_keys, model_identity, predictions_identity, run_signature
+from vlmkit.vqa.stats import DEFAULT_RESAMPLES
+from vlmkit.vqa.tasks import TASKS, Question, TaskData, check_images_exist, decode_base64_image, load_task
+
+log = logging.getLogger(__name__)
+
+VIEW = "image"
+META_FORMAT = "vlmkit-vqa-chunk/1"
+NOT_COMPARED = ("model.name",)  # a chunk resumed or merged under another --name is still the same run
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+    data = parser.add_argument_group("question set")
+    data.add_argument("--task", choices=TASKS, default=None, help="benchmark format (not needed with --merge)")
+    data.add_argument("--annotations", default=None, help="textvqa: TextVQA_0.5.1_val.json")
+    data.add_argument("--tsv", default=None, help="mmbench: the TSV with base64 images (e.g. mmbench_dev_en.tsv)")
+    data.add_argument("--questions", default=None, help="vqa: JSONL of {question_id, image, question, answers}")
+    data.add_argument("--image_dir", default=None,
+                      help="textvqa: the images (<image_id>.jpg, e.g. train_images/); vqa/mmbench: where relative "
+                           "image paths start (default: the question file's folder)")
+    data.add_argument("--ocr", action="store_true", help="textvqa: add LLaVA's 'Reference OCR token:' line")
+    data.add_argument("--ocr_file", default=None, help="textvqa --ocr: TextVQA_Rosetta_OCR_v0.2_val.json")
+    data.add_argument("--limit", type=int, default=None, help="only the first N questions (mmbench: N questions with "
+                                                               "all their rotations)")
+    data.add_argument("--prompt_file", default=None,
+                      help="UTF-8 prompt template: textvqa {question} {ocr}; vqa {question}; mmbench {hint} "
+                           "{question} {options} (default: LLaVA's prompts, see docs/vqa.md)")
+    add_max_image_pixels_arg(data)
+
+    out = parser.add_argument_group("output")
+    out.add_argument("--output_dir", required=True, help="results/<task>/<name>: chunks/, answers.jsonl, "
+                                                         "predictions_scored.jsonl, results.json")
+    out.add_argument("--name", default=None, help="the model's name in results and comparisons (default: the adapter's "
+                                                  "or model's folder name; --score_only: the predictions file stem)")
+    out.add_argument("--resume", action="store_true", help="continue this chunk's answers (and refresh the results)")
+    out.add_argument("--overwrite", action="store_true", help="replace this chunk's answers / the results")
+    out.add_argument("--no_progress", action="store_true", help="no progress bar")
+    out.add_argument("-v", "--verbose", action="store_true")
+
+    gen.add_model_args(parser, default_model_path=None, default_batch_size=8, default_max_new_tokens=32)
+    for action in parser._actions:  # argparse has no public way to relax a flag another helper added
+        if action.dest == "model_path":
+            action.required = False
+            action.help = "local model folder (weights are never downloaded); the BASE model with --adapter_path"
+    gen.add_hf_args(parser)
+
+    chunks = parser.add_argument_group("chunks (one process per GPU) and scoring")
+    chunks.add_argument("--num_chunks", type=int, default=1, help="split the questions into K chunks")
+    chunks.add_argument("--chunk_idx", type=int, default=0, help="which chunk this process answers (0-based)")
+    chunks.add_argument("--merge", action="store_true", help="no model: join the chunks of --output_dir and score "
+                                                             "them (--num_chunks picks a run if several are there)")
+    chunks.add_argument("--score_only", action="store_true", help="no model: score --predictions")
+    chunks.add_argument("--predictions", default=None, help="--score_only: JSONL of {question_id, answer} lines")
+    chunks.add_argument("--allow_missing", action="store_true",
+                        help="--score_only: questions without a prediction are listed (exit 1) instead of an error")
+    chunks.add_argument("--dry_run", action="store_true",
+                        help="check the question set, images, model, adapter and outputs, then stop (no model loaded)")
+    chunks.add_argument("--bootstrap", type=int, default=DEFAULT_RESAMPLES, help="bootstrap resamples for the 95%% "
+                                                                                 "CI (0 = none)")
+
+
+def _load(args: argparse.Namespace) -> TaskData:
+    if args.task is None:
+        raise InputError("--task is required (textvqa, mmbench or vqa)")
+    return load_task(args.task, annotations=args.annotations, tsv=args.tsv, questions=args.questions,
+                     image_dir=args.image_dir, ocr=args.ocr, ocr_file=args.ocr_file, limit=args.limit,
+                     prompt_file=args.prompt_file)
+
+
+def _check_results_writable(output_dir: Path, replace: bool) -> None:
+    check_output_dir(output_dir)
+    if (output_dir / res.RESULTS).exists() and not replace:
+        raise InputError(f"{output_dir / res.RESULTS}: results already exist; pass --overwrite to replace them")
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Everything after argument parsing (see the module docstring)."""
+    setup_logging(args.verbose)
+    apply_max_image_pixels(args)
+    if args.resume and args.overwrite:
+        raise InputError("--resume and --overwrite exclude each other")
+    if args.bootstrap < 0:
+        raise InputError(f"--bootstrap {args.bootstrap}: must be >= 0")
+    output_dir = Path(args.output_dir)
+    if args.merge:
+        return merge(output_dir, num_chunks=args.num_chunks if args.num_chunks != 1 else None,
+                     replace=args.overwrite or args.resume, bootstrap=args.bootstrap)
+    if args.score_only:
+        return score_only(args, output_dir)
+    return answer_chunk(args, output_dir)
+
+
+def score_only(args: argparse.Namespace, output_dir: Path) -> int:
+    if not args.predictions:
+        raise InputError("--score_only needs --predictions answers.jsonl")
+    data = _load(args)
+    predictions = read_answers(Path(args.predictions))
+    known = data.by_id()
+    unknown = [p["question_id"] for qid, p in predictions.items() if qid not in known]
+    if unknown and not args.limit:
+        raise InputError(f"{args.predictions}: question {unknown[0]}: not in {data.source} ({len(unknown)} such "
+                         f"predictions; the wrong file?)")
+    missing = [q.qid for q in data.questions if q.qid not in predictions]
+    if missing and not args.allow_missing:
+        raise InputError(f"{args.predictions}: question {known[missing[0]].question_id}: no prediction ({len(missing)} "
+                         f"of {len(known)} missing; --allow_missing scores the rest and lists them)")
+    _check_results_writable(output_dir, args.overwrite)
+    name = args.name or Path(args.predictions).stem
+    signature = run_signature(data, model={"name": name}, predictions=predictions_identity(Path(args.predictions)))
+    answers = {qid: p["answer"] for qid, p in predictions.items() if qid in known}
+    with OutputLock(output_dir / res.RESULTS, "results"):
+        scored = res.score(data, answers, failures={}, missing=missing, name=name, signature=signature,
+                           bootstrap=args.bootstrap)
+        res.write_results(output_dir, scored)
+    return 1 if missing else 0
+
+
+def _item(q: Question, source: Path) -> CaptionItem:
+    if q.image_b64 is None:
+        return CaptionItem(ObjectFolder(q.qid, q.image_path, q.image_path.name, {VIEW: q.image_path}), (VIEW,),
+                           require_all=True, payload=q)
+    label = f"{source}: question {q.question_id}"
+
+    def load_inline(item: CaptionItem) -> LoadedItem:
+        try:
+            return LoadedItem(item, [VIEW], [decode_base64_image(q.image_b64, label)], [source], [])
+        except ImageProblem as problem:
+            return LoadedItem(item, [], [], [], [str(problem)])
+
+    return CaptionItem(ObjectFolder(q.qid, source, source.name, {}), (VIEW,), require_all=True, payload=q,
+                       loader=load_inline)
+
+
+def answer_chunk(args: argparse.Namespace, output_dir: Path) -> int:
+    validate_chunk_args(args.num_chunks, args.chunk_idx)
+    data = _load(args)
+    start, stop = chunk_range(len(data.questions), args.num_chunks, args.chunk_idx)
+    mine = data.questions[start:stop]
+    check_images_exist(data)
+    if not args.model_path:
+        raise InputError("--model_path is required to answer questions (or pass --merge / --score_only)")
+    settings = gen.generation_settings(args)
+    require_base_model_dir(args.model_path, "model folder")
+    if args.batch_size < 1:
+        raise InputError(f"--batch_size {args.batch_size}: must be at least 1")
+    if args.adapter_path:
+        from vlmkit.vqa.adapter_check import check_adapter_matches_base
+
+        require_adapter_dir(args.adapter_path)
+        check_adapter_matches_base(args.model_path, args.adapter_path)
+    single = args.num_chunks == 1
+    if single:
+        _check_results_writable(output_dir, args.overwrite or args.resume)
+    check_output_dir(output_dir)
+    files = ChunkFiles(output_dir, args.chunk_idx, args.num_chunks)
+    if args.dry_run:
+        _refuse_clobbering(files, args.resume, args.overwrite)
+        log.info("dry run: %d questions, chunk %d of %d = questions %d..%d; inputs and outputs are fine",
+                 len(data.questions), args.chunk_idx, args.num_chunks, start, stop - 1)
+        return 0
+    name = args.name or gen.model_name(args)
+    signature = run_signature(data, model=model_identity(name, args.model_path, args.adapter_path),
+                              decoding=settings.to_json())
+    with OutputLock(files.answers, "answer chunk"):
+        done = _open_chunk(files, signature, {q.qid for q in mine}, resume=args.resume, overwrite=args.overwrite)
+        files.report.unlink(missing_ok=True)  # a report present means: this run of the chunk finished
+        write_answers(files.answers, [done[q.qid] for q in mine if q.qid in done])
+        atomic_write_json(files.meta, {"format": META_FORMAT, "signature": signature, "load": data.options,
+                                       "chunk": {"index": args.chunk_idx, "num_chunks": args.num_chunks,
+                                                 "start": start, "stop": stop}})
+        pending = [_item(q, data.source) for q in mine if q.qid not in done]
+        stats = RunStats(total=len(mine), already_done=len(mine) - len(pending))
+        log.info("chunk %d of %d: questions %d..%d of %d, %d already answered, %d to do -> %s", args.chunk_idx,
+                 args.num_chunks, start, stop - 1, len(data.questions), stats.already_done, len(pending),
+                 files.answers)
+
+        def on_batch(successes: list) -> None:
+            for s in successes:
+                done[s.item.id] = {"question_id": s.item.payload.question_id, "answer": s.caption}
+            if successes:
+                write_answers(files.answers, [done[q.qid] for q in mine if q.qid in done])
+
+        status = run_captioning(pending, make_captioner=lambda: gen.make_hf_captioner(args, what="the model"),
+                                prompt_for=lambda item, views: item.payload.prompt, on_batch=on_batch, stats=stats,
+                                report_path=files.report, output=files.answers,
+                                settings={"signature": signature, "batch_size": args.batch_size},
+                                batch_size=args.batch_size, progress=not args.no_progress, desc="answering",
+                                allow_empty=True)
+    if single:
+        return max(status, merge(output_dir, num_chunks=1, replace=True, bootstrap=args.bootstrap))
+    log.info("chunk %d of %d done; when every chunk is, run: python eval_vqa.py --merge --output_dir %s",
+             args.chunk_idx, args.num_chunks, output_dir)
+    return status
+
+
+def _refuse_clobbering(files: ChunkFiles, resume: bool, overwrite: bool) -> None:
+    if files.answers.exists() and not (resume or overwrite):
+        raise InputError(f"{files.answers}: chunk already exists; pass --resume to continue it or --overwrite to "
+                         f"replace it")
+
+
+def _open_chunk(files: ChunkFiles, signature: dict[str, Any], mine: set[str], *, resume: bool,
+                overwrite: bool) -> dict[str, dict[str, Any]]:
+    """The answers already in this chunk's file (resume), after checking they belong to this very run."""
+    if not files.answers.exists():
+        return {}
+    _refuse_clobbering(files, resume, overwrite)
+    if overwrite:
+        log.warning("%s exists and will be replaced (--overwrite)", files.answers)
+        return {}
+    if files.meta.is_file():
+        before = read_json(files.meta).get("signature", {})
+        changed = differing_keys(before, signature, ignore=NOT_COMPARED)
+        if changed:
+            raise InputError(f"{files.answers}: made by a different run ({', '.join(changed)} differ); --resume "
+                             f"continues only the same run, --overwrite replaces it")
+    done = read_answers(files.answers)
+    stray = sorted(set(done) - mine)
+    if stray:
+        raise InputError(f"{files.answers}: question {stray[0]} does not belong to this chunk; --overwrite replaces it")
+    log.info("resuming %s: %d answers already there", files.answers, len(done))
+    return done
+
+
+def merge(output_dir: Path, *, num_chunks: int | None, replace: bool, bootstrap: int) -> int:
+    """Join the chunks of one run, check that they cover every question exactly once, score, write results."""
+    _check_results_writable(output_dir, replace)
+    num_chunks, chunks = find_chunks(output_dir, num_chunks)
+    metas = {}
+    for i, files in chunks.items():
+        if not files.meta.is_file():
+            raise InputError(f"{files.answers}: no {files.meta.name} (not written by eval_vqa.py?)")
+        metas[i] = read_json(files.meta)
+    signature = metas[0]["signature"]
+    for i, meta in metas.items():
+        changed = differing_keys(signature, meta.get("signature", {}), ignore=NOT_COMPARED)
+        if changed:
+            raise InputError(f"{chunks[i].answers}: from a different run than chunk 0 ({', '.join(changed)} differ)")
+    data = load_task(**metas[0]["load"])
+    if data.sha256 != signature["dataset"]["sha256"]:
+        raise InputError(f"{data.source}: changed since the chunks were answered (sha256 differs); rerun them")
+    answers: dict[str, str] = {}
+    failures: dict[str, str] = {}
+    with ExitStack() as stack:
+        for files in chunks.values():  # a chunk still being written cannot be merged
+            stack.enter_context(OutputLock(files.answers, "answer chunk"))
+        stack.enter_context(OutputLock(output_dir / res.RESULTS, "results"))
+        for i, files in chunks.items():
+            start, stop = chunk_range(len(data.questions), num_chunks, i)
+            assigned = {q.qid for q in data.questions[start:stop]}
+            report = read_json(files.report) if files.report.is_file() else None
+            if report is None or not str(report.get("status", "")).startswith("complete"):
+                state = "no report: still running or killed" if report is None else report.get("status")
+                raise InputError(f"{files.answers}: chunk {i} of {num_chunks} did not finish ({state}); rerun it "
+                                 f"with --resume")
+            got = read_answers(files.answers)
+            stray = [qid for qid in got if qid not in assigned]  # chunks are disjoint: this also catches duplicates
+            if stray:
+                raise InputError(f"{files.answers}: question {stray[0]} does not belong to chunk {i} of {num_chunks} "
+                                 f"({len(stray)} such; files of two runs mixed?)")
+            answers.update((qid, row["answer"]) for qid, row in got.items())
+            for failure in report.get("failures", []):
+                if failure["id"] not in got:
+                    failures[failure["id"]] = failure["reason"]
+            lost = [qid for qid in sorted(assigned) if qid not in got and qid not in failures]
+            if lost:
+                raise InputError(f"{files.answers}: {len(lost)} questions of chunk {i} neither answered nor failed "
+                                 f"(e.g. {lost[0]}); rerun it with --resume")
+        scored = res.score(data, answers, failures=failures, name=signature["model"]["name"], signature=signature,
+                           bootstrap=bootstrap)
+        lines = [{"question_id": q.question_id, "answer": answers[q.qid]} for q in data.questions if q.qid in answers]
+        scored.results["chunks"] = num_chunks
+        res.write_results(output_dir, scored, lines)
+    if failures:
+        log.error("%d questions failed (listed in %s); rerun the chunks with --resume to retry them", len(failures),
+                  output_dir / res.RESULTS)
+        return 1
+    return 0
