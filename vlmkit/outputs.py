@@ -91,10 +91,15 @@ class OutputLock:
         self.path = self.target.with_name(self.target.name + LOCK_SUFFIX)
         self.what = what
         self._fd: int | None = None
+        self._made: list[Path] = []  # folders acquire() created for the lock file, removed again if left empty
 
     def acquire(self) -> OutputLock:
         import fcntl
 
+        missing = self.path.parent
+        while not missing.exists() and missing.parent != missing:
+            self._made.append(missing)
+            missing = missing.parent
         self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -102,6 +107,7 @@ class OutputLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
+                self._made = []  # the owner's folders, not ours
                 raise InputError(f"{self.target}: {self.what} is being written by {_owner_description(self.path)}; "
                                  f"wait for it to finish or choose another output") from None
             # The owner before us may have removed the file between our open and our flock: then we locked an
@@ -129,6 +135,12 @@ class OutputLock:
             pass
         os.close(self._fd)  # closing drops the flock
         self._fd = None
+        for folder in self._made:  # innermost first; a folder the run wrote into is not empty and stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        self._made = []
 
     def __enter__(self) -> OutputLock:
         return self.acquire()

@@ -223,10 +223,15 @@ def run_captioning(pending: list[CaptionItem], *, make_captioner: Callable[[], C
     `run_main`), as does KeyboardInterrupt (130).
     """
     started_at, load_seconds, status = now_iso(), None, "interrupted"
+    write_report = True
     try:
         if pending:
             t0 = time.perf_counter()
-            captioner = make_captioner()
+            try:
+                captioner = make_captioner()
+            except InputError:
+                write_report = False  # a model folder that cannot load is bad input: nothing written or changed
+                raise
             load_seconds = time.perf_counter() - t0
             settings["backend"] = captioner.describe()
             if on_loaded is not None:
@@ -241,8 +246,9 @@ def run_captioning(pending: list[CaptionItem], *, make_captioner: Callable[[], C
         status = f"crashed: {type(exc).__name__}: {exc}"
         raise
     finally:
-        atomic_write_json(report_path, build_report(stats, status=status, output=output, settings=settings,
-                                                    started_at=started_at, model_load_seconds=load_seconds))
+        if write_report:
+            atomic_write_json(report_path, build_report(stats, status=status, output=output, settings=settings,
+                                                        started_at=started_at, model_load_seconds=load_seconds))
     log.info("%s: %d captioned now, %d already done, %d failed; report %s",
              output, stats.captioned, stats.already_done, len(stats.failures), report_path)
     if stats.failures:
