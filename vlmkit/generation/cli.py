@@ -161,6 +161,7 @@ def run(args: argparse.Namespace, make_captioner: Callable[[argparse.Namespace],
         out_path = output_dir / output_name
     report_path = out_path.parent / report_name(out_path.name)
     check_output_file(out_path, "--output_dir/--output_name")
+    check_output_file(report_path, "the report")
     with OutputLock(out_path, "caption file"):
         captions = CaptionFile(out_path, [it.id for it in items], resume=args.resume, overwrite=args.overwrite)
         data_by = args.data_by or name
