@@ -29,7 +29,7 @@ from vlmkit.generation.items import CaptionItem
 from vlmkit.generation.outputs import check_writable_target
 from vlmkit.generation.runner import RunStats, Success, now_iso, run_captioning
 from vlmkit.images import add_max_image_pixels_arg, apply_max_image_pixels
-from vlmkit.io import InputError, atomic_write_jsonl
+from vlmkit.io import InputError, atomic_write_jsonl, remove_stale_temps
 from vlmkit.multiview import ObjectFolder
 from vlmkit.outputs import OutputLock, check_output_file
 from vlmkit.samples import (
@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     check_output_file(output_path)
     check_output_file(report_path, "--report")
     with OutputLock(output_path, "training file"):
+        remove_stale_temps(report_path)
         check_writable_target(output_path, resume=args.resume, overwrite=args.overwrite)
         done = _read_done(output_path) if args.resume and output_path.exists() else {}
         return _recaption(args, samples, done, input_path, output_path, report_path, settings, prompt)

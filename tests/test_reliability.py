@@ -231,7 +231,12 @@ def test_resume_lists_a_bad_image_again_instead_of_crashing_on_it(tmp_path: Path
     argv = ["--model_path", tiny_qwen2_5_vl_dir, "--input_dir", images, "--output_dir", out, "--max_new_tokens", "2",
             "--min_pixels", "784", "--max_pixels", "3136", "--no_progress"]
     report_path = out / "Qwen2.5-VL-tiny_caption_generation_report.json"
+    stale = [out / ".image_Qwen2.5-VL-tiny.json.k1ll3d.tmp", out / f".{report_path.name}.k1ll3d.tmp"]
+    for path in stale:  # what a run killed inside an atomic write leaves behind
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text('[{"images": ["a1.jp')
     assert run_cli(qwen.main, argv, capsys)[0] == 1
+    assert not any(path.exists() for path in stale)  # removed by the next writer, under the lock
     captions = read_json(out / "image_Qwen2.5-VL-tiny.json")
     assert [r["images"] for r in captions] == [["a1.jpg"], ["a3.jpg"]]
     for _ in range(2):  # every --resume retries the bad item, lists it again, keeps the others

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,22 @@ def _staging_file(target: Path) -> tuple[int, str]:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.chmod(tmp, 0o666 & ~_umask())
     return fd, tmp
+
+
+def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary siblings (`.<name>.*.tmp`) that a writer of `path` killed mid-write left behind.
+
+    Call it only while holding the output's lock (`vlmkit.outputs.OutputLock` does for its target): then no live
+    writer of `path` exists, so every such file is a dead run's."""
+    path = Path(path)
+    removed = []
+    for stale in path.parent.glob(f".{glob_escape(path.name)}.*.tmp") if path.parent.is_dir() else []:
+        try:
+            stale.unlink()
+            removed.append(stale)
+        except (FileNotFoundError, IsADirectoryError):
+            pass
+    return removed
 
 
 @contextmanager

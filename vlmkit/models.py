@@ -67,10 +67,14 @@ def _check_weights(folder: Path, what: str) -> None:
         raise InputError(f"{folder}: {what} has no weight files (model.safetensors, pytorch_model.bin, ...); "
                          "the download or save is incomplete")
     for weight in weights:
-        if weight.stat().st_size == 0:
-            raise InputError(f"{weight}: empty weight file (0 bytes); download or save it again")
-        if weight.suffix == ".safetensors":
-            check_safetensors(weight)
+        _check_weight_file(weight)
+
+
+def _check_weight_file(weight: Path) -> None:
+    if weight.stat().st_size == 0:
+        raise InputError(f"{weight}: empty weight file (0 bytes); download or save it again")
+    if weight.suffix == ".safetensors":
+        check_safetensors(weight)
 
 
 def check_model_files(path: str | os.PathLike, what: str) -> Path:
@@ -101,10 +105,7 @@ def check_adapter_files(path: str | os.PathLike) -> dict:
     if not weights:
         raise InputError(f"{p}: adapter has no weights (adapter_model.safetensors); the save or copy is incomplete")
     for weight in weights:
-        if weight.stat().st_size == 0:
-            raise InputError(f"{weight}: empty weight file (0 bytes); save or copy it again")
-        if weight.suffix == ".safetensors":
-            check_safetensors(weight)
+        _check_weight_file(weight)
     return config
 
 

@@ -7,9 +7,10 @@ yes to root even on a read-only file system.
 
 `OutputLock` makes a run the only writer of an output: `<output>.lock` holds the owner's pid, host, start time and
 command line, and is locked with `fcntl.flock`. The kernel drops the lock when the owner dies (kill -9 included), so
-a leftover lock file whose owner is gone is stale and simply taken over; a live owner makes the second run refuse
-with one line naming it. Shards write their own files, hence their own locks, and stay parallel. flock is advisory
-and local: on a network file system shared by several hosts it may not exclude a run on another host.
+a leftover lock file whose owner is gone is stale and simply taken over (with the dead owner's temporary
+`.<name>.*.tmp` file, if it was killed mid-write); a live owner makes the second run refuse with one line naming it.
+Shards write their own files, hence their own locks, and stay parallel. flock is advisory and local: on a network
+file system shared by several hosts it may not exclude a run on another host.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vlmkit.io import InputError
+from vlmkit.io import InputError, remove_stale_temps
 
 LOCK_SUFFIX = ".lock"
 
@@ -124,6 +125,7 @@ class OutputLock:
         os.write(fd, (json.dumps(info) + "\n").encode("utf-8"))
         os.fsync(fd)
         self._fd = fd
+        remove_stale_temps(self.target)  # a killed earlier writer's half-written temporary file
         return self
 
     def release(self) -> None:

@@ -31,7 +31,7 @@ from vlmkit.generation.shards import (
     validate_shard_args,
 )
 from vlmkit.images import add_max_image_pixels_arg, apply_max_image_pixels
-from vlmkit.io import InputError
+from vlmkit.io import InputError, remove_stale_temps
 from vlmkit.outputs import OutputLock, check_output_file
 from vlmkit.prompt import MULTIVIEW_PROMPT, SINGLE_IMAGE_PROMPT, build_prompt, load_prompt_template
 
@@ -163,6 +163,7 @@ def run(args: argparse.Namespace, make_captioner: Callable[[argparse.Namespace],
     check_output_file(out_path, "--output_dir/--output_name")
     check_output_file(report_path, "the report")
     with OutputLock(out_path, "caption file"):
+        remove_stale_temps(report_path)
         captions = CaptionFile(out_path, [it.id for it in items], resume=args.resume, overwrite=args.overwrite)
         data_by = args.data_by or name
         pending = [it for it in items if it.id not in captions.done_ids]
