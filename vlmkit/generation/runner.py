@@ -218,7 +218,8 @@ def run_captioning(pending: list[CaptionItem], *, make_captioner: Callable[[], C
     """The caption-run skeleton every captioning CLI shares (qwen.py, internvl.py, caption.py, dataprocess.augment).
 
     Loads the model only when there is work (and times it), captions `pending` in batches, and writes the report in
-    `finally`, so an interrupted, aborted or crashed run still leaves one that says so. Returns the exit status: 0
+    `finally`, so an interrupted, aborted or crashed run still leaves one that says so; only a model that cannot load
+    (an `InputError` from `make_captioner`: bad input, nothing attempted) leaves an earlier report as it was. Returns the exit status: 0
     when every item has a caption, 1 when some failed (listed in the report). `InputError` propagates (exit 2 via
     `run_main`), as does KeyboardInterrupt (130).
     """
