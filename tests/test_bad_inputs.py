@@ -54,12 +54,13 @@ def world(tmp_path_factory: pytest.TempPathFactory, tiny_qwen2_5_vl_dir: Path) -
     w = tmp_path_factory.mktemp("world")
     views = ("front", "back")
     # multi-view objects: good, one bad view, every view bad
-    for name, bad_views in (("mv", ()), ("mv_badview", ("front",)), ("mv_allbad", views)):
+    for name, bad_views, kind in (("mv", (), ""), ("mv_badview", ("front",), "bomb"), ("mv_allbad", views, "bomb"),
+                                  ("mv_truncated", ("back",), "truncated")):
         for k, iid in enumerate(IDS):
             folder = w / name / _object_name(iid)
             for v in views:
                 if k == 1 and v in bad_views:
-                    bad_image(folder / f"{v}.png", "bomb")
+                    bad_image(folder / f"{v}.{'png' if kind == 'bomb' else 'jpg'}", kind)
                 else:
                     make_image(folder / f"{v}.jpg", (32, 32), color=(40 * k, 90, 30))
     # flat folders: one good image and one bad one of each kind
@@ -308,6 +309,12 @@ CASES = [
          "a_folder.jsonl: --output is a folder", id="compare --output is a folder"),
     Case("compare", "--generated {W}/gen/image_good.json " + COMPARE.replace("{OUT}/results", "/proc/vlmkit-out"), 2,
          "not writable", id="compare output not writable"),
+    Case("compare", "--generated {W}/gen/image_good.json --images_dir {W}/mv_badview --clip_model {clip} "
+         + COMPARE.replace("--clip_model none --metrics lexical", "--metrics clip_image"), 2,
+         "front.png: too large image", id="render too large for CLIP image metrics"),
+    Case("compare", "--generated {W}/gen/image_good.json --images_dir {W}/mv_truncated --clip_model {clip} "
+         + COMPARE.replace("--clip_model none --metrics lexical", "--metrics clip_image"), 2,
+         "back.jpg: truncated image", id="truncated render for CLIP image metrics"),
     Case("compare", "--generated {W}/gen/image_good.json --max_image_pixels -5 " + COMPARE, 2,
          "--max_image_pixels -5", id="compare negative pixel limit"),
     # ---- dataprocess.explore -----------------------------------------------------------------------------------
@@ -432,8 +439,9 @@ def test_bad_input(case: Case, world: Path, tmp_path: Path, capsys: pytest.Captu
     out.mkdir()
     _pre_existing(case.cli, out)
     subst = {"W": world, "OUT": out, "qwen": tiny_qwen2_5_vl_dir}
-    if "{internvl}" in case.argv:
-        subst["internvl"] = request.getfixturevalue("tiny_internvl_dir")
+    for name, fixture in (("internvl", "tiny_internvl_dir"), ("clip", "tiny_clip_dir")):
+        if "{" + name + "}" in case.argv:
+            subst[name] = request.getfixturevalue(fixture)
     argv = shlex.split(case.argv.format(**subst))
     before = snapshot(out)
 
