@@ -219,9 +219,9 @@ def run_captioning(pending: list[CaptionItem], *, make_captioner: Callable[[], C
 
     Loads the model only when there is work (and times it), captions `pending` in batches, and writes the report in
     `finally`, so an interrupted, aborted or crashed run still leaves one that says so; only a model that cannot load
-    (an `InputError` from `make_captioner`: bad input, nothing attempted) leaves an earlier report as it was. Returns the exit status: 0
-    when every item has a caption, 1 when some failed (listed in the report). `InputError` propagates (exit 2 via
-    `run_main`), as does KeyboardInterrupt (130).
+    (an `InputError` from `make_captioner`: bad input, nothing attempted) leaves an earlier report as it was.
+    Returns the exit status: 0 when every item has a caption, 1 when some failed (listed in the report).
+    `InputError` propagates (exit 2 via `run_main`), as does KeyboardInterrupt (130).
     """
     started_at, load_seconds, status = now_iso(), None, "interrupted"
     write_report = True
