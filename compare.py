@@ -21,7 +21,9 @@ from vlmkit.evaluation.encoders import DEFAULT_CLIP_MODEL
 from vlmkit.evaluation.metrics import METRIC_GROUPS, parse_metric_groups
 from vlmkit.evaluation.pipeline import CompareOptions, run_comparison
 from vlmkit.evaluation.tables import markdown_table
-from vlmkit.io import InputError
+from vlmkit.images import add_max_image_pixels_arg, apply_max_image_pixels
+from vlmkit.io import InputError, recover_commits
+from vlmkit.outputs import OutputLock, check_output_dir, check_output_file
 
 log = logging.getLogger("compare")
 
@@ -59,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch_size", type=int, default=32, help="encoder batch size")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--gallery_items", type=int, default=50, help="items shown in the HTML gallery")
+    add_max_image_pixels_arg(parser)
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
 
@@ -72,6 +75,15 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError(f"--metrics: {exc}") from None
     if args.batch_size < 1:
         raise InputError(f"--batch_size must be at least 1, got {args.batch_size}")
+    apply_max_image_pixels(args)
+    # Before any model is loaded: the results can be written, and no other run is writing them.
+    output = check_output_file(args.output, "--output") if args.output else check_output_dir(args.output_dir)
+    with OutputLock(output, "comparison results"):
+        recover_commits(output.parent if args.output else output)  # a killed run's half-published result set
+        return _compare(args, groups)
+
+
+def _compare(args: argparse.Namespace, groups: frozenset[str]) -> int:
     options = CompareOptions(
         generated=list(args.generated), ground_truth=args.ground_truth, output_dir=args.output_dir,
         output=args.output, clip_model=args.clip_model, sentence_model=args.sentence_model or None,

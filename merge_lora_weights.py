@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from vlmkit.cli import HelpFormatter, run_main, setup_logging
 
@@ -37,16 +38,36 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_inputs(adapter: Path, base_model: str | None) -> None:
+    """The adapter (or projector) and its base can load: parsed configs, complete safetensors headers. Cheap, so a
+    malformed or truncated folder is one line before the base model is loaded, not a traceback after."""
+    from vlmkit.models import check_adapter_files, check_model_files, check_safetensors
+    from vlmkit.training.checkpoint import PROJECTOR_FILE, folder_kind, resolve_base
+
+    kind = folder_kind(adapter)
+    if kind == "adapter":
+        check_adapter_files(adapter)
+    elif kind == "projector":
+        check_safetensors(adapter / PROJECTOR_FILE)
+    else:
+        return  # a standalone checkpoint: merge_adapter refuses it with its own message
+    check_model_files(resolve_base(adapter, base_model), "the base model")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     from vlmkit.models import resolve_device
+    from vlmkit.outputs import OutputLock, check_output_dir
     from vlmkit.training.merge import MergeVerificationError, merge_adapter
 
+    output_dir = check_output_dir(args.output_dir, "--output_dir")
+    check_inputs(Path(args.adapter), args.base_model)
+    device = resolve_device(args.device)
     try:
-        result = merge_adapter(args.adapter, args.output_dir, base_model=args.base_model, dtype=args.dtype,
-                               atol=args.atol, rtol=args.rtol, device=resolve_device(args.device),
-                               overwrite=args.overwrite)
+        with OutputLock(output_dir, "merged checkpoint"):
+            result = merge_adapter(args.adapter, output_dir, base_model=args.base_model, dtype=args.dtype,
+                                   atol=args.atol, rtol=args.rtol, device=device, overwrite=args.overwrite)
     except MergeVerificationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

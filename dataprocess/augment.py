@@ -28,7 +28,8 @@ from vlmkit.generation import cli as gen
 from vlmkit.generation.items import CaptionItem
 from vlmkit.generation.outputs import check_writable_target
 from vlmkit.generation.runner import RunStats, Success, now_iso, run_captioning
-from vlmkit.io import InputError, atomic_write_jsonl
+from vlmkit.images import add_max_image_pixels_arg, apply_max_image_pixels
+from vlmkit.io import InputError, atomic_write_jsonl, remove_stale_temps
 from vlmkit.multiview import ObjectFolder
 from vlmkit.outputs import OutputLock, check_output_file
 from vlmkit.samples import (
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--resume", action="store_true", help="continue an existing output, skipping its ids")
     io.add_argument("--overwrite", action="store_true", help="replace an existing output")
     io.add_argument("--no_progress", action="store_true")
+    add_max_image_pixels_arg(io)
     io.add_argument("-v", "--verbose", action="store_true")
     gen.add_model_args(parser, default_model_path=None, default_max_new_tokens=64)
     gen.add_hf_args(parser)
@@ -97,6 +99,8 @@ def _read_done(path: Path) -> dict[str, dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
+    apply_max_image_pixels(args)
+    gen.check_model_args(args)
     settings = gen.generation_settings(args)
     if args.prompt is not None and args.prompt_file is not None:
         raise InputError("--prompt and --prompt_file exclude each other")
@@ -119,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     check_output_file(output_path)
     check_output_file(report_path, "--report")
     with OutputLock(output_path, "training file"):
+        remove_stale_temps(report_path)
         check_writable_target(output_path, resume=args.resume, overwrite=args.overwrite)
         done = _read_done(output_path) if args.resume and output_path.exists() else {}
         return _recaption(args, samples, done, input_path, output_path, report_path, settings, prompt)

@@ -7,9 +7,11 @@
 
 Inputs (any mix, each flag takes one or more files): see `dataprocess.converters` for each format. Image
 paths are written relative to the output file's folder when the images lie inside it, else absolute (always
-absolute with --absolute_paths). Every image must exist: a missing one is an error naming the file and item,
-unless --skip_missing_images, which drops the sample and lists it. Sample ids stay unique: a repeated id
-(LLaVA detail and reasoning sets share COCO ids) gets `-2`, `-3`, ... appended. Outputs, written together or not at all:
+absolute with --absolute_paths). An image name resolving outside its image folder is an error naming the item
+unless --allow_outside_paths. Every image must exist and be an image (header check): a missing or bad one is an
+error naming the file and item, unless --skip_missing_images, which drops the sample and lists it. Sample ids
+stay unique: a repeated id (LLaVA detail and reasoning sets share COCO ids) gets `-2`, `-3`, ... appended.
+Outputs, written together or not at all:
 
     <output>                  training samples (train split when --val_ratio > 0)
     <val_output>              val split (default <output stem>_val.jsonl)
@@ -23,6 +25,7 @@ import argparse
 import json
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +39,10 @@ from dataprocess.converters import (
     from_training,
     from_vasevqa,
 )
-from dataprocess.outputs import check_outputs
+from dataprocess.outputs import exclusive_outputs
 from dataprocess.split import DEDUP_MODES, dedup, group_split, hash_images, image_keys
 from vlmkit.cli import HelpFormatter, add_views_arg, run_main, setup_logging
+from vlmkit.images import ImageProblem, add_max_image_pixels_arg, apply_max_image_pixels, read_image_header
 from vlmkit.io import InputError, write_all_or_nothing
 from vlmkit.samples import DEFAULT_CAPTION_PROMPT, TrainingSample
 
@@ -78,7 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="image: drop samples whose images have the same content as an earlier sample's; "
                         "image_text: only when the conversation is identical too (default: none)")
     p.add_argument("--skip_missing_images", action="store_true",
-                   help="drop (and list) samples with a missing image instead of failing")
+                   help="drop (and list) samples with a missing or bad image (empty, not an image, more pixels than "
+                        "--max_image_pixels) instead of failing")
+    p.add_argument("--allow_outside_paths", action="store_true",
+                   help="accept image paths that resolve outside their input's image folder (default: an error "
+                        "naming the item; such a path, e.g. ../../etc/passwd, is rarely what a data set means)")
+    add_max_image_pixels_arg(p)
     p.add_argument("--absolute_paths", action="store_true", help="write absolute image paths")
     p.add_argument("--np", type=int, default=os.cpu_count() or 1, help="threads for image hashing")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -101,22 +110,50 @@ def read_inputs(args: argparse.Namespace) -> list[Converted]:
     return parts
 
 
-def check_images(part: Converted, skip: bool) -> None:
-    """Every image must exist; a missing one is an error, or a dropped sample with --skip_missing_images."""
+def check_paths(part: Converted, allow_outside: bool) -> None:
+    """An image name that resolves outside its input's image folder (`../../etc/passwd`, an absolute path elsewhere)
+    is an error naming the item, unless --allow_outside_paths. Lexical (normalised paths, symlinks not followed): a
+    link the user put into the image folder is theirs to trust."""
+    if part.image_root is None or allow_outside:
+        return
+    base = os.path.normpath(os.path.abspath(part.image_root))
+    for k, sample in enumerate(part.samples):
+        for path in sample.images:
+            if os.path.commonpath([base, path]) != base:
+                raise InputError(f"{part.path}: sample {k} (id {sample.id}): image {path} is outside the image "
+                                 f"folder {base}; pass --allow_outside_paths if that is intended")
+
+
+def image_problems(paths: list[str], threads: int) -> dict[str, ImageProblem]:
+    """The bad images among `paths`, from their headers (`vlmkit.images`: missing, empty, not an image, more pixels
+    than --max_image_pixels); header reads only, in threads, so checking a large data set stays cheap."""
+    from tqdm import tqdm
+
+    unique = sorted(set(paths))
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        headers = list(tqdm(pool.map(read_image_header, unique), total=len(unique), desc="check images",
+                            unit="image", disable=None))
+    return {p: h for p, h in zip(unique, headers, strict=True) if isinstance(h, ImageProblem)}
+
+
+def check_images(part: Converted, skip: bool, bad: dict[str, ImageProblem]) -> None:
+    """Every image must be usable; a bad one is an error, or a dropped (and listed) sample with
+    --skip_missing_images."""
     if part.problems and not skip:
         p = part.problems[0]
         raise InputError(f"{p.where}: {p.reason} (pass --skip_missing_images to drop such samples)")
     kept = []
     for k, sample in enumerate(part.samples):
-        missing = [p for p in sample.images if not os.path.isfile(p)]
-        if missing:
-            where = f"{part.path}: sample {k} (id {sample.id})"
-            if not skip:
-                raise InputError(f"{where}: image not found: {missing[0]} (pass --skip_missing_images to drop such "
-                                 f"samples)")
-            part.problems.append(Problem(where, sample.id, f"image not found: {missing[0]}"))
-        else:
+        problem = next((bad[p] for p in sample.images if p in bad), None)
+        if problem is None:
             kept.append(sample)
+            continue
+        where = f"{part.path}: sample {k} (id {sample.id})"
+        reason = (f"image not found: {problem.path}" if problem.kind == "missing"
+                  else f"bad image: {problem.path}: {problem.reason}")
+        if not skip:
+            raise InputError(f"{where}: {reason} (pass --skip_missing_images to drop such samples)")
+        part.problems.append(Problem(where, sample.id, reason))
     part.samples = kept
 
 
@@ -174,11 +211,19 @@ def main(argv: list[str] | None = None) -> int:
     val_output = Path(args.val_output) if args.val_output else Path(f"{stem}_val.jsonl")
     dropped_path, summary_path = Path(f"{stem}_dropped.jsonl"), Path(f"{stem}_summary.json")
     outs = [output, dropped_path, summary_path] + ([val_output] if args.val_ratio > 0 else [])
-    check_outputs(outs, inputs)
+    apply_max_image_pixels(args)
 
+    with exclusive_outputs(outs, inputs, flag="--output", what="training data"):
+        return _convert(args, output, val_output, dropped_path, summary_path)
+
+
+def _convert(args: argparse.Namespace, output: Path, val_output: Path, dropped_path: Path, summary_path: Path) -> int:
     parts = read_inputs(args)
     for part in parts:
-        check_images(part, args.skip_missing_images)
+        check_paths(part, args.allow_outside_paths)
+    bad = image_problems([p for part in parts for s in part.samples for p in s.images], args.np)
+    for part in parts:
+        check_images(part, args.skip_missing_images, bad)
     samples = [s for part in parts for s in part.samples]
     if not samples:
         raise InputError("no sample left to write (every input sample was dropped)")

@@ -45,10 +45,17 @@ class Problem:
 
 @dataclass
 class Converted:
+    """One input's samples. `image_root` is the folder its image names are relative to (the image folder or the
+    file's folder) for the formats whose paths come from elsewhere (LLaVA, AI Challenger, captions.json); an image
+    resolving outside it is refused unless --allow_outside_paths. None: paths need no such check (VaseVQA views
+    are found inside --multiview_dir; training JSONL is this toolkit's own output, whose paths may climb out with
+    ../ on purpose, see dataprocess.augment)."""
+
     source: str
     path: Path
     samples: list[TrainingSample]
     problems: list[Problem] = field(default_factory=list)
+    image_root: Path | None = None
 
 
 def absolute(root: Path, name: str) -> str:
@@ -63,11 +70,12 @@ def _absolutize(samples: list[TrainingSample], root: Path) -> list[TrainingSampl
 
 def from_llava(path: Path, image_folder: str | None) -> Converted:
     root = Path(image_folder) if image_folder else path.parent
-    return Converted("llava", path, _absolutize(load_llava_json(path), root))
+    return Converted("llava", path, _absolutize(load_llava_json(path), root), image_root=root)
 
 
 def from_captions(path: Path, prompt: str) -> Converted:
-    return Converted("captions", path, _absolutize(load_captions_json(path, prompt), path.parent))
+    return Converted("captions", path, _absolutize(load_captions_json(path, prompt), path.parent),
+                     image_root=path.parent)
 
 
 def from_training(path: Path) -> Converted:
@@ -115,7 +123,7 @@ def from_aichallenger(path: Path, image_folder: str | None, prompt: str, mode: s
             k = 0 if mode == "first" else random.Random(f"{seed}:{image}").randrange(len(captions))
             samples.append(caption_sample(stem, [image_path], captions[k], prompt, source="aichallenger",
                                           caption_index=k))
-    return Converted("aichallenger", path, samples)
+    return Converted("aichallenger", path, samples, image_root=root)
 
 
 def from_vasevqa(gt_path: Path, multiview_dir: str | None, views: list[str], prompt: str | None) -> Converted:

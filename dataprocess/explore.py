@@ -37,11 +37,19 @@ import numpy as np
 from dataprocess.dataset import FORMATS, TEXT_VIEWS, Dataset, load_dataset
 from dataprocess.dj_text import refine_words, split_words
 from dataprocess.images import file_sha256
-from dataprocess.outputs import check_outputs
+from dataprocess.outputs import exclusive_outputs
 from dataprocess.recipe import DJ_EOC_TOKEN, load_recipe
 from vlmkit.cli import HelpFormatter, add_views_arg, run_main, setup_logging
-from vlmkit.images import ImageInfo, read_image_header
+from vlmkit.images import (
+    ImageInfo,
+    add_max_image_pixels_arg,
+    apply_max_image_pixels,
+    max_image_pixels,
+    read_image_header,
+    set_max_image_pixels,
+)
 from vlmkit.io import InputError, write_all_or_nothing
+from vlmkit.outputs import check_output_dir
 
 log = logging.getLogger("dataprocess.explore")
 OUTPUT_NAMES = ("explore.json", "explore.md", "text_length_analysis.png", "word_frequency_analysis.png",
@@ -134,7 +142,8 @@ def inspect_images(paths: list[str], want_hash: bool, np_: int) -> list[tuple[st
     jobs = [(p, want_hash) for p in paths]
     if np_ <= 1 or len(jobs) < 200:
         return [_inspect_image(j) for j in tqdm(jobs, desc="images", unit="image", disable=None)]
-    with multiprocessing.get_context().Pool(np_) as pool:
+    with multiprocessing.get_context().Pool(np_, initializer=set_max_image_pixels,
+                                            initargs=(max_image_pixels(),)) as pool:
         chunk = max(16, len(jobs) // (np_ * 8))
         return list(tqdm(pool.imap(_inspect_image, jobs, chunksize=chunk), total=len(jobs), desc="images",
                          unit="image", disable=None))
@@ -163,7 +172,8 @@ def image_statistics(dataset: Dataset, want_hash: bool, small_side: int, bins: i
         "distinct_paths": len(refs),
         "readable": len(ok),
         "missing": sum(1 for _, (kind, _) in bad if kind == "missing"),
-        "unreadable": sum(1 for _, (kind, _) in bad if kind == "unreadable"),
+        "unreadable": sum(1 for _, (kind, _) in bad if kind != "missing"),  # every other kind (see by_kind)
+        "by_kind": dict(Counter(kind for _, (kind, _) in bad).most_common()),
         "problems": [{"path": p, "kind": kind, "detail": detail} for p, (kind, detail) in bad[:100]],
         "samples_with_bad_images": sum(1 for item in dataset.items if any(p in bad_paths for p in item.images)),
         "samples_without_images": without,
@@ -336,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=20, help="most frequent words to list (default: 20)")
     p.add_argument("--no_image_hash", action="store_true", help="skip content hashing (no byte reads)")
     p.add_argument("--np", type=int, default=os.cpu_count() or 1, help="processes for reading images")
+    add_max_image_pixels_arg(p)
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -350,9 +361,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.recipe:
         recipe = load_recipe(args.recipe, skip_unsupported=True)
         text_key, image_key, eoc = recipe.text_key, recipe.image_key, recipe.eoc_special_token
-    out_dir = Path(args.output_dir)
+    apply_max_image_pixels(args)
+    out_dir = check_output_dir(args.output_dir, "--output_dir")
     outputs = [out_dir / name for name in OUTPUT_NAMES]
-    check_outputs(outputs, [Path(args.input)])
+    with exclusive_outputs(outputs, [Path(args.input)], flag="--output_dir", what="exploration report",
+                           lock=out_dir):
+        return _explore(args, out_dir, text_key, image_key, eoc)
+
+
+def _explore(args: argparse.Namespace, out_dir: Path, text_key: str, image_key: str, eoc: str) -> int:
     dataset = load_dataset(args.input, args.input_format, text_key=args.text_key or text_key,
                            image_key=args.image_key or image_key, image_folder=args.image_folder,
                            text_view=args.text_view, eoc_token=eoc, multiview_dir=args.multiview_dir,

@@ -13,7 +13,8 @@ operators and their semantics are in `dataprocess.ops`). Outputs, written togeth
     <stem>_summary.json          counts per operator, bad images, timing, recipe, parity report
 
 Unlike Data-Juicer, a missing or unreadable image drops only its own sample; it is counted and listed in the
-summary and the dropped manifest (reason "missing image" / "unreadable image"). Images are read only by
+summary and the dropped manifest (reason "<kind> image: ...": missing, empty, not a file, unreadable, truncated, or
+too large for --max_image_pixels, the decompression-bomb guard of `vlmkit.images`). Images are read only by
 image operators, and only for samples that reach them.
 """
 
@@ -26,15 +27,17 @@ import math
 import multiprocessing
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dataprocess.dataset import FORMATS, STATS_KEY, TEXT_VIEWS, Dataset, load_dataset
 from dataprocess.ops import FilterOp, ImageProblem, Sample
-from dataprocess.outputs import check_outputs
+from dataprocess.outputs import exclusive_outputs
 from dataprocess.recipe import Recipe, load_recipe
 from vlmkit.cli import HelpFormatter, add_views_arg, run_main, setup_logging
+from vlmkit.images import add_max_image_pixels_arg, apply_max_image_pixels, max_image_pixels, set_max_image_pixels
 from vlmkit.io import InputError, write_all_or_nothing
 
 log = logging.getLogger("dataprocess.filter")
@@ -67,9 +70,10 @@ def evaluate(ops: list[FilterOp], chunk: list[tuple[str, tuple[str, ...]]]) -> l
 _WORKER_OPS: list[FilterOp] | None = None
 
 
-def _init_worker(ops: list[FilterOp]) -> None:
+def _init_worker(ops: list[FilterOp], max_pixels: int | None) -> None:
     global _WORKER_OPS
     _WORKER_OPS = ops
+    set_max_image_pixels(max_pixels)  # the parent's --max_image_pixels, also under a spawn start method
 
 
 def _evaluate_in_worker(chunk):
@@ -109,7 +113,8 @@ def run_filter(dataset: Dataset, recipe: Recipe, np: int = 1, chunk_size: int | 
                 bar.update(len(chunk))
     else:
         # the pool is forked before the progress bar starts its monitor thread
-        with multiprocessing.get_context().Pool(np, initializer=_init_worker, initargs=(recipe.ops,)) as pool, \
+        with multiprocessing.get_context().Pool(np, initializer=_init_worker,
+                                               initargs=(recipe.ops, max_image_pixels())) as pool, \
                 tqdm(total=n, desc="filter", unit="sample", disable=not progress or None) as bar:
             for part in pool.imap(_evaluate_in_worker, chunks):
                 results.extend(part)
@@ -143,7 +148,8 @@ def summarize(dataset: Dataset, recipe: Recipe, result: FilterResult, paths: dic
         "bad_images": {
             "samples_dropped": len(bad),
             "missing": sum(1 for _, d in bad if d[3] == "missing"),
-            "unreadable": sum(1 for _, d in bad if d[3] == "unreadable"),
+            "unreadable": sum(1 for _, d in bad if d[3] != "missing"),  # every other kind (see by_kind)
+            "by_kind": dict(Counter(d[3] for _, d in bad).most_common()),
             "items": [{"id": item.id, "where": item.where, "path": d[2], "kind": d[3], "reason": d[1]}
                       for item, d in bad],
         },
@@ -203,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also run the real py-data-juicer operators (if installed) and compare stats and decisions")
     p.add_argument("--parity_samples", type=int, help="compare only the first N samples in --parity mode")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    add_max_image_pixels_arg(p)
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -221,9 +228,15 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError(f"--np must be at least 1, got {args.np}")
     if args.chunk_size is not None and args.chunk_size < 1:
         raise InputError(f"--chunk_size must be at least 1, got {args.chunk_size}")
+    apply_max_image_pixels(args)
     paths = output_paths(Path(export_path))
-    check_outputs(list(paths.values()), [Path(dataset_path), Path(args.recipe)])
+    with exclusive_outputs(list(paths.values()), [Path(dataset_path), Path(args.recipe)], flag="--export_path",
+                           what="filter output"):
+        return _filter(args, recipe, dataset_path, export_path, paths)
 
+
+def _filter(args: argparse.Namespace, recipe: Recipe, dataset_path: str, export_path: str,
+            paths: dict[str, Path]) -> int:
     dataset = load_dataset(dataset_path, args.input_format, text_key=recipe.text_key, image_key=recipe.image_key,
                            image_folder=args.image_folder, text_view=args.text_view,
                            eoc_token=recipe.eoc_special_token, multiview_dir=args.multiview_dir, views=args.views)

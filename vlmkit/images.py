@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,13 +102,17 @@ def _classify(path: str | os.PathLike, exc: BaseException) -> ImageProblem:
     if isinstance(exc, IsADirectoryError):
         return ImageProblem(path, "not a file", "is a directory")
     if isinstance(exc, Image.DecompressionBombError):
-        return ImageProblem(path, "too large", str(exc))
+        # PIL's own check (at twice its limit, inside Image.open) fired before ours could: same message as ours.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        pixels = f"{found[1]} pixels" if found else str(exc)
+        return ImageProblem(path, "too large", f"{pixels} > limit {_max_pixels}; raise --max_image_pixels if the "
+                                              "file is trusted")
     try:
         if Path(path).is_file() and os.path.getsize(path) == 0:
             return ImageProblem(path, "empty", "0 bytes")
     except OSError:
         pass
-    if isinstance(exc, OSError) and "truncated" in str(exc):
+    if isinstance(exc, OSError) and "truncated" in str(exc).lower():
         return ImageProblem(path, "truncated", str(exc))
     return ImageProblem(path, "unreadable", f"{type(exc).__name__}: {exc}")
 

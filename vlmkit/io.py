@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,31 @@ class InputError(Exception):
     """A problem with the user's input; the message is one line naming the file and the item."""
 
 
+QUOTE_LIMIT = 200
+
+
+def quote(value: Any, limit: int = QUOTE_LIMIT) -> str:
+    """`repr(value)` for an error message, at most `limit` characters: a message stays one readable line whatever
+    the input holds (reprlib also bounds the work for huge or deeply nested values)."""
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = limit
+    short.maxlist = short.maxtuple = short.maxdict = short.maxset = 8
+    short.maxlevel = 3
+    text = short.repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+# "utf-8-sig" reads plain UTF-8 and drops a leading byte-order mark (Windows editors write one; json.loads rejects it).
+TEXT_ENCODING = "utf-8-sig"
+
+
 def read_text(path: str | os.PathLike, what: str = "file") -> str:
-    """Read a UTF-8 text file; a missing or unreadable file is an `InputError` naming it."""
+    """Read a UTF-8 text file (a leading BOM is dropped); a missing or unreadable file is an `InputError` naming it."""
     path = Path(path)
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding=TEXT_ENCODING)
     except FileNotFoundError:
         raise InputError(f"{path}: {what} not found") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -39,25 +60,37 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deeply to read") from None
 
 
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
-    """Yield (line number, parsed object) for each non-blank line of a JSON Lines file."""
+    """Yield (line number, parsed object) for each non-blank line of a JSON Lines file (a leading BOM is dropped).
+
+    Lines are decoded one by one (not through a text stream, which decodes in blocks) so that a line that is not
+    UTF-8 is reported with its own number.
+    """
     path = Path(path)
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open("rb")
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read file ({exc})") from None
     with handle:
-        for lineno, line in enumerate(handle, start=1):
+        for lineno, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode(TEXT_ENCODING if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{path}: line {lineno}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
             if not line.strip():
                 continue
             try:
                 yield lineno, json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InputError(f"{path}: line {lineno}: malformed JSON: {exc.msg}") from None
+            except RecursionError:
+                raise InputError(f"{path}: line {lineno}: JSON nested too deeply to read") from None
 
 
 def read_jsonl(path: str | os.PathLike) -> list[Any]:
@@ -77,6 +110,22 @@ def _staging_file(target: Path) -> tuple[int, str]:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.chmod(tmp, 0o666 & ~_umask())
     return fd, tmp
+
+
+def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary siblings (`.<name>.*.tmp`) that a writer of `path` killed mid-write left behind.
+
+    Call it only while holding the output's lock (`vlmkit.outputs.OutputLock` does for its target): then no live
+    writer of `path` exists, so every such file is a dead run's."""
+    path = Path(path)
+    removed = []
+    for stale in path.parent.glob(f".{glob_escape(path.name)}.*.tmp") if path.parent.is_dir() else []:
+        try:
+            stale.unlink()
+            removed.append(stale)
+        except (FileNotFoundError, IsADirectoryError):
+            pass
+    return removed
 
 
 @contextmanager

@@ -7,9 +7,10 @@ yes to root even on a read-only file system.
 
 `OutputLock` makes a run the only writer of an output: `<output>.lock` holds the owner's pid, host, start time and
 command line, and is locked with `fcntl.flock`. The kernel drops the lock when the owner dies (kill -9 included), so
-a leftover lock file whose owner is gone is stale and simply taken over; a live owner makes the second run refuse
-with one line naming it. Shards write their own files, hence their own locks, and stay parallel. flock is advisory
-and local: on a network file system shared by several hosts it may not exclude a run on another host.
+a leftover lock file whose owner is gone is stale and simply taken over (with the dead owner's temporary
+`.<name>.*.tmp` file, if it was killed mid-write); a live owner makes the second run refuse with one line naming it.
+Shards write their own files, hence their own locks, and stay parallel. flock is advisory and local: on a network
+file system shared by several hosts it may not exclude a run on another host.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vlmkit.io import InputError
+from vlmkit.io import InputError, remove_stale_temps
 
 LOCK_SUFFIX = ".lock"
 
@@ -91,10 +92,15 @@ class OutputLock:
         self.path = self.target.with_name(self.target.name + LOCK_SUFFIX)
         self.what = what
         self._fd: int | None = None
+        self._made: list[Path] = []  # folders acquire() created for the lock file, removed again if left empty
 
     def acquire(self) -> OutputLock:
         import fcntl
 
+        missing = self.path.parent
+        while not missing.exists() and missing.parent != missing:
+            self._made.append(missing)
+            missing = missing.parent
         self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -102,6 +108,7 @@ class OutputLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
+                self._made = []  # the owner's folders, not ours
                 raise InputError(f"{self.target}: {self.what} is being written by {_owner_description(self.path)}; "
                                  f"wait for it to finish or choose another output") from None
             # The owner before us may have removed the file between our open and our flock: then we locked an
@@ -118,6 +125,7 @@ class OutputLock:
         os.write(fd, (json.dumps(info) + "\n").encode("utf-8"))
         os.fsync(fd)
         self._fd = fd
+        remove_stale_temps(self.target)  # a killed earlier writer's half-written temporary file
         return self
 
     def release(self) -> None:
@@ -129,6 +137,12 @@ class OutputLock:
             pass
         os.close(self._fd)  # closing drops the flock
         self._fd = None
+        for folder in self._made:  # innermost first; a folder the run wrote into is not empty and stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        self._made = []
 
     def __enter__(self) -> OutputLock:
         return self.acquire()

@@ -11,6 +11,7 @@ Mirrors `data_juicer/ops/base_op.py` (py-data-juicer 1.6.1), class `Filter`:
 
 from __future__ import annotations
 
+import math
 import numbers
 import sys
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any, ClassVar
 
 from dataprocess.dj_text import refine_words, split_words
 from vlmkit.images import ImageProblem  # noqa: F401 - re-exported for the operators
-from vlmkit.io import InputError
+from vlmkit.io import InputError, quote
 
 # Base-class parameters of Data-Juicer's OP/Filter that only steer its execution engine (batching, Ray, GPUs,
 # caching). They do not change which samples are kept, so a recipe may carry them; we accept and ignore them.
@@ -68,20 +69,24 @@ def _is_number(value: Any) -> bool:
 
 
 def check_number(value: Any, name: str, where: str) -> float | int:
+    """A finite int or float. NaN would make every comparison false (every sample dropped, NaN in the summary) and
+    an infinite bound is what leaving the parameter out already means, so both are refused."""
     if not _is_number(value):
-        raise InputError(f"{where}: '{name}' must be a number, got {value!r}")
+        raise InputError(f"{where}: '{name}' must be a number, got {quote(value)}")
+    if not math.isfinite(value):
+        raise InputError(f"{where}: '{name}' must be a finite number, got {value} (leave it out for no bound)")
     return value
 
 
 def check_positive_int(value: Any, name: str, where: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InputError(f"{where}: '{name}' must be a positive integer, got {value!r}")
+        raise InputError(f"{where}: '{name}' must be a positive integer, got {quote(value)}")
     return value
 
 
 def check_bool(value: Any, name: str, where: str) -> bool:
     if not isinstance(value, bool):
-        raise InputError(f"{where}: '{name}' must be true or false, got {value!r}")
+        raise InputError(f"{where}: '{name}' must be true or false, got {quote(value)}")
     return value
 
 

@@ -15,7 +15,7 @@ import sys
 
 from dataprocess.ops.base import FilterOp, ImageProblem, Sample, check_number
 from vlmkit.images import read_image_header
-from vlmkit.io import InputError
+from vlmkit.io import InputError, quote
 
 
 class ImageShapeFilter(FilterOp):
@@ -29,7 +29,7 @@ class ImageShapeFilter(FilterOp):
         for key in ("min_width", "max_width", "min_height", "max_height"):
             setattr(self, key, check_number(params[key], key, self.where))
         if params["any_or_all"] not in ("any", "all"):
-            raise InputError(f"{self.where}: any_or_all must be 'any' or 'all', got {params['any_or_all']!r}")
+            raise InputError(f"{self.where}: any_or_all must be 'any' or 'all', got {quote(params['any_or_all'])}")
         self.any = params["any_or_all"] == "any"
 
     def compute(self, sample: Sample, stats, image_cache):

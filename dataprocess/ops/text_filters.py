@@ -14,7 +14,7 @@ from collections import Counter
 from typing import Any
 
 from dataprocess.ops.base import FilterOp, Sample, check_bool, check_number, check_positive_int
-from vlmkit.io import InputError
+from vlmkit.io import InputError, quote
 
 
 def _no_tokenization(op: FilterOp, params: dict[str, Any]) -> None:
@@ -25,7 +25,7 @@ def _no_tokenization(op: FilterOp, params: dict[str, Any]) -> None:
             f"'{params['lang']}', which it downloads at run time; this offline toolkit supports only "
             f"tokenization: false (whitespace words, Data-Juicer's default)")
     if not isinstance(params["lang"], str):
-        raise InputError(f"{op.where}: 'lang' must be a string, got {params['lang']!r}")
+        raise InputError(f"{op.where}: 'lang' must be a string, got {quote(params['lang'])}")
 
 
 class WordsNumFilter(FilterOp):

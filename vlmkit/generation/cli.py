@@ -30,7 +30,8 @@ from vlmkit.generation.shards import (
     shard_output_path,
     validate_shard_args,
 )
-from vlmkit.io import InputError
+from vlmkit.images import add_max_image_pixels_arg, apply_max_image_pixels
+from vlmkit.io import InputError, remove_stale_temps
 from vlmkit.outputs import OutputLock, check_output_file
 from vlmkit.prompt import MULTIVIEW_PROMPT, SINGLE_IMAGE_PROMPT, build_prompt, load_prompt_template
 
@@ -54,6 +55,7 @@ def add_common_args(parser: argparse.ArgumentParser, *, default_model_path: str 
     io.add_argument("--resume", action="store_true", help="continue an existing output, skipping captioned ids")
     io.add_argument("--overwrite", action="store_true", help="replace an existing output")
     io.add_argument("--no_progress", action="store_true", help="no progress bar")
+    add_max_image_pixels_arg(io)
     io.add_argument("-v", "--verbose", action="store_true")
 
     add_model_args(parser, default_model_path=default_model_path, default_batch_size=default_batch_size,
@@ -109,6 +111,14 @@ def generation_settings(args: argparse.Namespace) -> GenerationSettings:
                               num_beams=args.num_beams, seed=args.seed)
 
 
+def check_model_args(args: argparse.Namespace) -> None:
+    """Decoding flags, the model folder and the adapter folder, checked in milliseconds before any work."""
+    generation_settings(args)
+    require_base_model_dir(args.model_path, "model folder")
+    if getattr(args, "adapter_path", None):
+        require_adapter_dir(args.adapter_path)
+
+
 def model_name(args: argparse.Namespace) -> str:
     """The model's folder name (the adapter's when one is given): default output name and data_by."""
     path = Path(getattr(args, "adapter_path", None) or args.model_path).expanduser()
@@ -129,14 +139,14 @@ def run(args: argparse.Namespace, make_captioner: Callable[[argparse.Namespace],
     if not output_name.endswith(".json") or "/" in output_name:
         raise InputError(f"--output_name {output_name}: must be a file name ending in .json")
     output_dir = Path(args.output_dir)
+    apply_max_image_pixels(args)
     if args.merge:
-        merge_shards(output_dir, output_name, args.num_shards, overwrite=args.overwrite)
+        target = check_output_file(output_dir / output_name, "--output_dir/--output_name")
+        with OutputLock(target, "caption file"):
+            merge_shards(output_dir, output_name, args.num_shards, overwrite=args.overwrite)
         return 0
 
-    generation_settings(args)  # validate decoding flags and the model folder before any work
-    require_base_model_dir(args.model_path, "model folder")
-    if getattr(args, "adapter_path", None):
-        require_adapter_dir(args.adapter_path)
+    check_model_args(args)
     if args.batch_size < 1:
         raise InputError(f"--batch_size {args.batch_size}: must be at least 1")
     views = args.views
@@ -151,7 +161,9 @@ def run(args: argparse.Namespace, make_captioner: Callable[[argparse.Namespace],
         out_path = output_dir / output_name
     report_path = out_path.parent / report_name(out_path.name)
     check_output_file(out_path, "--output_dir/--output_name")
+    check_output_file(report_path, "the report")
     with OutputLock(out_path, "caption file"):
+        remove_stale_temps(report_path)
         captions = CaptionFile(out_path, [it.id for it in items], resume=args.resume, overwrite=args.overwrite)
         data_by = args.data_by or name
         pending = [it for it in items if it.id not in captions.done_ids]

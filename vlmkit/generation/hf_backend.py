@@ -12,7 +12,6 @@ weights a merged checkpoint (merge_lora_weights.py) holds, and full speed at inf
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -23,7 +22,13 @@ from typing import Any
 from vlmkit.generation.runner import CaptionRequest
 from vlmkit.generation.sampling import GenerationSettings
 from vlmkit.io import InputError
-from vlmkit.models import require_model_dir, resolve_device, resolve_dtype
+from vlmkit.models import (
+    check_adapter_files,
+    check_model_files,
+    require_model_dir,
+    resolve_device,
+    resolve_dtype,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,20 +36,36 @@ PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
 
 
 def require_adapter_dir(path: str | os.PathLike) -> Path:
+    """A PEFT adapter folder whose config parses and whose weights are complete (see `check_adapter_files`)."""
     p = Path(path).expanduser()
     if not (p / "adapter_config.json").is_file():
         raise InputError(f"{p}: not a PEFT adapter folder (no adapter_config.json); pass the LoRA output of train.py")
+    check_adapter_files(p)
     return p
 
 
 def require_base_model_dir(path: str | os.PathLike, what: str) -> Path:
-    """Like `require_model_dir`, with a helpful message when the user passed an adapter as the model."""
+    """Like `require_model_dir` + `check_model_files`, with a helpful message when the user passed an adapter as
+    the model."""
     p = Path(path).expanduser()
     if (p / "adapter_config.json").is_file() and not (p / "config.json").is_file():
-        base = json.loads((p / "adapter_config.json").read_text(encoding="utf-8")).get("base_model_name_or_path")
+        base = check_adapter_files(p).get("base_model_name_or_path")
         raise InputError(f"{p}: is a LoRA adapter, not a model; pass its base model with --model_path "
                          f"(trained on {base}) and this folder with --adapter_path")
-    return require_model_dir(p, what)
+    require_model_dir(p, what)
+    return check_model_files(p, what)
+
+
+def _load_error(path: Path, what: str, exc: BaseException) -> InputError:
+    """A checkpoint that passed the cheap checks but still fails to load (a tokenizer file that does not parse,
+    weights of another architecture, ...): one line naming the folder instead of a traceback."""
+    lines = str(exc).strip().splitlines()
+    return InputError(f"{path}: cannot load {what} ({type(exc).__name__}: {lines[0][:200] if lines else ''})")
+
+
+# What transformers/peft/tokenizers raise for a folder they cannot load has no common base class (OSError, KeyError,
+# ValueError, safetensors' and tokenizers' own plain `Exception`s, ...): every one is a problem of that folder.
+LOAD_ERRORS = (Exception,)
 
 
 class HFCaptioner:
@@ -80,7 +101,10 @@ class HFCaptioner:
         processor_dir = self.model_path
         if self.adapter_path and any((self.adapter_path / f).is_file() for f in PROCESSOR_FILES):
             processor_dir = self.adapter_path  # training saved its processor (e.g. with added tokens) next to it
-        self.processor = AutoProcessor.from_pretrained(str(processor_dir), **(processor_kwargs or {}))
+        try:
+            self.processor = AutoProcessor.from_pretrained(str(processor_dir), **(processor_kwargs or {}))
+        except LOAD_ERRORS as exc:
+            raise _load_error(processor_dir, "its processor/tokenizer", exc) from None
         tokenizer = getattr(self.processor, "tokenizer", None)
         if tokenizer is not None:
             tokenizer.padding_side = "left"
@@ -99,11 +123,16 @@ class HFCaptioner:
             model = AutoModelForImageTextToText.from_pretrained(str(self.model_path), **load_kwargs)
         except ValueError as exc:  # an architecture transformers cannot map to image-text-to-text
             raise InputError(f"{self.model_path}: not an image-text-to-text checkpoint transformers can load "
-                             f"({str(exc).splitlines()[0]})") from None
+                             f"({(str(exc).splitlines() or [''])[0][:200]})") from None
+        except LOAD_ERRORS as exc:
+            raise _load_error(self.model_path, what, exc) from None
         if self.adapter_path:
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, str(self.adapter_path)).merge_and_unload()
+            try:
+                model = PeftModel.from_pretrained(model, str(self.adapter_path)).merge_and_unload()
+            except LOAD_ERRORS as exc:
+                raise _load_error(self.adapter_path, "the adapter on this base model", exc) from None
             log.info("applied and merged the adapter %s", self.adapter_path)
         if not device_map:
             model = model.to(self.device)

@@ -220,15 +220,21 @@ def run_captioning(pending: list[CaptionItem], *, make_captioner: Callable[[], C
     """The caption-run skeleton every captioning CLI shares (qwen.py, internvl.py, caption.py, dataprocess.augment).
 
     Loads the model only when there is work (and times it), captions `pending` in batches, and writes the report in
-    `finally`, so an interrupted, aborted or crashed run still leaves one that says so. Returns the exit status: 0
-    when every item has a caption, 1 when some failed (listed in the report). `InputError` propagates (exit 2 via
-    `run_main`), as does KeyboardInterrupt (130).
+    `finally`, so an interrupted, aborted or crashed run still leaves one that says so; only a model that cannot load
+    (an `InputError` from `make_captioner`: bad input, nothing attempted) leaves an earlier report as it was.
+    Returns the exit status: 0 when every item has a caption, 1 when some failed (listed in the report).
+    `InputError` propagates (exit 2 via `run_main`), as does KeyboardInterrupt (130).
     """
     started_at, load_seconds, status = now_iso(), None, "interrupted"
+    write_report = True
     try:
         if pending:
             t0 = time.perf_counter()
-            captioner = make_captioner()
+            try:
+                captioner = make_captioner()
+            except InputError:
+                write_report = False  # a model folder that cannot load is bad input: nothing written or changed
+                raise
             load_seconds = time.perf_counter() - t0
             settings["backend"] = captioner.describe()
             if on_loaded is not None:
@@ -243,8 +249,9 @@ def run_captioning(pending: list[CaptionItem], *, make_captioner: Callable[[], C
         status = f"crashed: {type(exc).__name__}: {exc}"
         raise
     finally:
-        atomic_write_json(report_path, build_report(stats, status=status, output=output, settings=settings,
-                                                    started_at=started_at, model_load_seconds=load_seconds))
+        if write_report:
+            atomic_write_json(report_path, build_report(stats, status=status, output=output, settings=settings,
+                                                        started_at=started_at, model_load_seconds=load_seconds))
     log.info("%s: %d captioned now, %d already done, %d failed; report %s",
              output, stats.captioned, stats.already_done, len(stats.failures), report_path)
     if stats.failures:

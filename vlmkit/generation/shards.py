@@ -4,17 +4,22 @@ Shard `i` of `k` is the i-th contiguous block of the sorted item list (sizes dif
 deterministic, disjoint and cover every item; concatenating them in index order gives the single-run order. Shard
 files live in `<output_dir>/shards/` so that compare.sh, which scans `<output_dir>/image_*.json`, never mistakes a
 shard for a model.
+The merge holds every shard's lock while it reads (a shard still being written is refused) and writes the merged
+file and its report as one unit.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from vlmkit.generation.outputs import check_writable_target
-from vlmkit.io import InputError, atomic_write_json, read_json
+from vlmkit.io import InputError, read_json, write_all_or_nothing
+from vlmkit.outputs import OutputLock
 from vlmkit.records import parse_caption_records
 
 log = logging.getLogger(__name__)
@@ -84,6 +89,14 @@ def merge_shards(output_dir: str | Path, output_name: str, num_shards: int | Non
     target = output_dir / output_name
     check_writable_target(target, resume=False, overwrite=overwrite)
     num_shards, shards = _find_shards(output_dir, output_name, num_shards)
+    with ExitStack() as held:  # a shard still being written is refused, not merged half-done
+        for index in range(num_shards):
+            held.enter_context(OutputLock(shards[index], f"shard {index} of {num_shards}"))
+        return _merge(output_dir, output_name, target, num_shards, shards)
+
+
+def _merge(output_dir: Path, output_name: str, target: Path, num_shards: int,
+           shards: dict[int, Path]) -> dict[str, Any]:
     merged: list[dict[str, Any]] = []
     seen: set[str] = set()
     duplicates: list[str] = []
@@ -102,7 +115,6 @@ def merge_shards(output_dir: str | Path, output_name: str, num_shards: int | Non
                              {"output": str(path), "status": "no report found"})
     if duplicates:
         log.warning("%d duplicate ids across shards kept once: %s", len(duplicates), ", ".join(duplicates[:5]))
-    atomic_write_json(target, merged)
     totals: dict[str, int] = {}
     for rep in shard_reports:
         for key, value in rep.get("totals", {}).items():
@@ -119,6 +131,8 @@ def merge_shards(output_dir: str | Path, output_name: str, num_shards: int | Non
         "shards": [{"file": str(shards[i]), "status": rep.get("status"), "totals": rep.get("totals"),
                     "seconds": rep.get("seconds")} for i, rep in enumerate(shard_reports)],
     }
-    atomic_write_json(output_dir / report_name(output_name), report)
+    write_all_or_nothing({target: json.dumps(merged, ensure_ascii=False, indent=2) + "\n",
+                          output_dir / report_name(output_name): json.dumps(report, ensure_ascii=False, indent=2)
+                          + "\n"})
     log.info("merged %d shards into %s (%d captions)", num_shards, target, len(merged))
     return report
