@@ -7,10 +7,14 @@ Fréchet distance (not a function of column sums: recomputed per resample, only 
 Vectorised resampling: B resamples of the N items are one matrix of counts W (B x N, how often each item is drawn
 in each resample, from one seeded index matrix); every linear statistic of every model is then `W @ X` for the
 stacked columns X (N x M), one matrix product, no Python loop per resample. The matrix is built in blocks of
-rows (bounded memory for large N); the random stream, hence the result, does not depend on the block size.
+rows (bounded memory for large N); the random stream, hence the result (up to float rounding in the matrix
+product), does not depend on the block size.
 
 - CI: the percentile interval of the B resampled values (95 % by default), items resampled with their pairs
   (generated and reference caption together); the retrieval pool and CIDEr's IDF stay those of the full set.
+  The Fréchet distance gets the normal interval FD ± z·SE instead (SE = the standard deviation of its resampled
+  values, the low end clipped at 0): a distance is biased upward under resampling (duplicated items add spread),
+  so its whole percentile interval can lie above the estimate.
 - Between models (one call): on the items all models share, the same W for every model (paired), the difference
   d = value(model) - value(best) per resample gives the CI of the difference, and the two-sided paired bootstrap
   p-value is p = (1 + #{b : |d_b - d| >= |d|}) / (B + 1) (the shifted-null test of Koehn 2004 and
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Protocol
 
 import numpy as np
@@ -39,6 +44,7 @@ LOWER_IS_BETTER = frozenset({"fid_score"})
 
 class Statistic(Protocol):
     linear: bool  # True: a function of the weighted column sums (from_sums); False: from_weights per resample
+    interval: str  # "percentile" or "normal"
 
     def subset(self, index: np.ndarray) -> Statistic: ...
 
@@ -49,6 +55,7 @@ class MeanStatistic:
 
     values: np.ndarray
     linear = True
+    interval = "percentile"
 
     @property
     def columns(self) -> np.ndarray:
@@ -72,6 +79,7 @@ class BleuStatistic:
     counts: np.ndarray  # (n, 10)
     order: int  # n of BLEU-n
     linear = True
+    interval = "percentile"
 
     @property
     def columns(self) -> np.ndarray:
@@ -100,6 +108,7 @@ class FrechetStatistic:
     reference: np.ndarray
     eps: float
     linear = False
+    interval = "normal"
 
     def from_weights(self, weights: np.ndarray) -> np.ndarray:
         from vlmkit.evaluation.frechet import frechet_distance
@@ -123,7 +132,7 @@ class BootstrapSettings:
         if kind == "fid":
             if not self.fid_resamples:
                 return "none(--fid_bootstrap 0)"
-            return f"paired-bootstrap-percentile{self.level:.0%}-B{self.fid_resamples}-seed{self.seed}"
+            return f"paired-bootstrap-normal{self.level:.0%}-B{self.fid_resamples}-seed{self.seed}"
         if not self.resamples:
             return "none(--bootstrap 0)"
         return f"paired-bootstrap-percentile{self.level:.0%}-B{self.resamples}-seed{self.seed}"
@@ -173,6 +182,12 @@ def percentile_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float
     return float(low), float(high)
 
 
+def normal_interval(values: np.ndarray, point: float, level: float = LEVEL) -> tuple[float, float]:
+    """point ± z·SE with the bootstrap standard error; the low end clipped at 0 (for a distance)."""
+    half = NormalDist().inv_cdf(0.5 + level / 2.0) * float(np.std(values, ddof=1))
+    return max(point - half, 0.0), point + half
+
+
 def confidence_intervals(statistics: Mapping[str, Statistic], n: int,
                          settings: BootstrapSettings) -> dict[str, tuple[float, float]]:
     """{metric: (low, high)} for one model's statistics over its n items."""
@@ -181,7 +196,9 @@ def confidence_intervals(statistics: Mapping[str, Statistic], n: int,
     other = {m: s for m, s in statistics.items() if not s.linear}
     if other and settings.fid_resamples:
         values.update(bootstrap_values(other, n, settings.fid_resamples, settings.seed))
-    return {m: percentile_interval(v, settings.level) for m, v in values.items()}
+    return {m: normal_interval(v, point_value(statistics[m], n), settings.level)
+            if statistics[m].interval == "normal" else percentile_interval(v, settings.level)
+            for m, v in values.items()}
 
 
 @dataclass(frozen=True)
