@@ -362,3 +362,15 @@ def test_evaluator_and_result_constructors_are_keyword_only(encoder) -> None:
     with pytest.raises(TypeError):
         ModelResult("m", None, {}, {}, {}, None)
     assert CaptionEvaluator(sentence_encoder=encoder).sentence_store is not None
+
+
+def test_fid_bootstrap_gives_the_frechet_distance_a_ci_and_a_test(capsys, encoder, data) -> None:
+    code, _, _ = run(capsys, "--generated", data["bad"], data["good"], *base_args(data), "--fid_bootstrap", "20")
+    assert code == 0
+    good = json.loads((data["out"] / "compare_good.json").read_text())
+    low, high = good["confidence_intervals"]["fid_score"]
+    assert 0.0 <= low <= good["fid_score"] <= high
+    assert "|ci:paired-bootstrap-normal95%-B20-seed0|" in good["metric_signatures"]["fid_score"]
+    summary = json.loads((data["out"] / "batch_evaluation_summary.json").read_text())
+    assert summary["significance"]["fid_score"]["good"]["best"] is True  # lower is better
+    assert summary["significance"]["fid_score"]["bad"]["diff"] > 0

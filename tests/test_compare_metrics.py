@@ -142,6 +142,25 @@ def test_frechet_distance_with_eps_matches_the_sqrtm_formulation(n: int, dim: in
     assert frechet_distance(x, y, eps=1e-6) == pytest.approx(_vasevqa3d_fid_formula(x, y), abs=1e-6)
 
 
+@pytest.mark.parametrize("eps", [0.0, 1e-6])
+def test_frechet_distance_in_the_row_subspace_equals_the_full_computation(eps: float) -> None:
+    rng = np.random.default_rng(11)
+    x, y = rng.normal(size=(30, 100)), rng.normal(0.1, 0.8, size=(30, 100))  # 2n < dim: the subspace path
+    s1 = np.cov(x, rowvar=False) + eps * np.eye(100)
+    s2 = np.cov(y, rowvar=False) + eps * np.eye(100)
+    if eps:
+        values, vectors = scipy.linalg.eigh(s1)
+        root = (vectors * np.sqrt(values)) @ vectors.T
+        tr_covmean = np.sqrt(scipy.linalg.eigvalsh(root @ s2 @ root)).sum()
+    else:  # tr((A'A B'B)^(1/2)) = nuclear norm of A B' (exact; the 100-dim eigh would add sqrt(rounding) noise)
+        a = (x - x.mean(0)) / np.sqrt(29)
+        b = (y - y.mean(0)) / np.sqrt(29)
+        tr_covmean = np.linalg.svd(a @ b.T, compute_uv=False).sum()
+    diff = x.mean(0) - y.mean(0)
+    full = diff @ diff + np.trace(s1) + np.trace(s2) - 2 * tr_covmean
+    assert frechet_distance(x, y, eps) == pytest.approx(full, rel=1e-9)
+
+
 def test_frechet_result_reports_n_and_small_sample_warning() -> None:
     rng = np.random.default_rng(2)
     small = frechet_result(rng.normal(size=(6, 8)), rng.normal(size=(6, 8)))

@@ -38,18 +38,23 @@ def _sqrt_psd(matrix: np.ndarray) -> np.ndarray:
     return (eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))) @ eigenvectors.T
 
 
-def _moments(x: np.ndarray, eps: float, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    mean = np.average(x, axis=0, weights=weights)
-    cov = np.atleast_2d(np.cov(x, rowvar=False, fweights=weights))
-    if eps:
-        cov = cov + eps * np.eye(cov.shape[0])
-    return mean, cov
+def _factor(x: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and a factor A with A^T A = the unbiased (frequency-weighted) covariance, as np.cov computes it."""
+    w = np.ones(len(x)) if weights is None else weights.astype(np.float64)
+    mean = (w @ x) / w.sum()
+    return mean, (x - mean) * np.sqrt(w / (w.sum() - 1.0))[:, None]
 
 
 def frechet_distance(x: np.ndarray, y: np.ndarray, eps: float = 0.0, weights: np.ndarray | None = None) -> float:
     """FD between the Gaussians fitted to the rows of `x` and of `y` (unbiased covariances, as pytorch-fid).
 
     `weights` (optional, one integer per row, shared by x and y: paired rows) are frequency weights.
+
+    With fewer rows than dimensions (96 objects, 768-dim embeddings) the work is done in the subspace V spanned by
+    the centred rows of both sets (an orthonormal basis from a QR): both covariances map V into itself and are
+    eps·I on its complement, where the complement's share of tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2)) is
+    eps + eps - 2·eps = 0. The result is exactly that of the full d x d computation, at the cost of an r x r one
+    (r <= 2n), which is what makes `--fid_bootstrap` affordable.
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -57,8 +62,13 @@ def frechet_distance(x: np.ndarray, y: np.ndarray, eps: float = 0.0, weights: np
         weights = np.asarray(weights, dtype=np.int64)
         keep = weights > 0
         x, y, weights = x[keep], y[keep], weights[keep]
-    mu_x, cov_x = _moments(x, eps, weights)
-    mu_y, cov_y = _moments(y, eps, weights)
+    mu_x, a = _factor(x, weights)
+    mu_y, b = _factor(y, weights)
+    if len(a) + len(b) < a.shape[1]:
+        basis, _ = np.linalg.qr(np.concatenate([a, b]).T)  # d x r, orthonormal columns spanning both row spaces
+        a, b = a @ basis, b @ basis
+    cov_x = a.T @ a + eps * np.eye(a.shape[1])
+    cov_y = b.T @ b + eps * np.eye(b.shape[1])
     sqrt_cov_x = _sqrt_psd(cov_x)
     middle = sqrt_cov_x @ cov_y @ sqrt_cov_x
     middle = (middle + middle.T) / 2.0  # symmetric up to rounding; make it exactly so for eigh
