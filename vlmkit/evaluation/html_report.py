@@ -14,6 +14,7 @@ from typing import Any
 
 from vlmkit.evaluation.evaluator import ModelResult
 from vlmkit.evaluation.metrics import LABELS
+from vlmkit.evaluation.protocols import PROTOCOLS
 from vlmkit.evaluation.tables import NOT_DIFFERENT, TABLE_METRICS, cell_parts, signature_lines, table_notes
 from vlmkit.multiview import ObjectFolder, load_view_images
 
@@ -156,8 +157,10 @@ def html_report(summary: dict[str, Any], results: list[ModelResult], objects: di
     enc = summary.get("encoders") or {}
     sentence = (enc.get("sentence_encoder") or {}).get("name")
     clip = (enc.get("clip") or {}).get("name")
-    parts.append(f'<p class="muted">Sentence encoder (semantic similarity, retrieval, FD): {_esc(sentence or "none")}'
-                 f' · CLIP: {_esc(clip or "unavailable: " + str(enc.get("clip_unavailable_reason")))}</p>')
+    protocol = PROTOCOLS[summary.get("protocol") or "vlmkit"]
+    parts.append(f'<p class="muted">Sentence encoder ({_esc(protocol.uses("sentence"))}): {_esc(sentence or "none")}'
+                 f' · CLIP ({_esc(protocol.uses("clip"))}): '
+                 f'{_esc(clip or "unavailable: " + str(enc.get("clip_unavailable_reason")))}</p>')
     for warning in summary["warnings"]:
         parts.append(f'<div class="warn">Warning: {_esc(warning)}</div>')
     parts.append(f"<h2>Metrics (protocol {_esc(summary.get('protocol'))})</h2>" + _metrics_table(summary))

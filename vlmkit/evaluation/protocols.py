@@ -42,6 +42,12 @@ class Protocol:
     def groups_needing(self, encoder: str, groups: frozenset[str] | set[str]) -> set[str]:
         return {g for g in groups if self.encoder_of(g) == encoder}
 
+    def uses(self, encoder: str) -> str:
+        """What an encoder is used for, for the reports: e.g. "semantic similarity, retrieval, FD"."""
+        names = {"semantic": "semantic similarity", "retrieval": "retrieval", "fid": "FD", "clip": "CLIP text sim",
+                 "clip_image": "CLIPScore"}
+        return ", ".join(label for group, label in names.items() if self.encoder_of(group) == encoder)
+
 
 PROTOCOLS: dict[str, Protocol] = {
     "vlmkit": Protocol(

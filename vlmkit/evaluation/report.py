@@ -142,10 +142,10 @@ def text_report(result: ModelResult, data: dict[str, Any]) -> str:
              f"- Evaluated pairs: {len(result.matched)} of {cov['ground_truth_items']} ground-truth items "
              f"(coverage {cov['coverage']:.1%})",
              f"- Generated file: {meta['generated_file']}", f"- Ground truth file: {meta['ground_truth_file']}"]
-    enc = result.encoders
+    enc, protocol = result.encoders, PROTOCOLS[result.protocol]
     if enc.get("sentence_encoder"):
-        lines.append(f"- Sentence encoder (semantic similarity, retrieval, FD): {enc['sentence_encoder']['name']}")
-    lines.append(f"- CLIP model: {enc['clip']['name'] if enc.get('clip') else 'unavailable'}")
+        lines.append(f"- Sentence encoder ({protocol.uses('sentence')}): {enc['sentence_encoder']['name']}")
+    lines.append(f"- CLIP model ({protocol.uses('clip')}): {enc['clip']['name'] if enc.get('clip') else 'unavailable'}")
     for key, label in (("missing_predictions", "missing predictions"), ("unmatched_generated",
                        "generated ids not in ground truth"), ("duplicate_generated_ids", "duplicate generated ids"),
                        ("duplicate_ground_truth_ids", "duplicate ground-truth ids")):
