@@ -53,12 +53,12 @@ PROTOCOLS: dict[str, Protocol] = {
     "vlmkit": Protocol(
         name="vlmkit", semantic_encoder="sentence", retrieval_encoder="sentence", retrieval_rule="expected",
         lexical_tokens="words", fid_normalised=True, fid_eps=0.0, default_sentence_model=None,
-        summary="vlmkit's metric set (sentence-model semantic similarity, retrieval and FD; \\w+ Jaccard)"),
+        summary="this toolkit's metric set: sentence-model semantic similarity, retrieval and FD; \\w+ Jaccard"),
     "vasevqa3d": Protocol(
         name="vasevqa3d", semantic_encoder="clip", retrieval_encoder="clip", retrieval_rule="argsort",
         lexical_tokens="whitespace", fid_normalised=False, fid_eps=1e-6, default_sentence_model=MPNET_DEFAULT,
-        summary="VaseVQA-3D's compare.py definitions (CLIP text cosine for clip/semantic/R@k, whitespace Jaccard, "
-                "FD of raw sentence embeddings with 1e-6·I)"),
+        summary="VaseVQA-3D's compare.py definitions: CLIP text cosine for clip/semantic/R@k, whitespace Jaccard, "
+                "FD of raw sentence embeddings with 1e-6·I"),
 }
 
 

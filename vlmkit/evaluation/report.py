@@ -161,7 +161,7 @@ def text_report(result: ModelResult, data: dict[str, Any]) -> str:
                       f"  (95% CI {ci[0]:.{digits}f} to {ci[1]:.{digits}f})")
         return f"- {LABELS[key]}: {shown}" + ("  (unavailable, see below)" if key in result.reasons else "")
 
-    lines += [f"- Protocol: {result.protocol} ({PROTOCOLS[result.protocol].summary})"]
+    lines += [f"- Protocol: {result.protocol} — {protocol.summary}"]
     lines += ["", "## Metrics", "", "### 1. Core metrics", line("clip_score"), line("fid_score"),
               line("semantic_similarity"), line("clip_image_score"), line("ref_clip_score")]
     if result.views and result.views["items_with_missing_views"]:
