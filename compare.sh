@@ -7,7 +7,9 @@
 #   ./compare.sh                                     # the settings below (qwen.py/internvl.py write ./data/captions)
 #   CAPTION_DIR=./runs/captions IMAGES_DIR=./data/multiview_images ./compare.sh --allow_missing
 #
-# Extra arguments go to compare.py unchanged (./compare.sh --metrics semantic,retrieval --no_coco).
+#   PROTOCOL=vasevqa3d ./compare.sh                  # VaseVQA-3D's metric definitions (its Table 3 columns)
+#
+# Extra arguments go to compare.py unchanged (./compare.sh --metrics semantic,retrieval --no_coco --bootstrap 0).
 # --examples (first argument) scores examples/captions against examples/groundTruth.json with the example renders.
 set -euo pipefail
 
@@ -17,7 +19,8 @@ GROUND_TRUTH="${GROUND_TRUTH:-./data/groundTruth.json}"
 IMAGES_DIR="${IMAGES_DIR:-}"                             # renders (./data/multiview_images): CLIPScore + thumbnails
 OUTPUT_DIR="${OUTPUT_DIR:-./results}"
 CLIP_MODEL="${CLIP_MODEL:-./models/openai/clip-vit-base-patch32}"  # absent -> CLIP metrics null, overall partial
-SENTENCE_MODEL="${SENTENCE_MODEL:-}"                      # empty = packaged all-MiniLM-L6-v2
+PROTOCOL="${PROTOCOL:-vlmkit}"                            # vlmkit or vasevqa3d (VaseVQA-3D's definitions)
+SENTENCE_MODEL="${SENTENCE_MODEL:-}"                      # empty = the protocol's default (MiniLM / all-mpnet-base-v2)
 DEVICE="${DEVICE:-auto}"
 BATCH_SIZE="${BATCH_SIZE:-32}"
 ALLOW_MISSING="${ALLOW_MISSING:-0}"                       # 1 = score the matched subset, record coverage
@@ -57,7 +60,7 @@ fi
 
 echo "compare.sh: ${#FILES[@]} caption file(s) in $CAPTION_DIR vs $GROUND_TRUTH -> $OUTPUT_DIR"
 ARGS=(--generated "${FILES[@]}" --ground_truth "$GROUND_TRUTH" --output_dir "$OUTPUT_DIR"
-      --clip_model "$CLIP_MODEL" --device "$DEVICE" --batch_size "$BATCH_SIZE")
+      --clip_model "$CLIP_MODEL" --protocol "$PROTOCOL" --device "$DEVICE" --batch_size "$BATCH_SIZE")
 [ -n "$IMAGES_DIR" ] && ARGS+=(--images_dir "$IMAGES_DIR")
 [ -n "$SENTENCE_MODEL" ] && ARGS+=(--sentence_model "$SENTENCE_MODEL")
 [ "$ALLOW_MISSING" = "1" ] && ARGS+=(--allow_missing)

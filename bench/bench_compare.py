@@ -3,6 +3,7 @@
 
     python bench/bench_compare.py                 # 2,000 pairs, 3 repeats, both metric sets
     python bench/bench_compare.py --pairs 500 --repeats 1
+    python bench/bench_compare.py --sets bootstrap --repeats 2   # cost of --bootstrap 1000, 2,000 pairs x 3 models
 
 Each run goes through `run_comparison` (what compare.py calls): read + validate the JSON files, match by id,
 encode, score, build the reports/table/HTML and write them atomically. Model loading (MiniLM; Java + METEOR's
@@ -62,8 +63,12 @@ def _loose_answer(rng: random.Random, tech: str, shape: str, start: int) -> str:
             f"{start // 100 + 1}th century BCE, {rng.choice(['well preserved', 'with restorations', 'from a tomb'])}.")
 
 
-def synthetic_pairs(n: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
-    """n (reference, generated) caption pairs with VaseVQA-3D-style ids; all 2n texts distinct."""
+def synthetic_pairs(n: int, seed: int = 0, models: int = 1) -> tuple[list[dict], list[list[dict]]]:
+    """n reference captions with VaseVQA-3D-style ids and `models` generated files; all texts distinct.
+
+    Model 0 is the one of the single-model figures (same draws as before); models 1, 2, ... answer the same
+    items with their own draws and a falling share of close answers, so their scores differ.
+    """
     rng = random.Random(seed)
     seen: set[str] = set()
 
@@ -74,7 +79,7 @@ def synthetic_pairs(n: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
                 seen.add(text)
                 return text
 
-    truth, generated = [], []
+    truth, generated, fields = [], [], []
     for i in range(n):
         school, tech, shape = rng.choice(SCHOOLS), rng.choice(TECHNIQUES), rng.choice(SHAPES)
         scene, site = rng.choice(SCENES), rng.choice(SITES)
@@ -88,8 +93,22 @@ def synthetic_pairs(n: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
         image = f"{uuid}_{i + 1}_ac001001.jpg"
         truth.append({"images": [image], "caption": ref})
         generated.append({"images": [image], "caption": gen, "data_by": "bench-model"})
-    rng.shuffle(generated)  # matching is by id, never by position
-    return truth, generated
+        fields.append((image, school, tech, shape, start, scene))
+    files = [generated]
+    for m in range(1, models):
+        model_rng = random.Random(seed + 1000 * m)
+        close_share = max(0.1, 0.5 - 0.15 * m)
+        answers = []
+        for image, school, tech, shape, start, scene in fields:
+            if model_rng.random() < close_share:
+                gen = unique(partial(_close_answer, model_rng, school, tech, shape, start, scene))
+            else:
+                gen = unique(partial(_loose_answer, model_rng, tech, shape, start))
+            answers.append({"images": [image], "caption": gen, "data_by": f"bench-model-{m + 1}"})
+        files.append(answers)
+    for answers in files:
+        rng.shuffle(answers)  # matching is by id, never by position
+    return truth, files
 
 
 def one_run(options: CompareOptions, pairs: int) -> dict:
@@ -103,19 +122,56 @@ def one_run(options: CompareOptions, pairs: int) -> dict:
             "overall_score": metrics["overall_score"], "meteor": metrics.get("meteor")}
 
 
+def bootstrap_cost(args: argparse.Namespace, groups: frozenset[str]) -> dict:
+    """The cost of --bootstrap N on `--models` files in one call: interleaved runs with and without it.
+
+    The bootstrap's own time (CIs of every model + the significance test, timed inside the evaluator) is the
+    precise figure; the wall-time difference of the two runs is also reported but carries the machine's noise.
+    """
+    _, files = synthetic_pairs(args.pairs, models=args.models)
+    paths = []
+    for m, answers in enumerate(files):
+        paths.append(args.out / f"image_bench-model-{m + 1}.json")
+        paths[-1].write_text(json.dumps(answers))
+    runs: dict[int, list[dict]] = {0: [], args.bootstrap: []}
+    for _ in range(args.repeats):
+        for resamples in runs:
+            options = CompareOptions(generated=paths, ground_truth=args.out / "groundTruth.json",
+                                     output_dir=args.out / f"results_bootstrap{resamples}", clip_model="none",
+                                     batch_size=args.batch_size, device=args.device, groups=groups, bootstrap=resamples)
+            runs[resamples].append(one_run(options, args.pairs * args.models))
+    without = min(r["work_s"] for r in runs[0])
+    with_ = min(r["work_s"] for r in runs[args.bootstrap])
+    stage = min(r["stages_s"]["bootstrap"] for r in runs[args.bootstrap])
+    out = {"models": args.models, "pairs_per_model": args.pairs, "resamples": args.bootstrap,
+           "work_s_without": without, "work_s_with": with_, "bootstrap_stage_s": stage,
+           "bootstrap_stage_share_of_run_without": stage / without,
+           "wall_difference_share": (with_ - without) / without, "runs": {str(k): v for k, v in runs.items()}}
+    print(f"bootstrap {args.bootstrap} resamples, {args.models} models x {args.pairs} pairs: run without "
+          f"{without:.1f} s, with {with_:.1f} s (best of {args.repeats}); the bootstrap itself {stage:.3f} s = "
+          f"{stage / without:.2%} of the run without it (wall difference {(with_ - without) / without:+.1%})")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
-    parser.add_argument("--sets", default="no_coco,default", help="comma list of: no_coco, default")
+    parser.add_argument("--sets", default="no_coco,default,bootstrap",
+                        help="comma list of: no_coco, default (throughput of one model), bootstrap (the cost of "
+                             "--bootstrap on --models files, metric set --bootstrap_set)")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="resamples (compare.py's default)")
+    parser.add_argument("--models", type=int, default=3, help="models of the bootstrap set")
+    parser.add_argument("--bootstrap_set", default="no_coco", choices=["no_coco", "default"])
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     import torch
 
     args.out.mkdir(parents=True, exist_ok=True)
-    truth, generated = synthetic_pairs(args.pairs)
+    truth, (generated,) = synthetic_pairs(args.pairs)
     (args.out / "groundTruth.json").write_text(json.dumps(truth))
     (args.out / "image_bench-model.json").write_text(json.dumps(generated))
     sets = {"no_coco": frozenset(ALL_GROUPS) - {"coco"}, "default": frozenset(ALL_GROUPS)}
@@ -125,9 +181,13 @@ def main(argv: list[str] | None = None) -> int:
                                                "loadavg_start": os.getloadavg()},
               "batch_size": args.batch_size, "runs": {}}
     for name in args.sets.split(","):
+        if name == "bootstrap":
+            report["bootstrap"] = bootstrap_cost(args, sets[args.bootstrap_set])
+            continue
         options = CompareOptions(generated=[args.out / "image_bench-model.json"],
                                  ground_truth=args.out / "groundTruth.json", output_dir=args.out / f"results_{name}",
-                                 clip_model="none", batch_size=args.batch_size, device="cpu", groups=sets[name])
+                                 clip_model="none", batch_size=args.batch_size, device=args.device,
+                                 groups=sets[name], bootstrap=args.bootstrap)
         runs = [one_run(options, args.pairs) for _ in range(args.repeats)]
         rates = [r["pairs_per_s"] for r in runs]
         report["runs"][name] = {"runs": runs, "best_pairs_per_s": max(rates), "worst_pairs_per_s": min(rates),

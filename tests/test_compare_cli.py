@@ -255,3 +255,122 @@ def test_missing_clip_model_is_null_with_reason(capsys, encoder, data, tmp_path)
     result = json.loads((data["out"] / "compare_good.json").read_text())
     assert result["clip_score"] is None and "CLIP model not found at" in result["unavailable"]["clip_score"]
     assert result["overall_score_partial"] is True and result["overall"]["weight_covered"] == 0.75
+
+
+# ---- issue 10: signatures, confidence intervals, significance, escaping ------------------------------------------
+def test_cis_signatures_and_significance_in_every_output(capsys, encoder, data) -> None:
+    code, out, _ = run(capsys, "--generated", data["bad"], data["good"], *base_args(data), "--seed", "3")
+    assert code == 0
+    good = json.loads((data["out"] / "compare_good.json").read_text())
+    rows = per_sample(data["out"] / "compare_good_per_sample.jsonl")
+    # the CI is the percentile interval of 1000 resampled means over one seeded index matrix (recomputed here)
+    index = np.random.default_rng(3).integers(0, 6, size=(1000, 6))
+    for metric in ("semantic_similarity", "lexical_similarity", "r_at_1", "overall_score"):
+        values = np.array([rows[i][metric] for i in IDS])
+        expected = np.quantile(values[index].mean(axis=1), [0.025, 0.975])
+        assert good["confidence_intervals"][metric] == pytest.approx(expected, abs=1e-6), metric
+        low, high = good["confidence_intervals"][metric]
+        assert low <= good[metric] <= high
+    assert "fid_score" not in good["confidence_intervals"]
+    assert "--fid_bootstrap" in good["confidence_interval_unavailable"]["fid_score"]
+    sig = good["metric_signatures"]
+    assert sig["semantic_similarity"] == ("proto:vlmkit|enc:bag-of-words-test-encoder|tok:encoder|sim:cos|agg:mean|"
+                                          "ci:paired-bootstrap-percentile95%-B1000-seed3|vlmkit:0.1.0|"
+                                          f"sentence-transformers:{_version('sentence-transformers')}")
+    assert "|pool:6|k:1|tie:f32-equal-expected|" in sig["r_at_1"] and "|tok:w+-lower|empty:1|" in sig[
+        "lexical_similarity"]
+    assert set(sig) == {k for k, v in good.items() if k in good["metric_signatures"] and v is not None}
+    txt = (data["out"] / "compare_good.txt").read_text()
+    assert "## Metric signatures" in txt and sig["r_at_5"] in txt and "(95% CI " in txt
+
+    summary = json.loads((data["out"] / "batch_evaluation_summary.json").read_text())
+    assert summary["protocol"] == "vlmkit" and summary["metric_signatures"]["r_at_1"] == sig["r_at_1"]
+    semantic = summary["significance"]["semantic_similarity"]
+    assert semantic["good"] == {"diff": 0.0, "ci": [0.0, 0.0], "p": 1.0, "best": True}
+    assert semantic["bad"]["diff"] == pytest.approx(json.loads((data["out"] / "compare_bad.json").read_text())[
+        "semantic_similarity"] - good["semantic_similarity"])
+    assert semantic["bad"]["ci"][1] < 0 and semantic["bad"]["p"] < 0.05
+    assert summary["significance_method"]["shared_items"] == 6 and summary["significance_method"]["alpha"] == 0.05
+    assert "fid_score" not in summary["significance"]  # no --fid_bootstrap
+
+    md = (data["out"] / "model_comparison_table.md").read_text()
+    good_row = next(line for line in md.splitlines() if line.startswith("| 1 | good |"))
+    half = (good["confidence_intervals"]["semantic_similarity"][1] -
+            good["confidence_intervals"]["semantic_similarity"][0]) / 2
+    assert f"**{good['semantic_similarity']:.4f} ± {half:.4f}**" in good_row
+    assert "paired bootstrap test, two-sided p >= 0.05, on the 6 items" in md
+    assert "Metric signatures (protocol vlmkit):" in md and sig["r_at_10"] in md and md in out
+    lines = (data["out"] / "model_comparison_table.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    first = dict(zip(header, lines[1].split(","), strict=False))
+    assert float(first["semantic_similarity_ci_low"]) == pytest.approx(good["confidence_intervals"][
+        "semantic_similarity"][0]) and first["semantic_similarity_p_vs_best"] == "1.0"
+    assert any(line.startswith("# r_at_1: proto:vlmkit|") for line in lines)
+    html = (data["out"] / "evaluation_report.html").read_text()
+    assert html.count('class="ci"') >= 2 and "Metric signatures" in html and "<b>" in html
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
+
+
+def test_bootstrap_off_means_no_ci_and_no_significance(capsys, encoder, data) -> None:
+    code, out, _ = run(capsys, "--generated", data["bad"], data["good"], *base_args(data), "--bootstrap", "0")
+    assert code == 0
+    good = json.loads((data["out"] / "compare_good.json").read_text())
+    assert good["confidence_intervals"] == {}
+    assert good["confidence_interval_unavailable"]["semantic_similarity"] == "bootstrap off (--bootstrap 0)"
+    assert "|ci:none(--bootstrap 0)|" in good["metric_signatures"]["semantic_similarity"]
+    summary = json.loads((data["out"] / "batch_evaluation_summary.json").read_text())
+    assert summary["significance"] == {} and summary["significance_method"] is None
+    assert " ± " not in out and "**" not in out.split("\n\n")[0]
+
+
+def test_model_names_are_escaped_in_the_markdown_table(capsys, encoder, data) -> None:
+    code, out, _ = run(capsys, "--generated", data["good"], data["bad"], "--model_name", "<b>evil</b>|x",
+                       "--model_name", "plain", *base_args(data))
+    assert code == 0
+    md = (data["out"] / "model_comparison_table.md").read_text()
+    assert "| &lt;b&gt;evil&lt;/b&gt;\\|x |" in md and "<b>" not in md
+    assert all(line.count(" | ") == md.splitlines()[0].count(" | ") for line in md.splitlines()[2:4])
+    assert "<b>evil</b>" not in (data["out"] / "evaluation_report.html").read_text()
+
+
+def test_signature_differences_are_warned(capsys, caplog, encoder, data, tmp_path) -> None:
+    partial = write_captions(tmp_path / "part" / "image_part.json", list(zip(IDS, GOOD, strict=True))[2:], "part")
+    code, _, _ = run(capsys, "--generated", data["good"], partial, "--allow_missing", *base_args(data))
+    assert code == 0
+    summary = json.loads((data["out"] / "batch_evaluation_summary.json").read_text())
+    warning = next(w for w in summary["warnings"] if w.startswith("metric signatures differ"))
+    assert "r_at_1 (pool)" in warning and "fid_score (n)" in warning
+    assert warning in caplog.text  # and on stderr
+    assert summary["metric_signatures"]["r_at_1"] == {
+        name: json.loads((data["out"] / f"compare_{name}.json").read_text())["metric_signatures"]["r_at_1"]
+        for name in ("good", "part")}
+    assert summary["significance_method"]["shared_items"] == 4
+    md = (data["out"] / "model_comparison_table.md").read_text()
+    assert "WARNING: metric signatures differ" in md and "r_at_1 [part]: proto:vlmkit" in md
+
+
+def test_evaluator_and_result_constructors_are_keyword_only(encoder) -> None:
+    from vlmkit.evaluation.evaluator import CaptionEvaluator, ModelResult
+
+    with pytest.raises(TypeError):
+        CaptionEvaluator(encoder)
+    with pytest.raises(TypeError):
+        ModelResult("m", None, {}, {}, {}, None)
+    assert CaptionEvaluator(sentence_encoder=encoder).sentence_store is not None
+
+
+def test_fid_bootstrap_gives_the_frechet_distance_a_ci_and_a_test(capsys, encoder, data) -> None:
+    code, _, _ = run(capsys, "--generated", data["bad"], data["good"], *base_args(data), "--fid_bootstrap", "20")
+    assert code == 0
+    good = json.loads((data["out"] / "compare_good.json").read_text())
+    low, high = good["confidence_intervals"]["fid_score"]
+    assert 0.0 <= low <= good["fid_score"] <= high
+    assert "|ci:paired-bootstrap-normal95%-B20-seed0|" in good["metric_signatures"]["fid_score"]
+    summary = json.loads((data["out"] / "batch_evaluation_summary.json").read_text())
+    assert summary["significance"]["fid_score"]["good"]["best"] is True  # lower is better
+    assert summary["significance"]["fid_score"]["bad"]["diff"] > 0

@@ -107,3 +107,25 @@ def test_missing_object_folder_is_an_input_error(capsys, encoder, examples_copy:
     assert code == 2 and err.count("\n") == 1
     assert "no object folder for id " + folder.name.split("_ac001001")[0] in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_view_is_warned_and_counted(capsys, caplog, encoder, examples_copy: Path, tiny_clip_dir: Path,
+                                              tmp_path: Path) -> None:
+    folder = sorted((examples_copy / "multiview_images").iterdir())[1]
+    (folder / "top.jpg").unlink()
+    (folder / "left.jpg").unlink()
+    code, err = run(capsys, *args(examples_copy, tiny_clip_dir, tmp_path / "out"))
+    assert code == 0, err
+    item = folder.name.split("_ac001001")[0]
+    assert "CLIPScore: 1 of 6 objects miss views" in caplog.text and f"{item}: left, top" in caplog.text
+    result = json.loads((tmp_path / "out" / "compare_qwen2.5-vl-3B.json").read_text())
+    assert result["views"] == {"expected_per_item": 6, "views_used": 34, "views_missing": 2,
+                               "items_with_missing_views": 1, "ids": [item],
+                               "missing_by_view": {"front": 0, "back": 0, "left": 1, "right": 0, "top": 1,
+                                                   "bottom": 0}}
+    rows = {json.loads(line)["id"]: json.loads(line)
+            for line in (tmp_path / "out" / "compare_qwen2.5-vl-3B_per_sample.jsonl").read_text().splitlines()}
+    assert rows[item]["views_used"] == 4 and rows[item]["views_missing"] == 2
+    assert all(r["views_missing"] == 0 for i, r in rows.items() if i != item)
+    assert any("1 items miss views" in note for note in result["notes"])
+    assert "2 missing in 1 items" in (tmp_path / "out" / "compare_qwen2.5-vl-3B.txt").read_text()

@@ -87,8 +87,11 @@ def test_compare_sh_on_examples(examples_copy: Path, tmp_path: Path, repo_root: 
     positions = [md.index(f"| {name} |") for name in EXPECTED_RANKING]
     assert positions == sorted(positions) and "stale-model" not in md
     assert md in proc.stdout
-    csv_rows = (out / "model_comparison_table.csv").read_text().splitlines()[1:]
+    csv_rows = [row for row in (out / "model_comparison_table.csv").read_text().splitlines()[1:]
+                if not row.startswith("#")]
     assert [row.split(",")[1] for row in csv_rows] == EXPECTED_RANKING
+    assert " ± " in md and "Metric signatures (protocol vlmkit):" in md
+    assert summary["significance"]["overall_score"][EXPECTED_RANKING[0]]["best"] is True
 
     sft = json.loads((out / "compare_qwen2.5-vl-3B-sft.json").read_text())
     assert sft["clip_score"] is None and "CLIP model not found" in sft["unavailable"]["clip_score"]
@@ -119,3 +122,15 @@ def test_compare_sh_reports_missing_inputs(tmp_path: Path, repo_root: Path) -> N
     env.update(CAPTION_DIR=str(tmp_path / "captions"), GROUND_TRUTH=str(tmp_path / "gt.json"))
     proc = subprocess.run([str(repo_root / "compare.sh")], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert proc.returncode == 2 and "no image_*.json caption files" in proc.stderr
+
+
+def test_compare_sh_passes_the_protocol_setting(tmp_path: Path, repo_root: Path) -> None:
+    fake = tmp_path / "fake-python"
+    fake.write_text("#!/bin/sh\necho \"$*\"\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "PYTHON": str(fake), "PROTOCOL": "vasevqa3d", "OUTPUT_DIR": str(tmp_path / "out")}
+    proc = subprocess.run([str(repo_root / "compare.sh"), "--examples", "--bootstrap", "0"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    call = next(line for line in proc.stdout.splitlines() if "compare.py" in line)
+    assert "--protocol vasevqa3d" in call and call.endswith("--bootstrap 0")  # extra flags last, so they win

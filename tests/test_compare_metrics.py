@@ -52,6 +52,36 @@ def test_recall_tie_rule_expected_credit() -> None:
     assert result.hits(3).tolist() == pytest.approx([1.0, 1.0, 1.0])
 
 
+def test_tie_rule_is_float32_equality_not_an_absolute_tolerance() -> None:
+    # low-signal scores 2e-7 apart: distinct, although an absolute 1e-6 tolerance would call them all ties
+    scores = np.array([[3e-7, 5e-7, 1e-7, 7e-7]], dtype=np.float32)
+    result = rank_counts(scores, _one_hot_keys(4)[:, :4])
+    assert result.tied.tolist() == [0] and result.better.tolist() == [2]
+    # identical reference texts have one embedding: always a tie, whatever the magnitude
+    rng = np.random.default_rng(5)
+    keys = rng.normal(size=(6, 8)).astype(np.float32)
+    keys /= np.linalg.norm(keys, axis=1, keepdims=True)
+    keys[3] = keys[0]
+    queries = keys + 0.01 * rng.normal(size=keys.shape).astype(np.float32)
+    result = rank_counts(queries, keys)
+    assert result.tied[0] == 1 and result.tied[3] == 1 and (np.delete(result.tied, [0, 3]) == 0).all()
+    assert result.hits(1)[0] == pytest.approx(0.5) and result.hits(1)[3] == pytest.approx(0.5)
+
+
+def test_argsort_rule_is_numpys_descending_argsort() -> None:
+    rng = np.random.default_rng(6)
+    keys = rng.normal(size=(40, 8)).astype(np.float32)
+    keys[5::7] = keys[0]  # exact ties: the order numpy's sort gives them decides, as in VaseVQA-3D
+    queries = keys + 0.7 * rng.normal(size=keys.shape).astype(np.float32)
+    for chunk in (1, 97, 10**9):
+        result = rank_counts(queries, keys, max_chunk_elements=chunk, rule="argsort")
+        for k in (1, 5, 10):
+            expected = [float(i in np.argsort(queries[i] @ keys.T)[::-1][:k]) for i in range(40)]
+            assert result.hits(k).tolist() == expected
+        assert result.best_rank.tolist() == [int(np.where(np.argsort(queries[i] @ keys.T)[::-1] == i)[0][0]) + 1
+                                             for i in range(40)]
+
+
 def _argsort_hits(queries: np.ndarray, keys: np.ndarray, k: int) -> np.ndarray:
     """Independent full-matrix reference (valid without ties): is the own key among the top k?"""
     full = queries @ keys.T
@@ -92,6 +122,43 @@ def test_frechet_distance_matches_pytorch_fid_formula() -> None:
     assert frechet_distance(x, y) == pytest.approx(frechet_distance(y, x), rel=1e-10)  # symmetric
     assert frechet_distance(x, x) == pytest.approx(0.0, abs=1e-9)
     assert frechet_distance(x, x) >= 0.0  # clamped
+
+
+def _vasevqa3d_fid_formula(x: np.ndarray, y: np.ndarray) -> float:
+    """[VaseVQA-3D]'s FD: 1e-6*I on both covariances, sqrtm of the product, real part, no clamp."""
+    s1 = np.cov(x, rowvar=False) + np.eye(x.shape[1]) * 1e-6
+    s2 = np.cov(y, rowvar=False) + np.eye(y.shape[1]) * 1e-6
+    covmean = scipy.linalg.sqrtm(s1.dot(s2)).real
+    diff = x.mean(0) - y.mean(0)
+    return float(diff.dot(diff) + np.trace(s1 + s2 - 2 * covmean))
+
+
+@pytest.mark.parametrize("n,dim", [(20, 32), (64, 384), (200, 64)])
+def test_frechet_distance_with_eps_matches_the_sqrtm_formulation(n: int, dim: int) -> None:
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(n, dim))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    y = x + 0.3 * rng.normal(size=(n, dim))  # rank-deficient covariances when n <= dim
+    assert frechet_distance(x, y, eps=1e-6) == pytest.approx(_vasevqa3d_fid_formula(x, y), abs=1e-6)
+
+
+@pytest.mark.parametrize("eps", [0.0, 1e-6])
+def test_frechet_distance_in_the_row_subspace_equals_the_full_computation(eps: float) -> None:
+    rng = np.random.default_rng(11)
+    x, y = rng.normal(size=(30, 100)), rng.normal(0.1, 0.8, size=(30, 100))  # 2n < dim: the subspace path
+    s1 = np.cov(x, rowvar=False) + eps * np.eye(100)
+    s2 = np.cov(y, rowvar=False) + eps * np.eye(100)
+    if eps:
+        values, vectors = scipy.linalg.eigh(s1)
+        root = (vectors * np.sqrt(values)) @ vectors.T
+        tr_covmean = np.sqrt(scipy.linalg.eigvalsh(root @ s2 @ root)).sum()
+    else:  # tr((A'A B'B)^(1/2)) = nuclear norm of A B' (exact; the 100-dim eigh would add sqrt(rounding) noise)
+        a = (x - x.mean(0)) / np.sqrt(29)
+        b = (y - y.mean(0)) / np.sqrt(29)
+        tr_covmean = np.linalg.svd(a @ b.T, compute_uv=False).sum()
+    diff = x.mean(0) - y.mean(0)
+    full = diff @ diff + np.trace(s1) + np.trace(s2) - 2 * tr_covmean
+    assert frechet_distance(x, y, eps) == pytest.approx(full, rel=1e-9)
 
 
 def test_frechet_result_reports_n_and_small_sample_warning() -> None:

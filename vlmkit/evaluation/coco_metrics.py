@@ -8,6 +8,11 @@ that reason; none is ever reported as 0.0 in its place.
 Java start-up and METEOR's paraphrase tables take several seconds, so the scorer is created (and warmed up) once
 per call and its work runs in a background thread: the Java processes use the other core while torch encodes.
 CIDEr's IDF weights come from the references of the evaluated set, so CIDEr depends on the set, as in COCO.
+
+For the confidence intervals (`bootstrap.py`): CIDEr and ROUGE-L are means of their per-item scores; corpus BLEU
+is not, so each item's BLEU counts (test and reference length, n-gram guesses and matches, as pycocoevalcap's
+BleuScorer cooks them) are kept and the corpus formula is re-evaluated per resample. Corpus METEOR is computed by
+the Java scorer from pooled statistics that pycocoevalcap does not expose, so it has no CI.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ _SPACE = re.compile(r"\s+")
 class CocoScores:
     corpus: dict[str, float] = field(default_factory=dict)
     per_sample: dict[str, np.ndarray] = field(default_factory=dict)
+    bleu_counts: np.ndarray | None = None  # (n, 10): testlen, reflen, guess_1..4, correct_1..4 per item
     reason: str | None = None  # set when the metrics could not be computed
 
 
@@ -84,7 +90,6 @@ class CocoScorer:
             return CocoScores(reason=f"pycocoevalcap failed ({exc.__class__.__name__}: {exc})")
 
     def _score(self, generated: list[str], references: list[str]) -> CocoScores:
-        from pycocoevalcap.bleu.bleu import Bleu
         from pycocoevalcap.cider.cider import Cider
         from pycocoevalcap.rouge.rouge import Rouge
         from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
@@ -99,7 +104,7 @@ class CocoScorer:
         if len(gts) != len(references) or len(res) != len(generated):
             raise RuntimeError("PTB tokenizer returned a different number of captions")
         out = CocoScores()
-        bleu, bleu_per = Bleu(4).compute_score(gts, res, verbose=0)
+        bleu, bleu_per, out.bleu_counts = _bleu(gts, res)
         for n in range(4):
             out.corpus[f"bleu_{n + 1}"] = float(bleu[n])
             out.per_sample[f"bleu_{n + 1}"] = np.asarray(bleu_per[n], dtype=np.float64)
@@ -119,3 +124,16 @@ class CocoScorer:
             except (OSError, AttributeError):
                 pass
             self._meteor = None
+
+
+def _bleu(gts: dict, res: dict) -> tuple[list[float], list[list[float]], np.ndarray]:
+    """pycocoevalcap's Bleu(4).compute_score (same scorer, same "closest" option), plus each item's counts."""
+    from pycocoevalcap.bleu.bleu_scorer import BleuScorer
+
+    scorer = BleuScorer(n=4)
+    for key in gts:
+        scorer += (res[key][0], gts[key])
+    score, per_item = scorer.compute_score(option="closest", verbose=0)
+    counts = np.array([[c["testlen"], scorer._single_reflen(c["reflen"], "closest", c["testlen"]), *c["guess"],
+                        *c["correct"]] for c in scorer.ctest], dtype=np.float64).reshape(len(scorer.ctest), 10)
+    return score, per_item, counts

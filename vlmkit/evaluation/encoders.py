@@ -4,6 +4,9 @@ An `EmbeddingStore` encodes each distinct text once and hands out rows, so seman
 and the Fréchet distance all use the same sentence embeddings, and references shared by several models are
 encoded once per run (nothing is cached across runs). Any object with `name`, `dim` and
 `encode(texts) -> (n, dim) float32 L2-normalised` can stand in for a real encoder (tests inject one).
+
+A store may also keep the embeddings as the encoder returns them (`normalise=False`): [VaseVQA-3D]'s Fréchet
+distance takes sentence-transformers' `encode()` output as it is.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm.auto import tqdm
 
+from vlmkit.evaluation.signatures import model_fingerprint
 from vlmkit.io import InputError
 from vlmkit.models import require_model_dir
 
@@ -47,8 +51,9 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 class EmbeddingStore:
     """Distinct text -> embedding row, filled lazily; one per encoder per run."""
 
-    def __init__(self, encoder: TextEncoder):
+    def __init__(self, encoder: TextEncoder, normalise: bool = True):
         self.encoder = encoder
+        self.normalise = normalise
         self._index: dict[str, int] = {}
         self._matrix = np.zeros((0, encoder.dim), dtype=np.float32)
 
@@ -60,7 +65,8 @@ class EmbeddingStore:
         new = [t for t in dict.fromkeys(texts) if t not in self._index]
         if not new:
             return
-        vectors = _normalise(self.encoder.encode(new))
+        raw = self.encoder.encode(new)
+        vectors = _normalise(raw) if self.normalise else np.asarray(raw, dtype=np.float32)
         if vectors.shape != (len(new), self.encoder.dim):
             raise RuntimeError(f"{self.encoder.name}: expected {(len(new), self.encoder.dim)} embeddings, "
                                f"got {vectors.shape}")
@@ -88,15 +94,19 @@ class SentenceEncoder:
     path: str
     dim: int
     batch_size: int = 32
+    normalize: bool = True  # False: embeddings as encode() returns them (vasevqa3d's FD)
+    fingerprint: str | None = None
 
     @classmethod
-    def load(cls, path: str | os.PathLike | None, device: str = "cpu", batch_size: int = 32) -> SentenceEncoder:
+    def load(cls, path: str | os.PathLike | None, device: str = "cpu", batch_size: int = 32,
+             normalize: bool = True) -> SentenceEncoder:
         if path:
             folder = require_model_dir(path, "sentence-transformers model", "--sentence_model")
             name = folder.name
         else:
             folder = packaged_minilm_path()
-            name = "all-MiniLM-L6-v2"
+        if folder.resolve() == packaged_minilm_path().resolve():
+            name = "all-MiniLM-L6-v2"  # the package's folder is called "model"
         from sentence_transformers import SentenceTransformer
 
         try:
@@ -107,17 +117,38 @@ class SentenceEncoder:
         model.eval()
         get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         dim = int(get_dim())
-        return cls(model, name, str(folder), dim, batch_size)
+        return cls(model, name, str(folder), dim, batch_size, normalize, model_fingerprint(folder))
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
             return self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
-                                     normalize_embeddings=True, show_progress_bar=_progress() and len(texts) > 256)
+                                     normalize_embeddings=self.normalize,
+                                     show_progress_bar=_progress() and len(texts) > 256)
 
     def describe(self) -> dict:
-        return {"name": self.name, "path": self.path, "dim": self.dim, "library": "sentence-transformers"}
+        return {"name": self.name, "path": self.path, "dim": self.dim, "library": "sentence-transformers",
+                "fingerprint": self.fingerprint, "max_seq_length": getattr(self.model, "max_seq_length", None),
+                "normalized": self.normalize}
+
+
+def load_sentence(path: str | os.PathLike | None, default: str | None, device: str = "cpu", batch_size: int = 32,
+                  normalize: bool = True) -> tuple[SentenceEncoder | None, str | None]:
+    """The sentence encoder, or (None, reason) when the protocol's default folder is absent.
+
+    An explicit `--sentence_model` that does not exist is an input error (checked before any loading); the
+    protocol's default folder being absent is treated like a missing CLIP model: its metrics are null with
+    this reason (nothing is ever downloaded).
+    """
+    if path:
+        return SentenceEncoder.load(path, device, batch_size, normalize), None
+    if default is None:
+        return SentenceEncoder.load(None, device, batch_size, normalize), None
+    if not Path(default).expanduser().exists():
+        return None, (f"sentence model not found at {default} (weights are never downloaded: put a local copy of "
+                      f"sentence-transformers/{Path(default).name} there or pass --sentence_model DIR)")
+    return SentenceEncoder.load(default, device, batch_size, normalize), None
 
 
 @dataclass
@@ -132,6 +163,7 @@ class ClipEncoder:
     device: str = "cpu"
     batch_size: int = 32
     truncated_texts: int = 0  # captions longer than CLIP's context (77 tokens) seen so far
+    fingerprint: str | None = None
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "cpu", batch_size: int = 32) -> ClipEncoder:
@@ -147,7 +179,12 @@ class ClipEncoder:
         if not hasattr(model, "get_text_features") or not hasattr(model, "get_image_features"):
             raise InputError(f"{folder}: {type(model).__name__} is not a CLIP-style model (no text/image features)")
         dim = int(getattr(model.config, "projection_dim", 0) or 0)
-        return cls(model, processor, folder.name, str(folder), dim, device, batch_size)
+        return cls(model, processor, folder.name, str(folder), dim, device, batch_size,
+                   fingerprint=model_fingerprint(folder))
+
+    @property
+    def context_length(self) -> int:
+        return int(getattr(self.processor.tokenizer, "model_max_length", 77) or 77)
 
     @staticmethod
     def _features(output: Any):
@@ -158,7 +195,7 @@ class ClipEncoder:
         import torch
 
         tokenizer = self.processor.tokenizer
-        limit = int(getattr(tokenizer, "model_max_length", 77) or 77)
+        limit = self.context_length
         out = []
         starts = range(0, len(texts), self.batch_size)
         with torch.inference_mode():
@@ -185,6 +222,7 @@ class ClipEncoder:
 
     def describe(self) -> dict:
         return {"name": self.name, "path": self.path, "dim": self.dim, "library": "transformers",
+                "fingerprint": self.fingerprint, "context_length": self.context_length,
                 "texts_truncated_to_context": self.truncated_texts}
 
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from vlmkit.evaluation.evaluator import ModelResult
 from vlmkit.evaluation.metrics import LABELS
-from vlmkit.evaluation.tables import TABLE_METRICS, _cell
+from vlmkit.evaluation.protocols import PROTOCOLS
+from vlmkit.evaluation.tables import NOT_DIFFERENT, TABLE_METRICS, cell_parts, signature_lines, table_notes
 from vlmkit.multiview import ObjectFolder, load_view_images
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ def _esc(value: Any) -> str:
 
 def bar_chart_svg(rows: list[dict[str, Any]], metrics: tuple[str, ...] = CHART_METRICS,
                   labels: dict[str, str] = LABELS) -> str:
-    """Grouped bars: one group per metric, one bar per model; n/a values are labelled, not drawn as 0.
+    """Grouped bars: one group per metric, one bar per model, with the 95 % CI as an error bar where a row has
+    `confidence_intervals`; n/a values are labelled, not drawn as 0.
 
     Values are on a 0..1 scale; `labels` names the groups (default: the caption metrics' labels)."""
     models = [r["model_name"] for r in rows]
@@ -69,9 +71,13 @@ def bar_chart_svg(rows: list[dict[str, Any]], metrics: tuple[str, ...] = CHART_M
                 continue
             v = min(max(float(value), 0.0), 1.0)
             h = height * v
+            ci = (row.get("confidence_intervals") or {}).get(metric)
+            ci_text = f" (95% CI {ci[0]:.4f} to {ci[1]:.4f})" if ci else ""
             parts.append(f'<rect x="{x:.1f}" y="{top + height - h:.1f}" width="{bar_w - 2}" height="{h:.1f}" '
                          f'fill="{color}"><title>{_esc(row["model_name"])} {_esc(labels[metric])}: '
-                         f'{float(value):.4f}</title></rect>')
+                         f'{float(value):.4f}{ci_text}</title></rect>')
+            if ci:
+                parts.append(_error_bar(x + (bar_w - 2) / 2, top, height, ci))
         label_x = x0 + len(models) * bar_w / 2
         parts.append(f'<text x="{label_x:.1f}" y="{top + height + 14}" font-size="10" text-anchor="end" '
                      f'transform="rotate(-35 {label_x:.1f} {top + height + 14})">{_esc(labels[metric])}</text>')
@@ -79,6 +85,13 @@ def bar_chart_svg(rows: list[dict[str, Any]], metrics: tuple[str, ...] = CHART_M
     legend = " ".join(f'<span><span class="swatch" style="background:{PALETTE[i % len(PALETTE)]}"></span>'
                       f'{_esc(m)}</span>' for i, m in enumerate(models))
     return "".join(parts) + f"<div>{legend}</div>"
+
+
+def _error_bar(x: float, top: float, height: float, ci: list[float] | tuple[float, float]) -> str:
+    """A vertical line from the CI's low to its high end (clipped to the 0..1 axis), with caps."""
+    y_low, y_high = (top + height * (1 - min(max(float(v), 0.0), 1.0)) for v in ci)
+    return (f'<path class="ci" d="M{x - 3:.1f} {y_high:.1f}H{x + 3:.1f}M{x:.1f} {y_high:.1f}V{y_low:.1f}'
+            f'M{x - 3:.1f} {y_low:.1f}H{x + 3:.1f}" stroke="#222" stroke-width="1" fill="none"/>')
 
 
 def _thumbnails(obj: ObjectFolder | None) -> str:
@@ -103,10 +116,9 @@ def _metrics_table(summary: dict[str, Any]) -> str:
     for row in summary["models"]:
         cells = []
         for m in TABLE_METRICS:
-            cell = _cell(row[m], m)
-            if m == "overall_score" and row["overall_score_partial"] and row[m] is not None:
-                cell += "*"
-            cells.append(f"<td>{_esc(cell)}</td>")
+            text, best, same = cell_parts(summary, row, m)
+            cell = f"<b>{_esc(text)}</b>" if best else _esc(text) + (f" {NOT_DIFFERENT}" if same else "")
+            cells.append(f"<td>{cell}</td>")
         rows.append(f'<tr><td>{row["rank"]}</td><td class="l">{_esc(row["model_name"])}</td>{"".join(cells)}'
                     f'<td>{row["pairs"]}</td><td>{row["coverage"]:.0%}</td></tr>')
     return (f'<table><tr><th>Rank</th><th class="l">Model</th>{head}<th>Pairs</th><th>Coverage</th></tr>'
@@ -145,21 +157,22 @@ def html_report(summary: dict[str, Any], results: list[ModelResult], objects: di
     enc = summary.get("encoders") or {}
     sentence = (enc.get("sentence_encoder") or {}).get("name")
     clip = (enc.get("clip") or {}).get("name")
-    parts.append(f'<p class="muted">Sentence encoder (semantic similarity, retrieval, FD): {_esc(sentence or "none")}'
-                 f' · CLIP: {_esc(clip or "unavailable: " + str(enc.get("clip_unavailable_reason")))}</p>')
+    protocol = PROTOCOLS[summary.get("protocol") or "vlmkit"]
+    parts.append(f'<p class="muted">Sentence encoder ({_esc(protocol.uses("sentence"))}): {_esc(sentence or "none")}'
+                 f' · CLIP ({_esc(protocol.uses("clip"))}): '
+                 f'{_esc(clip or "unavailable: " + str(enc.get("clip_unavailable_reason")))}</p>')
     for warning in summary["warnings"]:
         parts.append(f'<div class="warn">Warning: {_esc(warning)}</div>')
-    parts.append("<h2>Metrics</h2>" + _metrics_table(summary))
-    reasons = {}
-    for row in summary["models"]:
-        for metric, reason in row["unavailable"].items():
-            reasons.setdefault(metric, reason)
-    if any(row["overall_score_partial"] for row in summary["models"]):
-        parts.append('<p class="muted">* partial overall score: weighted mean of the available components only.</p>')
-    if reasons:
-        parts.append("<ul class=\"muted\">" + "".join(f"<li>{_esc(LABELS.get(m, m))}: {_esc(r)}</li>"
-                                                      for m, r in reasons.items()) + "</ul>")
-    parts.append("<h2>Chart</h2>" + bar_chart_svg(summary["models"]))
+    parts.append(f"<h2>Metrics (protocol {_esc(summary.get('protocol'))})</h2>" + _metrics_table(summary))
+    notes = table_notes(summary)
+    if notes:
+        parts.append('<ul class="muted">' + "".join(f"<li>{_esc(n)}</li>" for n in notes) + "</ul>")
+    signatures = signature_lines(summary)
+    if signatures:
+        parts.append('<details><summary class="muted">Metric signatures</summary><pre class="muted">'
+                     + _esc("\n".join(signatures)) + "</pre></details>")
+    parts.append("<h2>Chart</h2>" + bar_chart_svg(summary["models"])
+                 + '<p class="muted">Error bars: 95% CI (paired bootstrap over items), where computed.</p>')
     parts.append(f"<h2>Items</h2><p class=\"muted\">Showing {len(shown)} of {len(items)} items (ground-truth order)."
                  f"</p>")
     for item in shown:

@@ -15,7 +15,6 @@ METRIC_GROUPS: dict[str, tuple[str, ...]] = {
 }
 ALL_GROUPS: tuple[str, ...] = tuple(METRIC_GROUPS)
 ALL_METRICS: tuple[str, ...] = tuple(m for group in METRIC_GROUPS.values() for m in group)
-SENTENCE_GROUPS = frozenset({"semantic", "fid", "retrieval"})  # need the sentence encoder
 
 LABELS: dict[str, str] = {
     "overall_score": "Overall",

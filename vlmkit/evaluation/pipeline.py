@@ -16,12 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vlmkit.evaluation.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, BootstrapSettings
 from vlmkit.evaluation.coco_metrics import CocoScorer, java_unavailable_reason
-from vlmkit.evaluation.encoders import ClipEncoder, SentenceEncoder, TextEncoder, load_clip
+from vlmkit.evaluation.encoders import (
+    ClipEncoder,
+    SentenceEncoder,  # noqa: F401  (tests patch pipeline.SentenceEncoder.load)
+    TextEncoder,
+    load_clip,
+    load_sentence,
+)
 from vlmkit.evaluation.evaluator import CaptionEvaluator, ModelResult
 from vlmkit.evaluation.html_report import html_report
 from vlmkit.evaluation.matching import GroundTruth, MatchedPairs, match_by_id
-from vlmkit.evaluation.metrics import ALL_GROUPS, SENTENCE_GROUPS
+from vlmkit.evaluation.metrics import ALL_GROUPS, METRIC_GROUPS
+from vlmkit.evaluation.protocols import DEFAULT_PROTOCOL, get_protocol
 from vlmkit.evaluation.report import model_files, output_names, safe_name
 from vlmkit.evaluation.retrieval import DEFAULT_MAX_CHUNK_ELEMENTS
 from vlmkit.evaluation.tables import csv_table, markdown_table, summary
@@ -55,6 +63,10 @@ class CompareOptions:
     model_names: list[str] | None = None
     gallery_limit: int = 50
     retrieval_chunk_elements: int = DEFAULT_MAX_CHUNK_ELEMENTS
+    protocol: str = DEFAULT_PROTOCOL
+    bootstrap: int = DEFAULT_RESAMPLES  # resamples for the CIs and the significance test; 0 = off
+    seed: int = DEFAULT_SEED
+    fid_bootstrap: int = 0  # resamples for the Fréchet distance's CI (recomputes covariances); 0 = off
 
 
 @dataclass
@@ -125,7 +137,7 @@ def validate_inputs(options: CompareOptions) -> tuple[GroundTruth, list[tuple[st
     names = _resolve_names(list(options.generated), records, options.model_names)
     jobs = [(name, match_by_id(recs, path, truth, options.allow_missing))
             for name, recs, path in zip(names, records, options.generated, strict=True)]
-    if options.sentence_model and options.groups & SENTENCE_GROUPS:
+    if options.sentence_model and get_protocol(options.protocol).groups_needing("sentence", options.groups):
         require_model_dir(options.sentence_model, "sentence-transformers model", "--sentence_model")
     return truth, jobs
 
@@ -136,12 +148,23 @@ def _planned_files(options: CompareOptions, jobs: list[tuple[str, MatchedPairs]]
     return {name: options.output_dir / output_names(name)["json"] for name, _ in jobs}
 
 
+def _loud_warning(title: str, reason: str, groups: set[str]) -> None:
+    metrics = ", ".join(m for g in METRIC_GROUPS if g in groups for m in METRIC_GROUPS[g])
+    log.warning("=" * 78)
+    log.warning("%s: %s", title, reason)
+    log.warning("%s are null; overall_score may be PARTIAL", metrics)
+    log.warning("=" * 78)
+
+
 def run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | None = None,
                    clip_encoder: ClipEncoder | None = None) -> CompareOutcome:
     """Validate, load, score, write. Encoders may be injected (tests, benchmarks); else they are loaded here."""
     truth, jobs = validate_inputs(options)
     json_paths = _planned_files(options, jobs)
     groups = options.groups
+    protocol = get_protocol(options.protocol)
+    needs_sentence = bool(protocol.groups_needing("sentence", groups))
+    needs_clip = bool(protocol.groups_needing("clip", groups))
 
     objects = None
     if options.images_dir is not None:
@@ -158,23 +181,24 @@ def run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | None
             coco = CocoScorer()  # Java + METEOR warm up in the background while torch loads
     try:
         device = "cpu"
-        if (sentence_encoder is None and groups & SENTENCE_GROUPS) or (clip_encoder is None and groups & {"clip",
-                                                                                                        "clip_image"}):
+        if (sentence_encoder is None and needs_sentence) or (clip_encoder is None and needs_clip):
             from vlmkit.models import resolve_device
 
             device = resolve_device(options.device)
-        if sentence_encoder is None and groups & SENTENCE_GROUPS:
-            sentence_encoder = SentenceEncoder.load(options.sentence_model, device, options.batch_size)
-        clip_reason = None
-        if clip_encoder is None and groups & {"clip", "clip_image"}:
+        sentence_reason = clip_reason = None
+        if sentence_encoder is None and needs_sentence:
+            sentence_encoder, sentence_reason = load_sentence(
+                options.sentence_model, protocol.default_sentence_model, device, options.batch_size,
+                normalize=protocol.fid_normalised)
+            if sentence_reason:
+                _loud_warning("SENTENCE-MODEL METRICS UNAVAILABLE", sentence_reason,
+                              protocol.groups_needing("sentence", groups))
+        if clip_encoder is None and needs_clip:
             clip_encoder, clip_reason = load_clip(options.clip_model, device, options.batch_size)
             if clip_reason and options.clip_model and options.clip_model.strip().lower() == "none":
                 log.info("%s", clip_reason)
             elif clip_reason:
-                log.warning("=" * 78)
-                log.warning("CLIP METRICS UNAVAILABLE: %s", clip_reason)
-                log.warning("clip_score / clip_image_score / ref_clip_score are null; overall_score is PARTIAL")
-                log.warning("=" * 78)
+                _loud_warning("CLIP METRICS UNAVAILABLE", clip_reason, protocol.groups_needing("clip", groups))
         if coco is not None:
             coco_reason = coco.wait_ready()
             if coco_reason:
@@ -183,10 +207,15 @@ def run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | None
             log.warning("pycocoevalcap metrics unavailable: %s", coco_reason)
         seconds_loading = time.perf_counter() - start
 
-        evaluator = CaptionEvaluator(sentence_encoder, clip_encoder, clip_reason, coco if not coco_reason else None,
-                                     coco_reason, groups, objects, options.retrieval_chunk_elements)
+        bootstrap = BootstrapSettings(options.bootstrap, options.seed, options.fid_bootstrap)
+        evaluator = CaptionEvaluator(
+            sentence_encoder=sentence_encoder, sentence_reason=sentence_reason, clip=clip_encoder,
+            clip_reason=clip_reason, coco=coco if not coco_reason else None, coco_reason=coco_reason, groups=groups,
+            objects=objects, protocol=protocol, bootstrap=bootstrap,
+            retrieval_chunk_elements=options.retrieval_chunk_elements)
         start = time.perf_counter()
         results = evaluator.evaluate_all(jobs)
+        significance = evaluator.significance(results) if options.output is None else None
         seconds_scoring = time.perf_counter() - start
     finally:
         if coco is not None:
@@ -199,6 +228,8 @@ def run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | None
         "allow_missing": options.allow_missing,
         "device": device,
         "batch_size": options.batch_size,
+        "protocol": protocol.name,
+        "bootstrap": {"resamples": options.bootstrap, "seed": options.seed, "fid_resamples": options.fid_bootstrap},
         "seconds_loading_models": round(seconds_loading, 3),
     }
     files: dict[Path, str] = {}
@@ -211,7 +242,7 @@ def run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | None
     if options.output is None:
         out = options.output_dir
         table = summary(results, model_data, str(truth.path),
-                        {name: str(path) for name, path in json_paths.items()})
+                        {name: str(path) for name, path in json_paths.items()}, significance, bootstrap)
         files[out / SUMMARY_FILE] = json.dumps(table, ensure_ascii=False, indent=2) + "\n"
         files[out / TABLE_MD] = markdown_table(table)
         files[out / TABLE_CSV] = csv_table(table)

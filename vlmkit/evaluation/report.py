@@ -12,9 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from vlmkit.evaluation.evaluator import RETRIEVAL_TIE_RULE, ModelResult
+from vlmkit.evaluation.evaluator import ModelResult
 from vlmkit.evaluation.metrics import ALL_METRICS, LABELS
 from vlmkit.evaluation.overall import OVERALL_WEIGHTS
+from vlmkit.evaluation.protocols import PROTOCOLS
+from vlmkit.evaluation.retrieval import TIE_RULES
 
 SEED_KEYS = ("clip_score", "fid_score", "semantic_similarity", "r_at_1", "r_at_5", "r_at_10", "lexical_similarity",
              "overall_score")
@@ -45,25 +47,35 @@ def result_json(result: ModelResult, files: dict[str, str], settings: dict[str, 
     out: dict[str, Any] = {k: _clean(m.get(k)) for k in SEED_KEYS}
     out.update({k: _clean(m.get(k)) for k in ALL_METRICS if k not in out})
     out["overall_score_partial"] = result.overall.partial
+    out["protocol"] = result.protocol
+    out["confidence_intervals"] = {k: [_clean(lo), _clean(hi)] for k, (lo, hi) in result.confidence_intervals.items()}
+    out["confidence_interval_unavailable"] = dict(result.ci_unavailable)
+    out["metric_signatures"] = dict(result.signatures)
     out["unavailable"] = dict(result.reasons)
     out["overall"] = result.overall.to_json()
+    protocol = PROTOCOLS[result.protocol]
     if result.retrieval is not None:
         r = result.retrieval
+        kind = "CLIP text" if protocol.retrieval_encoder == "clip" else "sentence"
         out["retrieval"] = {
             "pool_size": r.pool_size,
             "chance": {f"r_at_{k}": _clean(r.chance(k)) for k in (1, 5, 10)},
-            "similarity": "cosine of L2-normalised sentence embeddings",
+            "similarity": f"cosine of L2-normalised {kind} embeddings",
             "encoder": (result.encoders.get("retrieval_encoder") or {}).get("name"),
-            "tie_rule": RETRIEVAL_TIE_RULE,
+            "tie_rule": TIE_RULES[r.rule],
             "queries_with_ties": int((r.tied > 0).sum()),
             "mean_best_rank": _clean(float(np.mean(r.best_rank))),
         }
     if result.fid is not None:
         f = result.fid
+        embedding = "L2-normalised" if f.normalised else "as encode() returns them"
         out["fid"] = {"value": _clean(f.value), "n_generated": f.n_generated, "n_reference": f.n_reference,
-                      "dim": f.dim, "warning": f.warning, "reason": f.reason,
+                      "dim": f.dim, "warning": f.warning, "reason": f.reason, "eps": f.eps,
                       "encoder": (result.encoders.get("fid_encoder") or {}).get("name"),
-                      "embedding": "L2-normalised sentence embeddings, float64 statistics"}
+                      "embedding": f"sentence embeddings {embedding}, float64 statistics"
+                                   + (f", {f.eps:g}·I added to both covariances" if f.eps else "")}
+    if result.views is not None:
+        out["views"] = result.views
     out["coverage"] = result.matched.coverage
     out["notes"] = list(result.notes)
     out["metadata"] = {
@@ -110,6 +122,18 @@ def fmt(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def fmt_metric(metric: str, value: float | None, ci: tuple[float, float] | list[float] | None = None) -> str:
+    """A value as the tables show it: R@k in %, others with 4 decimals; with its CI as ± half-width."""
+    if value is None:
+        return "n/a"
+    percent = metric.startswith("r_at_")
+    text = f"{value:.2%}" if percent else f"{value:.4f}"
+    if ci is not None and None not in ci:
+        half = (ci[1] - ci[0]) / 2.0
+        text += f" ± {half * 100:.2f}" if percent else f" ± {half:.4f}"
+    return text
+
+
 def text_report(result: ModelResult, data: dict[str, Any]) -> str:
     """VaseVQA-3D's human report (same sections), with the caveats next to the numbers."""
     m, meta, cov = result.metrics, data["metadata"], result.matched.coverage
@@ -118,10 +142,10 @@ def text_report(result: ModelResult, data: dict[str, Any]) -> str:
              f"- Evaluated pairs: {len(result.matched)} of {cov['ground_truth_items']} ground-truth items "
              f"(coverage {cov['coverage']:.1%})",
              f"- Generated file: {meta['generated_file']}", f"- Ground truth file: {meta['ground_truth_file']}"]
-    enc = result.encoders
+    enc, protocol = result.encoders, PROTOCOLS[result.protocol]
     if enc.get("sentence_encoder"):
-        lines.append(f"- Sentence encoder (semantic similarity, retrieval, FD): {enc['sentence_encoder']['name']}")
-    lines.append(f"- CLIP model: {enc['clip']['name'] if enc.get('clip') else 'unavailable'}")
+        lines.append(f"- Sentence encoder ({protocol.uses('sentence')}): {enc['sentence_encoder']['name']}")
+    lines.append(f"- CLIP model ({protocol.uses('clip')}): {enc['clip']['name'] if enc.get('clip') else 'unavailable'}")
     for key, label in (("missing_predictions", "missing predictions"), ("unmatched_generated",
                        "generated ids not in ground truth"), ("duplicate_generated_ids", "duplicate generated ids"),
                        ("duplicate_ground_truth_ids", "duplicate ground-truth ids")):
@@ -131,10 +155,19 @@ def text_report(result: ModelResult, data: dict[str, Any]) -> str:
     def line(key: str, digits: int = 4, percent: bool = False) -> str:
         value = m.get(key)
         shown = "n/a" if value is None else (f"{value:.2%}" if percent else f"{value:.{digits}f}")
+        ci = result.confidence_intervals.get(key)
+        if ci is not None:
+            shown += (f"  (95% CI {ci[0]:.2%} to {ci[1]:.2%})" if percent else
+                      f"  (95% CI {ci[0]:.{digits}f} to {ci[1]:.{digits}f})")
         return f"- {LABELS[key]}: {shown}" + ("  (unavailable, see below)" if key in result.reasons else "")
 
+    lines += [f"- Protocol: {result.protocol} — {protocol.summary}"]
     lines += ["", "## Metrics", "", "### 1. Core metrics", line("clip_score"), line("fid_score"),
               line("semantic_similarity"), line("clip_image_score"), line("ref_clip_score")]
+    if result.views and result.views["items_with_missing_views"]:
+        v = result.views
+        lines.append(f"  (CLIPScore views: {v['views_used']} used, {v['views_missing']} missing in "
+                     f"{v['items_with_missing_views']} items: {', '.join(v['ids'])})")
     if data.get("fid"):
         f = data["fid"]
         lines.append(f"  (FD over n={f['n_generated']} generated / {f['n_reference']} reference embeddings, "
@@ -156,8 +189,15 @@ def text_report(result: ModelResult, data: dict[str, Any]) -> str:
         lines += ["", "## Unavailable metrics"]
         for reason, metrics in group_by_reason(result.reasons).items():
             lines.append(f"- {', '.join(LABELS.get(m, m) for m in metrics)}: {reason}")
+    if result.ci_unavailable:
+        lines += ["", "## No confidence interval"]
+        for reason, metrics in group_by_reason(result.ci_unavailable).items():
+            lines.append(f"- {', '.join(LABELS.get(m, m) for m in metrics)}: {reason}")
     if result.notes:
         lines += ["", "## Notes"] + [f"- {n}" for n in result.notes]
+    if result.signatures:
+        width = max(len(k) for k in result.signatures)
+        lines += ["", "## Metric signatures"] + [f"- {k.ljust(width)}  {sig}" for k, sig in result.signatures.items()]
     return "\n".join(lines) + "\n"
 
 
