@@ -38,6 +38,7 @@ def curves(log_history: list[dict[str, Any]]) -> dict[str, list[tuple[int, float
 def loss_curve(log_history: list[dict[str, Any]], path: str | os.PathLike, title: str = "") -> Path | None:
     """Train loss and eval loss (top) and learning rate (bottom) against the optimizer step; None before any log."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     series = curves(log_history)
     if not series["loss"] and not series["eval_loss"]:
@@ -60,6 +61,7 @@ def loss_curve(log_history: list[dict[str, Any]], path: str | os.PathLike, title
         bottom.plot(steps, values, color="tab:green", linewidth=1.2)
     bottom.set_ylabel("learning rate")
     bottom.set_xlabel("step")
+    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
     bottom.grid(alpha=0.3)
     bottom.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
     return _save(fig, path)
