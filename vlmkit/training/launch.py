@@ -4,11 +4,13 @@ torchrun reports every worker that exits non-zero with a `ChildFailedError` trac
 the worker exited 2 after printing `error: <file>: <item>: <problem>` (train.py's bad-input contract: rank 0 prints
 the line, every rank exits 2). This runs torchrun's own entry point (`torch.distributed.run.main`, every argument
 unchanged) and, when the first failed worker exited with status 2, exits 2 without the traceback and without the
-elastic agent's "failed (exitcode: 2)" log line. Any other failure is reported exactly as torchrun reports it.
+elastic agent's "failed (exitcode: 2)" and "Sending process N closing signal SIGTERM" log lines. Any other failure
+is reported exactly as torchrun reports it (its ChildFailedError summary lists every failed rank).
 
-What remains of torchrun's own output: its OMP_NUM_THREADS notice when that variable is unset (train.sh sets it to
-1 on CPU-only machines only when unset). `train.sh` additionally runs `train.py --preflight_only` once before
-starting the processes, so bad input there never reaches torchrun.
+What torchrun does not allow: a rank that is still starting when rank 0 exits is stopped by the agent (SIGTERM)
+instead of reaching its own exit 2; and torchrun prints its OMP_NUM_THREADS notice when that variable is unset
+(train.sh sets it to torchrun's own default, 1, when unset). `train.sh` also runs `train.py --preflight_only` once
+before starting the processes, so bad input there never reaches torchrun at all.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ EXIT_INPUT_ERROR = 2
 
 class _HideInputErrorExits(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return f"(exitcode: {EXIT_INPUT_ERROR})" not in record.getMessage()
+        message = record.getMessage()
+        return f"(exitcode: {EXIT_INPUT_ERROR})" not in message and "closing signal SIGTERM" not in message
 
 
 def main(argv: list[str] | None = None) -> int:
