@@ -43,8 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     from vlmkit.models import resolve_device
+    from vlmkit.outputs import check_output_dir
     from vlmkit.training.merge import MergeVerificationError, merge_adapter
 
+    check_output_dir(args.output_dir)  # a file, or a folder that cannot be written: one line, before loading
     try:
         result = merge_adapter(args.adapter, args.output_dir, base_model=args.base_model, dtype=args.dtype,
                                atol=args.atol, rtol=args.rtol, device=resolve_device(args.device),

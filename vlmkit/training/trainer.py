@@ -142,6 +142,8 @@ class VLMTrainer(Trainer):
             # No LoRA: gather just the parameters trained in full, not the whole (frozen) model.
             output_dir = output_dir or self.args.output_dir
             if (self.deepspeed.config.get("zero_optimization", {}) or {}).get("stage") == 3:
+                # DeepSpeed's own gather of partitioned weights (what the HF Trainer calls for ZeRO-3 saves too);
+                # it is the only one that can leave the frozen base out.
                 state_dict = self.deepspeed._zero3_consolidated_16bit_state_dict(exclude_frozen_parameters=True)
             else:
                 state_dict = self.accelerator.get_state_dict(self.deepspeed)
