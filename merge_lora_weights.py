@@ -1,4 +1,5 @@
-"""Merge a train.py adapter (LoRA + projector, or a pre-trained projector) into its base model.
+"""Merge a train.py output (LoRA adapter with its projector/vision/merger, or weights trained in full: a pre-trained
+projector, the last LM layers of --train_lm_layers) into its base model.
 
     python merge_lora_weights.py --adapter outputs/finetune --output_dir outputs/finetune-merged
     python merge_lora_weights.py --adapter outputs/finetune/checkpoint-500 --output_dir outputs/ckpt500-merged
@@ -25,7 +26,8 @@ log = logging.getLogger("merge_lora_weights")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=HelpFormatter)
-    p.add_argument("--adapter", required=True, help="train.py output folder or one of its checkpoint-N folders")
+    p.add_argument("--adapter", required=True, help="train.py output folder or one of its checkpoint-N folders "
+                                                    "(an adapter, or trained_weights.safetensors)")
     p.add_argument("--output_dir", required=True, help="where the merged checkpoint goes (must not exist)")
     p.add_argument("--base_model", default=None, help="override the base recorded in the adapter (if it moved)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],

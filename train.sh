@@ -5,17 +5,24 @@
 #   sh train.sh --max_steps 100    # extra flags go to train.py unchanged (they override the settings)
 #   sh train.sh --tiny             # demo: tiny random models trained on examples/ on CPU in seconds, then merged
 #   ARCH=qwen2_5_vl sh train.sh --tiny
+#   NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 sh train.sh   # on the first machine; NODE_RANK=1 on the second
+#   LAUNCHER=deepspeed HOSTFILE=hostfile sh train.sh        # deepspeed starts every host of the hostfile (ssh)
 #
 # Every setting can also come from the environment (NUM_GPUS=4 sh train.sh). Settings marked "recipe" differ from
 # train.py's own defaults on purpose: they are the multi-GPU recipe (DeepSpeed ZeRO-3, bf16, 16-step accumulation).
 # --tiny (first argument) uses tiny random models (python -m vlmkit.tiny) and the bundled examples.
+# Before starting several processes, train.py --preflight_only checks settings and data once: bad input is one line.
 set -eu
 cd "$(dirname "$0")"
 
 # ---- settings
-NUM_GPUS=${NUM_GPUS:-8}                       # processes (one per GPU); 1 = no launcher needed
+NUM_GPUS=${NUM_GPUS:-8}                       # processes per machine (one per GPU); 1 = no launcher needed
 LAUNCHER=${LAUNCHER:-torchrun}                # torchrun | deepspeed (used when NUM_GPUS > 1 or ZERO_CONFIG is set)
 MASTER_PORT=${MASTER_PORT:-29500}
+NNODES=${NNODES:-1}                           # torchrun: machines; run this script on each with its own NODE_RANK
+NODE_RANK=${NODE_RANK:-0}                     # torchrun: this machine's index (0 = the master, which also merges)
+MASTER_ADDR=${MASTER_ADDR:-}                  # address of the NODE_RANK=0 machine (empty: torchrun's/deepspeed's own)
+HOSTFILE=${HOSTFILE:-}                        # deepspeed: "host slots=N" lines; started from here on every host
 ARCH=${ARCH:-llava}                           # llava (vision + projector + LM) | qwen2_5_vl (LoRA on Qwen2.5-VL)
 STAGE=${STAGE:-finetune}                      # llava: pretrain (projector only) | finetune (LoRA + projector)
 VISION_MODEL=${VISION_MODEL:-./models/siglip-so400m-patch14-384}   # llava: CLIP or SigLIP folder
@@ -23,6 +30,7 @@ LM_MODEL=${LM_MODEL:-./models/Qwen2.5-3B-Instruct}                 # llava: Qwen
 BASE_VLM=${BASE_VLM:-}                        # instead of composing: ./models/Qwen2.5-VL-3B-Instruct, or a LLaVA checkpoint
 PRETRAINED_PROJECTOR=${PRETRAINED_PROJECTOR:-}  # llava finetune: the output of a STAGE=pretrain run
 DATA=${DATA:-./data/train.jsonl}              # training JSONL, captions.json, LLaVA JSON or groundTruth.json-style file
+EVAL_DATA=${EVAL_DATA:-}                      # held-out data (e.g. the val split): eval_loss, loss_curve.png
 IMAGE_FOLDER=${IMAGE_FOLDER:-}                # where image paths are relative to (multi-view object folders for groundTruth)
 PROMPT=${PROMPT:-}                            # caption-only data: the prompt you will caption with (empty: the
                                               # caption prompt qwen.py/test.sh use for multi-view objects)
@@ -60,9 +68,9 @@ if [ "${1:-}" = "--tiny" ]; then
         BASE_VLM=$TINY_DIR/models/qwen2_5_vl PROJECTOR_LR=
     fi
     STAGE=finetune PRETRAINED_PROJECTOR=
-    DATA=examples/groundTruth.json IMAGE_FOLDER=examples/multiview_images
+    DATA=examples/groundTruth.json IMAGE_FOLDER=examples/multiview_images EVAL_DATA=examples/groundTruth.json
     OUTPUT_DIR=$TINY_DIR/output
-    NUM_GPUS=${TINY_NUM_GPUS:-1} ZERO_CONFIG=${TINY_ZERO_CONFIG:-}
+    NUM_GPUS=${TINY_NUM_GPUS:-1} ZERO_CONFIG=${TINY_ZERO_CONFIG:-} NNODES=1 NODE_RANK=0 HOSTFILE=
     BATCH_SIZE=2 GRAD_ACCUM=1 LR=5e-3 EPOCHS=1 MAX_STEPS=6 SAVE_STEPS=3 LOGGING_STEPS=1
     BF16=0 GRAD_CKPT=0 MERGE=1
 fi
@@ -74,6 +82,7 @@ fi
 [ -n "$BASE_VLM" ] && set -- --base_model "$BASE_VLM" "$@"
 [ -n "$PRETRAINED_PROJECTOR" ] && set -- --pretrained_projector "$PRETRAINED_PROJECTOR" "$@"
 [ -n "$IMAGE_FOLDER" ] && set -- --image_folder "$IMAGE_FOLDER" "$@"
+[ -n "$EVAL_DATA" ] && set -- --eval_data "$EVAL_DATA" "$@"
 [ -n "$PROMPT" ] && set -- --prompt "$PROMPT" "$@"
 [ -n "$PROJECTOR_LR" ] && set -- --projector_lr "$PROJECTOR_LR" "$@"
 [ -n "$ZERO_CONFIG" ] && set -- --deepspeed "$ZERO_CONFIG" "$@"
@@ -91,17 +100,29 @@ set -- --arch "$ARCH" --data "$DATA" --output_dir "$OUTPUT_DIR" \
 export TORCH_EXTENSIONS_DIR="${TORCH_EXTENSIONS_DIR:-$HOME/.cache/torch_extensions}"
 export TOKENIZERS_PARALLELISM=false
 
-if [ "$NUM_GPUS" -gt 1 ] || [ -n "$ZERO_CONFIG" ]; then
+if [ "$NUM_GPUS" -gt 1 ] || [ -n "$ZERO_CONFIG" ] || [ "$NNODES" -gt 1 ] || [ -n "$HOSTFILE" ]; then
+    if [ "$NNODES" -gt 1 ] && [ -z "$MASTER_ADDR" ]; then
+        echo "error: NNODES=$NNODES needs MASTER_ADDR (the address of the NODE_RANK=0 machine)" >&2; exit 2
+    fi
+    # One cheap pass before N processes start: bad input is one line here, not one error per process.
+    if [ "$NODE_RANK" = "0" ]; then "$PYTHON" train.py "$@" --preflight_only; fi
     if [ "$LAUNCHER" = "deepspeed" ]; then
-        "$PYTHON" -m deepspeed.launcher.runner --num_gpus "$NUM_GPUS" --master_port "$MASTER_PORT" train.py "$@"
+        set -- --num_gpus "$NUM_GPUS" --master_port "$MASTER_PORT" train.py "$@"
+        [ -n "$MASTER_ADDR" ] && set -- --master_addr "$MASTER_ADDR" "$@"
+        [ -n "$HOSTFILE" ] && set -- --hostfile "$HOSTFILE" "$@"
+        "$PYTHON" -m deepspeed.launcher.runner "$@"
     else
-        "$PYTHON" -m torch.distributed.run --nproc_per_node "$NUM_GPUS" --master_port "$MASTER_PORT" train.py "$@"
+        [ -n "$HOSTFILE" ] && { echo "error: HOSTFILE is for LAUNCHER=deepspeed; torchrun takes NNODES/NODE_RANK" >&2; exit 2; }
+        export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"  # torchrun's own default, without its notice
+        set -- --nproc_per_node "$NUM_GPUS" --master_port "$MASTER_PORT" train.py "$@"
+        [ "$NNODES" -gt 1 ] && set -- --nnodes "$NNODES" --node_rank "$NODE_RANK" --master_addr "$MASTER_ADDR" "$@"
+        "$PYTHON" -m vlmkit.training.launch "$@"
     fi
 else
     "$PYTHON" train.py "$@"
 fi
 
-if [ "$MERGE" = "1" ]; then
+if [ "$MERGE" = "1" ] && [ "$NODE_RANK" = "0" ]; then
     "$PYTHON" merge_lora_weights.py --adapter "$OUTPUT_DIR" --output_dir "${OUTPUT_DIR}-merged" --overwrite
     echo "merged checkpoint: ${OUTPUT_DIR}-merged"
 fi

@@ -78,3 +78,13 @@ def tiny_qwen3_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from vlmkit.tiny.qwen_lm import build_tiny_qwen_lm
 
     return build_tiny_qwen_lm(tmp_path_factory.mktemp("tiny_qwen3_lm"), family="qwen3")
+
+
+# --- training (issue 14): non-Qwen LMs with their own chat templates and BOS behaviour --------------------------
+@pytest.fixture(scope="session")
+def tiny_chat_lm_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """{"llama": ..., "gemma": ..., "phi3": ...}: vlmkit.tiny.chat_lms builders."""
+    from vlmkit.tiny.chat_lms import FAMILIES, build_tiny_chat_lm
+
+    out = tmp_path_factory.mktemp("tiny_chat_lms")
+    return {family: build_tiny_chat_lm(out / family, family) for family in FAMILIES}

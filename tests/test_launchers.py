@@ -28,7 +28,8 @@ MIRRORED = {
                     "BATCH_SIZE": "batch_size", "MAX_NEW_TOKENS": "max_new_tokens", "LIMIT": "limit"},
     "train.sh": {"BATCH_SIZE": "per_device_train_batch_size", "LR": "learning_rate", "EPOCHS": "num_train_epochs",
                  "MAX_STEPS": "max_steps", "SAVE_STEPS": "save_steps", "LOGGING_STEPS": "logging_steps",
-                 "LORA_R": "lora_r", "LORA_ALPHA": "lora_alpha", "STAGE": "stage", "ARCH": "arch"},
+                 "LORA_R": "lora_r", "LORA_ALPHA": "lora_alpha", "STAGE": "stage", "ARCH": "arch",
+                 "EVAL_DATA": "eval_data"},
 }
 RECIPE = {"train.sh": {"GRAD_ACCUM", "BF16", "GRAD_CKPT", "ZERO_CONFIG"}}
 
@@ -109,3 +110,53 @@ def test_test_sh_resume_or_overwrite_given_as_a_flag_wins_over_the_setting(tmp_p
     fake.chmod(0o755)
     proc = run(["sh", str(REPO / "test.sh"), "--resume"], tmp_path, PYTHON=str(fake), RESUME="0")
     assert proc.stdout.split("\n")[-2].split().count("--resume") == 1 and "--overwrite" not in proc.stdout
+
+
+def fake_python(tmp_path: Path) -> Path:
+    fake = tmp_path / "fake-python"
+    fake.write_text("#!/bin/sh\necho \"$*\"\n")
+    fake.chmod(0o755)
+    return fake
+
+
+@pytest.mark.parametrize("node_rank", ["0", "1"])
+def test_train_sh_multi_node_torchrun(tmp_path: Path, node_rank: str) -> None:
+    """Each machine runs train.sh with its NODE_RANK: torchrun gets the node flags; the master (node 0) runs the
+    one-process preflight first and merges at the end, the others do neither."""
+    proc = run(["sh", str(REPO / "train.sh"), "--max_steps", "3"], tmp_path, PYTHON=str(fake_python(tmp_path)),
+               NUM_GPUS="4", NNODES="2", NODE_RANK=node_rank, MASTER_ADDR="10.0.0.1", ZERO_CONFIG="zero2")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    launch = [line for line in lines if line.startswith("-m vlmkit.training.launch")]
+    assert launch == [line for line in lines if "--nproc_per_node" in line] and len(launch) == 1
+    assert launch[0].startswith(f"-m vlmkit.training.launch --nnodes 2 --node_rank {node_rank} --master_addr "
+                                "10.0.0.1 --nproc_per_node 4 --master_port 29500 train.py --arch llava ")
+    assert " --deepspeed zero2 " in launch[0] and launch[0].endswith(" --max_steps 3")  # extra flags last
+    preflight = [line for line in lines if line.endswith("--max_steps 3 --preflight_only")]
+    merge = [line for line in lines if line.startswith("merge_lora_weights.py")]
+    assert (len(preflight), len(merge)) == ((1, 1) if node_rank == "0" else (0, 0))
+    if preflight:
+        assert lines.index(preflight[0]) < lines.index(launch[0])
+
+
+def test_train_sh_single_node_and_deepspeed_hostfile(tmp_path: Path) -> None:
+    fake = str(fake_python(tmp_path))
+    single = run(["sh", str(REPO / "train.sh")], tmp_path, PYTHON=fake, NUM_GPUS="2", MERGE="0")
+    assert single.returncode == 0, single.stderr
+    first, second = single.stdout.splitlines()
+    assert first.startswith("train.py --arch llava ") and first.endswith(" --preflight_only")
+    assert second == "-m vlmkit.training.launch --nproc_per_node 2 --master_port 29500 " + first.removesuffix(
+        " --preflight_only")  # single node: exactly the flags of before, no node flags
+
+    hosts = run(["sh", str(REPO / "train.sh")], tmp_path, PYTHON=fake, LAUNCHER="deepspeed", HOSTFILE="hosts",
+                MASTER_ADDR="10.0.0.1", MERGE="0")
+    assert hosts.returncode == 0, hosts.stderr
+    assert hosts.stdout.splitlines()[1].startswith(
+        "-m deepspeed.launcher.runner --hostfile hosts --master_addr 10.0.0.1 --num_gpus 8 --master_port 29500 "
+        "train.py --arch llava")
+
+    for env, message in (({"NNODES": "2"}, "NNODES=2 needs MASTER_ADDR"),
+                         ({"HOSTFILE": "hosts"}, "HOSTFILE is for LAUNCHER=deepspeed")):
+        bad = run(["sh", str(REPO / "train.sh")], tmp_path, PYTHON=fake, **env)
+        assert bad.returncode == 2 and bad.stderr.strip() == f"error: {message}" + (
+            " (the address of the NODE_RANK=0 machine)" if "NNODES" in env else "; torchrun takes NNODES/NODE_RANK")

@@ -86,3 +86,7 @@ def test_merge_refuses_to_overwrite_or_to_merge_a_full_model(trained, tmp_path):
     assert not (out / "keep.txt").exists()
     assert json.loads((out / "config.json").read_text())["dtype"] == "bfloat16"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["merged"]
+    (tmp_path / "a_file").write_text("mine")
+    with pytest.raises(InputError, match="--output_dir is a file, not a folder"):
+        merge_lora_weights.main(["--adapter", str(trained), "--output_dir", str(tmp_path / "a_file"), "--overwrite"])
+    assert (tmp_path / "a_file").read_text() == "mine"

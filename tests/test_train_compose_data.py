@@ -12,13 +12,8 @@ from PIL import Image
 from vlmkit.ids import item_id
 from vlmkit.io import InputError
 from vlmkit.samples import TrainingSample, caption_sample
-from vlmkit.training.data import (
-    IGNORE_INDEX,
-    VLMCollator,
-    encode_sample,
-    load_samples,
-    preflight_images,
-)
+from vlmkit.training.data import IGNORE_INDEX, VLMCollator, encode_sample, load_samples
+from vlmkit.training.preflight import preflight
 
 
 @pytest.fixture(scope="module")
@@ -131,16 +126,40 @@ def test_collator_pads_right_and_stacks_images(composed):
     assert (batch["input_ids"][0, n:] == processor.tokenizer.pad_token_id).all()
 
 
-def test_max_length_never_cuts_image_tokens(composed):
+def test_preflight_measures_every_sample_and_rejects_or_drops_the_long_ones(composed, tmp_path):
     from transformers import AutoProcessor
 
     processor = AutoProcessor.from_pretrained(composed["clip"])
-    sample = caption_sample("long", ["x.jpg"], "Vase. " * 20, "Describe.")
-    full = encode_sample(processor, sample, [Image.new("RGB", (32, 32))])
-    cut = encode_sample(processor, sample, [Image.new("RGB", (32, 32))], max_length=full["input_ids"].shape[1] - 5)
-    assert cut["input_ids"].shape[1] == full["input_ids"].shape[1] - 5 == cut["labels"].shape[1]
-    with pytest.raises(InputError, match="sample long: .* would cut its image tokens"):
-        encode_sample(processor, sample, [Image.new("RGB", (32, 32))], max_length=16)
+    Image.new("RGB", (32, 32)).save(tmp_path / "x.jpg")
+    samples = [caption_sample("short", ["x.jpg"], "Vase.", "Describe."),
+               caption_sample("long", ["x.jpg"], "Vase. " * 20, "Describe."),
+               caption_sample("cut", ["x.jpg"] * 4, "Vase.", "Describe.")]
+    lengths = [encode_sample(processor, s, [Image.new("RGB", (32, 32))] * len(s.images))["input_ids"].shape[1]
+               for s in samples]
+    image_tokens = processor.image_seq_length if hasattr(processor, "image_seq_length") else 16
+    limit = lengths[0] + 1  # only "short" fits; "cut"'s last image would be cut at this length
+    with pytest.raises(InputError) as err:
+        preflight(samples, tmp_path, processor, data_path="d.jsonl", max_length=limit, max_length_source="given")
+    message = str(err.value)
+    assert message.startswith(f"d.jsonl: 2 of 3 samples longer than --max_length {limit} (given): ")
+    assert f"long ({lengths[1]} tokens)" in message and f"cut ({lengths[2]} tokens, image tokens cut)" in message
+    assert "\n" not in message
+    result = preflight(samples, tmp_path, processor, data_path="d.jsonl", max_length=limit,
+                       max_length_source="given", skip_bad=True, cache_dir=tmp_path / "cache")
+    assert [s.id for s in result.kept] == ["short"] and result.lengths == [lengths[0]]
+    assert [(s.sample_id, s.reason) for s in result.skipped] == [
+        ("long", f"{lengths[1]} tokens > --max_length {limit}"),
+        ("cut", f"{lengths[2]} tokens > --max_length {limit} (its image tokens would be cut)")]
+    assert result.image_tokens == [image_tokens] and not result.cached
+    again = preflight(samples, tmp_path, processor, data_path="d.jsonl", max_length=limit,
+                      max_length_source="given", skip_bad=True, cache_dir=tmp_path / "cache")
+    assert again.cached and again.lengths == result.lengths
+    (tmp_path / "x.jpg").write_bytes((tmp_path / "x.jpg").read_bytes() + b"\0")  # the image changed: measured anew
+    assert not preflight(samples, tmp_path, processor, data_path="d.jsonl", max_length=limit,
+                         max_length_source="given", skip_bad=True, cache_dir=tmp_path / "cache").cached
+    with pytest.raises(InputError, match=f"sample long: {lengths[1]} tokens > --max_length 20"):
+        encode_sample(processor, caption_sample("long", ["x.jpg"], "Vase. " * 20, "Describe."),
+                      [Image.new("RGB", (32, 32))], max_length=20)
 
 
 def test_every_data_format_loads(tmp_path, examples_copy):
@@ -157,7 +176,7 @@ def test_every_data_format_loads(tmp_path, examples_copy):
         {"from": "human", "value": "Date?"}, {"from": "gpt", "value": "c. 500 BCE"}]}]))
     for path, folder in ((jsonl, None), (captions, str(img)), (llava, str(img))):
         samples, root = load_samples(path, folder)
-        assert preflight_images(samples, root, path)[1] == []
+        assert [p.is_file() for p in samples[0].resolved_images(root)] == [True]
     assert len(load_samples(llava, str(img))[0][0].conversations) == 4  # every turn kept
 
     views = ("front", "left", "top")
@@ -169,7 +188,11 @@ def test_every_data_format_loads(tmp_path, examples_copy):
     assert all(p.is_file() for p in samples[0].resolved_images(root))
 
 
-def test_bad_images_stop_before_training_or_are_skipped_and_listed(examples_copy, caplog):
+def test_bad_images_stop_before_training_or_are_skipped_and_listed(composed, examples_copy, caplog):
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(composed["clip"])
+    check = {"max_length": 4096, "max_length_source": "given"}
     folder = examples_copy / "multiview_images"
     objects = sorted(folder.iterdir())
     (objects[0] / "front.jpg").unlink()  # a missing view: the object trains with the other five, with a warning
@@ -179,13 +202,14 @@ def test_bad_images_stop_before_training_or_are_skipped_and_listed(examples_copy
     assert len(samples) == 6 and sorted(len(s.images) for s in samples) == [5, 6, 6, 6, 6, 6]
     assert "1 objects lack some requested views" in caplog.text and item_id(objects[0].name) in caplog.text
     with pytest.raises(InputError) as err:
-        preflight_images(samples, root, "groundTruth.json")
+        preflight(samples, root, processor, data_path="groundTruth.json", **check)
     message = str(err.value)
     assert message.startswith("groundTruth.json: sample ") and "unreadable" in message
-    assert "(1 more samples with bad images; --skip_bad_samples" in message and "\n" not in message
-    kept, problems = preflight_images(samples, root, "groundTruth.json", skip_bad=True)
-    assert len(kept) == 4 and {Path(p.image).name for p in problems} == {"back.jpg", "top.jpg"}
+    assert "(1 more samples with problems; --skip_bad_samples" in message and "\n" not in message
+    result = preflight(samples, root, processor, data_path="groundTruth.json", skip_bad=True, **check)
+    assert len(result.kept) == 4 and {Path(p.image).name for p in result.skipped} == {"back.jpg", "top.jpg"}
+    assert all(p.reason.startswith("unreadable image (") for p in result.skipped)
 
     lost = caption_sample("gone_1", ["nowhere.jpg"], "A vase.")
     with pytest.raises(InputError, match=r"data.jsonl: sample gone_1: image .*nowhere.jpg: missing image \(file not"):
-        preflight_images([lost], root, "data.jsonl")
+        preflight([lost], root, processor, data_path="data.jsonl", **check)

@@ -46,6 +46,14 @@ def test_zero3_on_two_processes_saves_a_full_adapter_that_loads(tmp_path, repo_r
         assert all(t.numel() > 0 for t in tensors.values())  # gathered from both ranks, not empty shards
         assert any(t.abs().sum() > 0 for k, t in tensors.items() if "lora_B" in k)  # LoRA B trained away from 0
     assert (out / "checkpoint-3" / "global_step3").is_dir()  # DeepSpeed's own state, for resuming
+    # Marked complete only after both ranks wrote their shards (the marker lists them); eval ran on both ranks.
+    from vlmkit.training.checkpoint import checkpoint_problem
+
+    files = json.loads((out / "checkpoint-3" / "vlmkit_training.json").read_text())["files"]
+    assert checkpoint_problem(out / "checkpoint-3") is None
+    assert {"global_step3/zero_pp_rank_0_mp_rank_00_optim_states.pt",
+            "global_step3/zero_pp_rank_1_mp_rank_00_optim_states.pt"} <= set(files)
+    assert [step for step, _ in summary["eval_losses"]] == [3, 6]
 
     base = AutoModelForImageTextToText.from_pretrained(out / "base")
     base_projector = base.model.multi_modal_projector.linear_1.weight.clone()

@@ -114,8 +114,54 @@ def test_resume_from_an_intermediate_checkpoint_reproduces_the_run(run_a, exampl
     assert resumed.keys() == straight.keys()
     for key in straight:
         assert torch.allclose(resumed[key], straight[key], atol=1e-6), key
-    losses = json.loads((out / "train_summary.json").read_text())["logged_losses"]
-    assert [step for step, _ in losses][0] == 4  # continued at step 4, not from scratch
+    # The summary covers the whole run: steps 1-3 from the checkpoint's history, 4-6 trained now, the same
+    # losses as the uninterrupted run, and a whole-run loss equal to it (not the mean of the resumed steps).
+    resumed_summary = json.loads((out / "train_summary.json").read_text())
+    straight_summary = json.loads((run_a / "train_summary.json").read_text())
+    assert [step for step, _ in resumed_summary["logged_losses"]] == [1, 2, 3, 4, 5, 6]
+    for (step, loss), (_, expected) in zip(resumed_summary["logged_losses"], straight_summary["logged_losses"],
+                                           strict=True):
+        assert loss == pytest.approx(expected, abs=1e-5), step
+    assert resumed_summary["train_loss"] == pytest.approx(straight_summary["train_loss"], abs=1e-5)
+    assert straight_summary["train_loss"] == pytest.approx(straight_summary["train_loss_this_session"], abs=1e-5)
+    mean_of_resumed_steps = sum(loss for _, loss in resumed_summary["logged_losses"][3:]) / 3
+    assert resumed_summary["train_loss_this_session"] == pytest.approx(mean_of_resumed_steps, abs=1e-5)
+    assert resumed_summary["resumed_from"] == str(run_a / "checkpoint-3")
+
+
+def test_resume_last_passes_over_a_truncated_checkpoint(run_a, examples, tmp_path, caplog):
+    """A kill while checkpoint-6 was written: `last` resumes from checkpoint-3, says so, and ends where the
+    uninterrupted run did."""
+    import shutil
+
+    out = tmp_path / "run_c"
+    out.mkdir()
+    for step in (3, 6):
+        shutil.copytree(run_a / f"checkpoint-{step}", out / f"checkpoint-{step}")
+    weights = out / "checkpoint-6" / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # the save was cut short
+    from vlmkit.training.checkpoint import checkpoint_problem
+
+    assert checkpoint_problem(out / "checkpoint-3") is None
+    assert "adapter_model.safetensors" in checkpoint_problem(out / "checkpoint-6")
+    argv = ["--base_model", str(run_a / "base"), *data_args(examples), "--output_dir", str(out),
+            "--max_steps", "6", "--save_steps", "3", "--per_device_train_batch_size", "2", "--learning_rate", "5e-3",
+            "--projector_lr", "2e-2", "--logging_steps", "1", "--seed", "0"]
+    with pytest.raises(InputError, match="incomplete checkpoint"):
+        train.main([*argv, "--resume_from_checkpoint", str(out / "checkpoint-6")])
+    caplog.set_level("INFO")
+    assert train.main([*argv, "--resume_from_checkpoint", "last"]) == 0
+    assert "checkpoint-6 is incomplete (adapter_model.safetensors" in caplog.text
+    assert "resuming from checkpoint-3, the newest complete checkpoint" in caplog.text
+    assert checkpoint_problem(out / "checkpoint-6") is None  # rewritten, complete this time
+    resumed, straight = adapter_tensors(out), adapter_tensors(run_a)
+    for key in straight:
+        assert torch.allclose(resumed[key], straight[key], atol=1e-6), key
+    assert json.loads((out / "train_summary.json").read_text())["resumed_from"] == str(out / "checkpoint-3")
+
+    # Without the completion marker (a save killed before its last file) a checkpoint is incomplete as well.
+    (out / "checkpoint-6" / "vlmkit_training.json").unlink()
+    assert checkpoint_problem(out / "checkpoint-6").startswith("no vlmkit_training.json")
 
 
 def test_merged_intermediate_checkpoint_is_a_standalone_model(run_a, tmp_path, tiny_siglip_dir, examples):
@@ -179,7 +225,7 @@ def test_projector_pretraining_then_finetuning(tmp_path, examples_copy, tiny_cli
                        "--skip_bad_samples"]) == 0
     assert json.loads((pre / "skipped_samples.json").read_text())[0]["image"] == str(bad)
     assert json.loads((pre / "train_summary.json").read_text())["skipped_samples"] == 1
-    assert (pre / "checkpoint-1" / "projector.safetensors").is_file()
+    assert (pre / "checkpoint-1" / "trained_weights.safetensors").is_file()
     assert not (pre / "checkpoint-1" / "adapter_config.json").exists()
     base = AutoModelForImageTextToText.from_pretrained(pre / "base").state_dict()
     projector = read_projector(pre)
@@ -245,8 +291,8 @@ def test_the_projector_gets_its_own_learning_rate(run_a, tmp_path):
 
     model = AutoModelForImageTextToText.from_pretrained(run_a / "base")
     lora.freeze(model)
-    model = lora.apply_lora(model, target=lora.DEFAULT_LORA_TARGET, r=4, alpha=8, dropout=0.0,
-                            train_projector=True)
+    model = lora.apply_lora(model, target=None, r=4, alpha=8, dropout=0.0,
+                            modules_to_save=["multi_modal_projector"])
     args = TrainingArguments(output_dir=str(tmp_path), learning_rate=1e-4, weight_decay=0.1, use_cpu=True,
                              report_to="none")
     optimizer = VLMTrainer(model=model, args=args, projector_lr=3e-3).create_optimizer()

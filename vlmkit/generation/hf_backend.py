@@ -35,6 +35,25 @@ log = logging.getLogger(__name__)
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
 
 
+def add_special_tokens_for(tokenizer, texts: list[str]) -> bool:
+    """`add_special_tokens` for texts a chat template rendered: the one rule training and inference share.
+
+    A template that writes the BOS token itself (Llama 3, Gemma) must not get a second one from the tokenizer; one
+    that does not (Phi-3, LLaVA-1.5 style) gets the tokenizer's own special tokens, as in pre-training. Tokenizers
+    without a BOS token (Qwen) are unaffected either way.
+    """
+    bos = getattr(tokenizer, "bos_token", None) if tokenizer is not None else None
+    return not (bos and any(t.startswith(bos) for t in texts))
+
+
+def chat_prompt(template_owner, n_images: int, prompt: str) -> str:
+    """One user turn, one `{"type": "image"}` item per view then the prompt, rendered for generation."""
+    content: list[dict[str, str]] = [{"type": "image"} for _ in range(n_images)]
+    content.append({"type": "text", "text": prompt})
+    messages = [{"role": "user", "content": content}]
+    return template_owner.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
 def require_adapter_dir(path: str | os.PathLike) -> Path:
     """A PEFT adapter folder whose config parses and whose weights are complete (see `check_adapter_files`)."""
     p = Path(path).expanduser()
@@ -147,10 +166,7 @@ class HFCaptioner:
     def _prompt_text(self, request: CaptionRequest) -> str:
         if not self.chat_template:
             return request.prompt
-        content: list[dict[str, str]] = [{"type": "image"} for _ in request.images]
-        content.append({"type": "text", "text": request.prompt})
-        messages = [{"role": "user", "content": content}]
-        return self.template_owner.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return chat_prompt(self.template_owner, len(request.images), request.prompt)
 
     def prepare(self, requests: list[CaptionRequest]):
         """Model inputs for a batch (CPU tensors): chat template, image resizing, tokenising with left padding."""
@@ -158,10 +174,14 @@ class HFCaptioner:
             raise ValueError("this model has no chat template, so it takes exactly one image per prompt")
         texts = [self._prompt_text(r) for r in requests]
         images = [[self.image_transform(im) if self.image_transform else im for im in r.images] for r in requests]
+        call_kwargs = dict(self.call_kwargs)
         if not self.chat_template:
             images = [imgs[0] for imgs in images]
+        else:
+            call_kwargs.setdefault("add_special_tokens",
+                                   add_special_tokens_for(getattr(self.processor, "tokenizer", None), texts))
         with self._tokenizer_lock:
-            return self.processor(text=texts, images=images, padding=True, return_tensors="pt", **self.call_kwargs)
+            return self.processor(text=texts, images=images, padding=True, return_tensors="pt", **call_kwargs)
 
     def generate(self, inputs) -> list[str]:
         """Greedy/sampled answers for prepared inputs, decoded after each row's prompt."""

@@ -20,39 +20,11 @@ from typing import Any
 
 from vlmkit.io import InputError, atomic_write_json, read_json
 from vlmkit.models import require_model_dir
+from vlmkit.training.chat import IMAGE_TOKEN, end_of_turn_ids, lm_chat_template
 
 log = logging.getLogger(__name__)
 
-IMAGE_TOKEN = "<image>"
 COMPOSE_INFO = "vlmkit_compose.json"
-
-# ChatML (the Qwen chat format) with `{"type": "image"}` content items rendered as the image token. No default
-# system prompt: every token of a caption prompt costs memory next to hundreds of image tokens.
-CHATML_TEMPLATE = (
-    "{% for message in messages %}"
-    "<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}{% for item in message['content'] %}"
-    "{% if item['type'] == 'image' %}" + IMAGE_TOKEN + "\n"
-    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
-    "{% endfor %}{% endif %}<|im_end|>\n"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-# For LMs without ChatML tokens: LLaVA-1.5's plain "USER: ... ASSISTANT: ..." format, answers end with EOS.
-PLAIN_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['role'] == 'assistant' %}ASSISTANT: {% elif message['role'] == 'user' %}USER: {% endif %}"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}{% for item in message['content'] %}"
-    "{% if item['type'] == 'image' %}" + IMAGE_TOKEN + "\n"
-    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
-    "{% endfor %}{% endif %}"
-    "{% if message['role'] == 'assistant' %}{{ eos_token }}{% endif %}\n"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}ASSISTANT: {% endif %}"
-)
 
 
 def _vision_config(vision_dir: Path):
@@ -88,7 +60,8 @@ def load_vision_tower(vision_dir: Path):
 def count_extra_vision_tokens(vision_tower, vision_config) -> int:
     """How many tokens the tower emits besides one per patch (CLIP: 1 CLS token; SigLIP: 0).
 
-    Measured with one forward pass instead of a per-model table, so any ViT-style tower works.
+    Measured with one forward pass instead of a per-model table, so any ViT-style tower works; a tower built on
+    the meta device (no weights) gives the shapes for free.
     """
     import torch
 
@@ -96,83 +69,92 @@ def count_extra_vision_tokens(vision_tower, vision_config) -> int:
     size = size if isinstance(size, (list, tuple)) else (size, size)
     patch = vision_config.patch_size
     patch = patch if isinstance(patch, (list, tuple)) else (patch, patch)
-    dtype = next(vision_tower.parameters()).dtype
+    param = next(vision_tower.parameters())
     with torch.no_grad():
-        pixels = torch.zeros(1, vision_config.num_channels, size[0], size[1], dtype=dtype)
+        pixels = torch.zeros(1, vision_config.num_channels, size[0], size[1], dtype=param.dtype, device=param.device)
         hidden = vision_tower(pixels, output_hidden_states=True).hidden_states[-1]
     return hidden.shape[1] - (size[0] // patch[0]) * (size[1] // patch[1])
 
 
-def chat_template_for(tokenizer) -> str:
-    """ChatML when the tokenizer has its tokens (all Qwen LMs), else the plain LLaVA-1.5 format."""
-    vocab = tokenizer.get_vocab()
-    return CHATML_TEMPLATE if "<|im_start|>" in vocab and "<|im_end|>" in vocab else PLAIN_TEMPLATE
+def build_llava_processor(vision_dir: str | os.PathLike, lm_dir: str | os.PathLike):
+    """The composed model's processor, built from the two folders' configs and tokenizer alone (no weights).
 
+    Returns (processor, details). The LM's tokenizer gets the `<image>` token, a pad token (its EOS when it has
+    none) and the LM's own chat template made image-aware (`vlmkit.training.chat`). The number of tokens the vision
+    tower adds besides its patches is measured on a weightless (meta-device) copy, so the preflight can tokenise
+    every sample before any model is loaded, with exactly the processor `compose_llava` saves.
+    """
+    import torch
+    from transformers import AutoImageProcessor, AutoTokenizer, LlavaProcessor
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
-def end_of_turn_ids(tokenizer, template: str) -> list[int]:
-    """Token ids that end an answer: `<|im_end|>` for ChatML, and the tokenizer's EOS."""
-    ids = []
-    if template == CHATML_TEMPLATE:
-        ids.append(tokenizer.convert_tokens_to_ids("<|im_end|>"))
-    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
-        ids.append(tokenizer.eos_token_id)
-    return ids
+    vision_dir = require_model_dir(vision_dir, "vision model (CLIP/SigLIP)", "--vision_model")
+    lm_dir = require_model_dir(lm_dir, "language model", "--lm_model")
+    vision_config = _vision_config(vision_dir)
+    try:
+        cls = MODEL_MAPPING[type(vision_config)]
+    except KeyError:
+        raise InputError(f"{vision_dir}: {type(vision_config).__name__} is not a known vision model") from None
+    with torch.device("meta"):
+        extra_tokens = count_extra_vision_tokens(cls(vision_config), vision_config)
+    strategy = "default" if extra_tokens == 1 else "full"  # "default" drops CLIP's CLS token, as LLaVA does
+
+    tokenizer = AutoTokenizer.from_pretrained(lm_dir)
+    if IMAGE_TOKEN not in tokenizer.get_vocab():
+        tokenizer.add_tokens([IMAGE_TOKEN], special_tokens=True)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"  # batched generation; training pads itself
+    template, source = lm_chat_template(tokenizer)
+    tokenizer.chat_template = template
+    processor = LlavaProcessor(
+        image_processor=AutoImageProcessor.from_pretrained(vision_dir),
+        tokenizer=tokenizer,
+        patch_size=vision_config.patch_size,
+        vision_feature_select_strategy=strategy,
+        num_additional_image_tokens=extra_tokens,
+        image_token=IMAGE_TOKEN,
+        chat_template=template,
+    )
+    size = vision_config.image_size
+    num_patches = (size // vision_config.patch_size) ** 2 if isinstance(size, int) else None
+    details = {"vision_config": vision_config, "strategy": strategy, "extra_tokens": extra_tokens,
+               "image_seq_length": (num_patches or 0) + (extra_tokens if strategy == "full" else 0),
+               "chat_template_source": source}
+    return processor, details
 
 
 def compose_llava(vision_dir: str | os.PathLike, lm_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                   vision_feature_layer: int = -2, seed: int = 0) -> Path:
     """Build the LLaVA checkpoint in `out_dir` (written to a temp folder and renamed: never half-written).
 
-    All weights are cast to the LM's dtype. The LM's tokenizer gets the `<image>` token (the embedding matrix
-    grows only if the vocabulary is full; Qwen's has spare rows) and a chat template that renders
-    `{"type": "image"}` items; the processor pairs it with the vision folder's image processor.
+    All weights are cast to the LM's dtype. The processor is `build_llava_processor`'s (the LM's own chat
+    template, image-aware); the embedding matrix grows only if the vocabulary has no spare row for `<image>`
+    (Qwen's has). The generation config stops at the template's end-of-turn token and at EOS.
     """
     import torch
-    from transformers import (
-        AutoImageProcessor,
-        AutoModelForCausalLM,
-        AutoTokenizer,
-        GenerationConfig,
-        LlavaConfig,
-        LlavaForConditionalGeneration,
-        LlavaProcessor,
-    )
+    from transformers import AutoModelForCausalLM, GenerationConfig, LlavaConfig, LlavaForConditionalGeneration
     from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
 
-    vision_dir = require_model_dir(vision_dir, "vision model (CLIP/SigLIP)", "--vision_model")
-    lm_dir = require_model_dir(lm_dir, "language model (Qwen2.5/Qwen3)", "--lm_model")
-    out_dir = Path(out_dir)
-
-    vision_config = _vision_config(vision_dir)
+    processor, details = build_llava_processor(vision_dir, lm_dir)
+    vision_dir, lm_dir, out_dir = Path(vision_dir), Path(lm_dir), Path(out_dir)
+    tokenizer = processor.tokenizer
+    vision_config, strategy = details["vision_config"], details["strategy"]
     vision_tower = load_vision_tower(vision_dir).eval()
     lm = AutoModelForCausalLM.from_pretrained(lm_dir, dtype="auto").eval()
     if not hasattr(lm, "model") or not hasattr(lm, "lm_head"):
         raise InputError(f"{lm_dir}: {type(lm).__name__} has no .model/.lm_head; expected a decoder-only LM "
-                         "such as Qwen2.5 or Qwen3")
+                         "such as Qwen2.5, Qwen3, Llama, Gemma or Phi-3")
     dtype = lm.dtype
     vision_tower.to(dtype)
-    extra_tokens = count_extra_vision_tokens(vision_tower, vision_config)
-    strategy = "default" if extra_tokens == 1 else "full"  # "default" drops CLIP's CLS token, as LLaVA does
-
-    tokenizer = AutoTokenizer.from_pretrained(lm_dir)
-    if IMAGE_TOKEN not in tokenizer.get_vocab():
-        tokenizer.add_tokens([IMAGE_TOKEN], special_tokens=True)
-    image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "left"  # batched generation; training pads itself
     if len(tokenizer) > lm.get_input_embeddings().weight.shape[0]:
         lm.resize_token_embeddings(len(tokenizer))
-    template = chat_template_for(tokenizer)
-    tokenizer.chat_template = template
 
-    size = vision_config.image_size
-    num_patches = (size // vision_config.patch_size) ** 2 if isinstance(size, int) else None
     config = LlavaConfig(
         vision_config=vision_config,
         text_config=lm.config,
-        image_token_index=image_token_id,
-        image_seq_length=(num_patches or 0) + (extra_tokens if strategy == "full" else 0),
+        image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
+        image_seq_length=details["image_seq_length"],
         vision_feature_layer=vision_feature_layer,
         vision_feature_select_strategy=strategy,
         projector_hidden_act="gelu",
@@ -194,19 +176,9 @@ def compose_llava(vision_dir: str | os.PathLike, lm_dir: str | os.PathLike, out_
     generation = GenerationConfig.from_model_config(lm.config)
     if (lm_dir / "generation_config.json").is_file():
         generation = GenerationConfig.from_pretrained(lm_dir)
-    generation.eos_token_id = end_of_turn_ids(tokenizer, template)
+    generation.eos_token_id = end_of_turn_ids(tokenizer, processor.chat_template)
     generation.pad_token_id = tokenizer.pad_token_id
     model.generation_config = generation
-
-    processor = LlavaProcessor(
-        image_processor=AutoImageProcessor.from_pretrained(vision_dir),
-        tokenizer=tokenizer,
-        patch_size=vision_config.patch_size,
-        vision_feature_select_strategy=strategy,
-        num_additional_image_tokens=extra_tokens,
-        image_token=IMAGE_TOKEN,
-        chat_template=template,
-    )
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
@@ -219,6 +191,7 @@ def compose_llava(vision_dir: str | os.PathLike, lm_dir: str | os.PathLike, out_
             "vision_feature_layer": vision_feature_layer,
             "vision_feature_select_strategy": strategy,
             "image_token": IMAGE_TOKEN,
+            "chat_template": details["chat_template_source"],
             "projector_seed": seed,
             "dtype": str(dtype).replace("torch.", ""),
         })
@@ -228,8 +201,9 @@ def compose_llava(vision_dir: str | os.PathLike, lm_dir: str | os.PathLike, out_
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log.info("composed LLaVA (%s + %s, %s, features %s/%s) -> %s", vision_dir.name, lm_dir.name,
-             str(dtype).replace("torch.", ""), vision_feature_layer, strategy, out_dir)
+    log.info("composed LLaVA (%s + %s, %s, features %s/%s, chat template: %s) -> %s", vision_dir.name, lm_dir.name,
+             str(dtype).replace("torch.", ""), vision_feature_layer, strategy, details["chat_template_source"],
+             out_dir)
     return out_dir
 
 

@@ -11,20 +11,20 @@ tokenizer (character offsets, image tokens unexpanded) and walking both side by 
 characters onto the expanded token positions. Hand-written because neither transformers nor TRL does this
 for processors whose chat templates have no `{% generation %}` markers (Qwen2.5-VL's does not).
 
-Images: every image is opened (reduced JPEG decode) before training starts, so a missing or corrupt file
-stops the run at once with a one-line error naming the file and the sample, or, with `skip_bad=True`, the
-sample is skipped, counted and listed in a report; it is never dropped silently.
+Tokens: the conversation is rendered by the processor's chat template and tokenised with the rule inference uses
+(`add_special_tokens_for`: the tokenizer's BOS unless the template wrote it), so a fine-tuned model sees at
+inference exactly the prompt ids it was trained on. Every sample is encoded once before training by
+`vlmkit.training.preflight`, which rejects (or drops and lists) bad images and over-long samples up front.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vlmkit.images import ImageProblem, image_problem, open_rgb
+from vlmkit.images import ImageProblem, open_rgb
 from vlmkit.io import InputError, read_json
 from vlmkit.samples import DEFAULT_CAPTION_PROMPT, TrainingSample, load_training_data, multiview_caption_samples
 
@@ -78,55 +78,18 @@ def open_image(path: Path, sample_id: str):
         raise InputError(f"sample {sample_id}: image {path}: {problem.reason}") from None
 
 
-@dataclass
-class SkippedSample:
-    """A sample left out of training because one of its images is bad (listed in skipped_samples.json)."""
-
-    sample_id: str
-    image: str
-    reason: str
-
-    def line(self) -> str:
-        return f"sample {self.sample_id}: image {self.image}: {self.reason}"
-
-
-def preflight_images(samples: list[TrainingSample], root: Path, data_path: str | os.PathLike,
-                     skip_bad: bool = False) -> tuple[list[TrainingSample], list[SkippedSample]]:
-    """Check every image before any model is loaded.
-
-    Without `skip_bad` the first problem raises `InputError` (one line: data file, sample, image, reason, and
-    how many more problems there are). With it, the affected samples are removed and returned as problems for
-    the caller to count and report.
-    """
-    from tqdm import tqdm
-
-    problems: list[SkippedSample] = []
-    keep: list[TrainingSample] = []
-    n_images = sum(len(s.images) for s in samples)
-    with tqdm(total=n_images, desc="checking images", unit="img", disable=n_images < 500) as bar:
-        for sample in samples:
-            bad = None
-            for path in sample.resolved_images(root):
-                problem = image_problem(path)
-                bar.update(1)
-                if problem and bad is None:
-                    bad = SkippedSample(sample.id, str(path), problem.reason)
-            if bad:
-                problems.append(bad)
-            else:
-                keep.append(sample)
-    if problems and not skip_bad:
-        more = f" ({len(problems) - 1} more samples with bad images; --skip_bad_samples skips and lists them)" \
-            if len(problems) > 1 else " (--skip_bad_samples skips such samples and lists them)"
-        raise InputError(f"{data_path}: {problems[0].line()}{more}")
-    if not keep:
-        raise InputError(f"{data_path}: no sample left to train on ({len(problems)} skipped for bad images)")
-    return keep, problems
-
-
 # ------------------------------------------------------------------------------------------------- encoding
+def _common_prefix(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    return next((i for i in range(n) if a[i] != b[i]), n)
+
+
 def answer_spans(processor, messages: list[dict[str, Any]]) -> tuple[str, list[tuple[int, int]]]:
-    """The rendered conversation and the character spans of each assistant answer (with its end token)."""
+    """The rendered conversation and the character spans of each assistant answer (with its end token).
+
+    A turn's answer is what rendering through that turn adds to the rendered prompt before it, cut where the
+    whole conversation continues differently (Phi-3's template writes EOS only after the last turn).
+    """
     full = processor.apply_chat_template(messages, tokenize=False)
     spans = []
     for k, message in enumerate(messages):
@@ -134,10 +97,11 @@ def answer_spans(processor, messages: list[dict[str, Any]]) -> tuple[str, list[t
             continue
         prefix = processor.apply_chat_template(messages[:k], tokenize=False, add_generation_prompt=True) if k else ""
         through = processor.apply_chat_template(messages[: k + 1], tokenize=False)
-        if not (through.startswith(prefix) and full.startswith(through)):
+        end = _common_prefix(through, full)
+        if not (through.startswith(prefix) and full.startswith(prefix)) or end <= len(prefix):
             raise InputError("the chat template renders a conversation differently from its prefixes; "
                              "cannot tell prompt from answer (use a template without per-turn rewriting)")
-        answer = through[len(prefix):].rstrip()  # answer + end-of-turn token, without the trailing newline
+        answer = through[len(prefix):end].rstrip()  # answer + end-of-turn token, without the trailing newline
         spans.append((len(prefix), len(prefix) + len(answer)))
     return full, spans
 
@@ -179,32 +143,35 @@ def supervise_spans(expanded: list[int], text_ids: list[int], offsets: list[tupl
 
 
 def encode_sample(processor, sample: TrainingSample, images: list, max_length: int | None = None) -> dict[str, Any]:
-    """Processor outputs for one sample (batch dimension 1) plus `labels`."""
+    """Processor outputs for one sample (batch dimension 1) plus `labels`.
+
+    A sample longer than `max_length` is an `InputError` naming it (the preflight drops or rejects those first:
+    a cut sample would train on an answer without its end, or on half an image).
+    """
     import torch
+    from jinja2 import TemplateError
+
+    from vlmkit.generation.hf_backend import add_special_tokens_for
 
     messages = sample.to_chat_messages()
-    text, spans = answer_spans(processor, messages)
-    inputs = processor(text=[text], images=images or None, return_tensors="pt", add_special_tokens=False)
-    plain = processor.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    try:
+        text, spans = answer_spans(processor, messages)
+    except TemplateError as exc:
+        raise InputError(f"sample {sample.id}: the chat template refuses this conversation: {exc}") from None
+    except InputError as exc:
+        raise InputError(f"sample {sample.id}: {exc}") from None
+    special = add_special_tokens_for(processor.tokenizer, [text])
+    inputs = processor(text=[text], images=images or None, return_tensors="pt", add_special_tokens=special)
+    plain = processor.tokenizer(text, add_special_tokens=special, return_offsets_mapping=True)
     image_id = image_token_id(processor)
     expanded = inputs["input_ids"][0].tolist()
     try:
         labels = supervise_spans(expanded, plain["input_ids"], plain["offset_mapping"], spans, image_id)
     except ValueError as exc:
-        raise RuntimeError(f"sample {sample.id}: cannot place the labels: {exc}") from None
+        raise InputError(f"sample {sample.id}: cannot place the labels: {exc}") from None
     inputs["labels"] = torch.tensor([labels])
-    length = len(expanded)
-    if max_length and length > max_length:
-        if image_id in expanded[max_length:]:
-            raise InputError(f"sample {sample.id}: {length} tokens, and --max_length {max_length} would cut its "
-                             "image tokens; raise --max_length or use fewer/smaller images")
-        if all(x == IGNORE_INDEX for x in labels[:max_length]):
-            raise InputError(f"sample {sample.id}: {length} tokens; --max_length {max_length} cuts every answer "
-                             "token; raise --max_length")
-        log.warning("sample %s: %d tokens truncated to --max_length %d", sample.id, length, max_length)
-        for key, value in list(inputs.items()):
-            if hasattr(value, "shape") and value.dim() == 2 and value.shape[1] == length:
-                inputs[key] = value[:, :max_length]
+    if max_length and len(expanded) > max_length:
+        raise InputError(f"sample {sample.id}: {len(expanded)} tokens > --max_length {max_length}")
     return dict(inputs)
 
 

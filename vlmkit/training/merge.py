@@ -1,6 +1,8 @@
 """Adapter (+ projector) + base → one standalone checkpoint, verified on a probe input.
 
-The merge itself is peft's `merge_and_unload()` (LoRA) or a copy of the projector weights (pre-training output).
+The merge itself is peft's `merge_and_unload()` (LoRA, with any `modules_to_save` part trained in full: projector,
+vision tower, merger) or a copy of the weights trained in full without LoRA (the pre-trained projector, the last N
+LM layers of `--train_lm_layers`, an unfrozen vision tower) into the base.
 What we add is the check users of hand-written merges lacked: the merged model must produce the same logits as
 the adapter model on a probe input (two synthetic images + a prompt + an answer, through the real processor and
 chat template), and the saved folder, reloaded with `AutoModelForImageTextToText`/`AutoProcessor`, must
@@ -25,8 +27,8 @@ from typing import Any
 from vlmkit.io import InputError, atomic_write_json
 from vlmkit.training.checkpoint import (
     folder_kind,
-    load_projector,
-    read_projector,
+    load_weights,
+    read_trained,
     read_training_info,
     resolve_base,
 )
@@ -126,7 +128,9 @@ def merge_adapter(adapter_dir: str | os.PathLike, output_dir: str | os.PathLike,
         reference = logits_of(adapted, inputs)
         merged = adapted.merge_and_unload()
     else:
-        load_projector(model, read_projector(adapter_dir), adapter_dir)
+        trained = read_trained(adapter_dir)
+        load_weights(model, trained, adapter_dir)
+        log.info("copied %d tensors trained in full into the base", len(trained))
         merged = model
         reference = logits_of(merged, inputs)
     merged_logits = logits_of(merged, inputs)

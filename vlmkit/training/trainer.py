@@ -1,8 +1,9 @@
-"""The HF `Trainer` set-up: a projector learning rate of its own, DeepSpeed config checks, per-checkpoint metadata.
+"""The HF `Trainer` set-up: a projector learning rate of its own, DeepSpeed config checks, no-LoRA checkpoints.
 
 We keep the HF Trainer (and its DeepSpeed integration, which fills the configs' "auto" values) and change only
-what it cannot express: a separate learning rate for the projector (a parameter group), projector-only
-checkpoints for the pre-training stage, and the metadata file every checkpoint carries.
+what it cannot express: a separate learning rate for the projector (a parameter group), checkpoints of only the
+parts trained in full when there is no LoRA (projector pre-training, `--train_lm_layers`), and group-by-length
+batches from the lengths the preflight measured. The callbacks every run uses are in `callbacks.py`.
 """
 
 from __future__ import annotations
@@ -12,15 +13,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from transformers import Trainer, TrainerCallback
+from transformers import Trainer
 
 from vlmkit.io import InputError
-from vlmkit.training.checkpoint import (
-    PROJECTOR_FILE,
-    read_projector,
-    save_projector,
-    write_training_info,
-)
+from vlmkit.training.checkpoint import TRAINED_FILE, folder_kind, load_weights, read_trained, save_trained
 from vlmkit.training.lora import is_projector_param
 
 log = logging.getLogger(__name__)
@@ -89,13 +85,16 @@ def check_combination(*, deepspeed: dict[str, Any] | None, deepspeed_path: Path 
 
 # ----------------------------------------------------------------------------------------------- the trainer
 class VLMTrainer(Trainer):
-    """`Trainer` with a separate projector learning rate and, for pre-training, projector-only checkpoints."""
+    """`Trainer` with a separate projector learning rate, weights-only checkpoints without LoRA (`weights_only`)
+    and group-by-length batches from known `lengths`."""
 
-    def __init__(self, *args: Any, projector_lr: float | None = None, projector_only: bool = False,
-                 **kwargs: Any) -> None:
+    def __init__(self, *args: Any, projector_lr: float | None = None, weights_only: bool = False,
+                 lengths: list[int] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.projector_lr = projector_lr
-        self.projector_only = projector_only
+        self.weights_only = weights_only
+        self.lengths = lengths
+        self.trained_names = {n for n, p in self.model.named_parameters() if p.requires_grad}
 
     # The projector starts from random weights while LoRA adapts a pretrained LM, so LLaVA-style training gives
     # the projector a larger learning rate: one parameter group per (projector?, weight decay?) pair.
@@ -112,7 +111,7 @@ class VLMTrainer(Trainer):
         param_groups = []
         for (projector, decays), params in sorted(groups.items()):
             group: dict[str, Any] = {"params": params, "weight_decay": self.args.weight_decay if decays else 0.0}
-            if projector:
+            if projector and self.projector_lr is not None:
                 group["lr"] = self.projector_lr
             param_groups.append(group)
         optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
@@ -127,11 +126,24 @@ class VLMTrainer(Trainer):
         self.optimizer = optimizer_cls(param_groups, **optimizer_kwargs)
         return self.optimizer
 
+    # transformers takes group-by-length lengths only from a `datasets.Dataset` column; for any other dataset it
+    # encodes every sample (images included) to measure `input_ids`, and would measure the batch axis of our
+    # [1, L] tensors. The preflight has measured every sample already, so the sampler gets those lengths.
+    def _get_train_sampler(self, train_dataset=None):
+        if self.args.train_sampling_strategy == "group_by_length" and self.lengths is not None:
+            from transformers.trainer_pt_utils import LengthGroupedSampler
+
+            return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                        lengths=self.lengths)
+        return super()._get_train_sampler(train_dataset)
+
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        if self.projector_only and self.is_deepspeed_enabled:
-            # Only the projector trains: gather just the trainable parameters, not the whole (frozen) LM.
+        if self.weights_only and self.is_deepspeed_enabled:
+            # No LoRA: gather just the parameters trained in full, not the whole (frozen) model.
             output_dir = output_dir or self.args.output_dir
             if (self.deepspeed.config.get("zero_optimization", {}) or {}).get("stage") == 3:
+                # DeepSpeed's own gather of partitioned weights (what the HF Trainer calls for ZeRO-3 saves too);
+                # it is the only one that can leave the frozen base out.
                 state_dict = self.deepspeed._zero3_consolidated_16bit_state_dict(exclude_frozen_parameters=True)
             else:
                 state_dict = self.accelerator.get_state_dict(self.deepspeed)
@@ -139,50 +151,24 @@ class VLMTrainer(Trainer):
             return
         super().save_model(output_dir, _internal_call)
 
+    # `_save` and `_load_from_checkpoint` are where the Trainer writes and reads the model of every checkpoint (and
+    # of the final save); it has no public hook for saving only part of a model that is not a peft adapter, so
+    # without LoRA these two are overridden to write/read `trained_weights.safetensors` instead of the full model.
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        if not self.projector_only:
+        if not self.weights_only:
             return super()._save(output_dir, state_dict)
         output_dir = output_dir or self.args.output_dir
         if not self.args.should_save:
             return
         if state_dict is None:
             state_dict = self.accelerator.unwrap_model(self.model).state_dict()
-        save_projector(state_dict, output_dir)
+        save_trained(state_dict, self.trained_names, output_dir)
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
-        if not self.projector_only:
+        if not self.weights_only:
             return super()._load_from_checkpoint(resume_from_checkpoint, model)
-        from vlmkit.training.checkpoint import load_projector
-
-        if not (Path(resume_from_checkpoint) / PROJECTOR_FILE).is_file():
-            raise InputError(f"{resume_from_checkpoint}: no {PROJECTOR_FILE} (not a pre-training checkpoint)")
-        load_projector(model or self.model, read_projector(resume_from_checkpoint), resume_from_checkpoint)
-
-
-class TrainingInfoCallback(TrainerCallback):
-    """Writes `vlmkit_training.json` into every `checkpoint-N` (so each one alone can be merged or tested)."""
-
-    def __init__(self, info: dict[str, Any]):
-        self.info = info
-
-    def on_save(self, args, state, control, **kwargs):
-        if state.is_world_process_zero:
-            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if folder.is_dir():
-                write_training_info(folder, self.info, global_step=state.global_step)
-        return control
-
-
-class LossHistoryCallback(TrainerCallback):
-    """Keeps the logged training losses (for the run summary and the tests' loss-goes-down check)."""
-
-    def __init__(self) -> None:
-        self.losses: list[tuple[int, float]] = []
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "loss" in logs:
-            self.losses.append((state.global_step, float(logs["loss"])))
-        return control
-
+        if folder_kind(resume_from_checkpoint) != "weights":
+            raise InputError(f"{resume_from_checkpoint}: no {TRAINED_FILE} (not a checkpoint of a run without LoRA)")
+        load_weights(model or self.model, read_trained(resume_from_checkpoint), resume_from_checkpoint)
