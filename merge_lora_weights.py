@@ -44,13 +44,15 @@ def check_inputs(adapter: Path, base_model: str | None) -> None:
     """The adapter (or projector) and its base can load: parsed configs, complete safetensors headers. Cheap, so a
     malformed or truncated folder is one line before the base model is loaded, not a traceback after."""
     from vlmkit.models import check_adapter_files, check_model_files, check_safetensors
-    from vlmkit.training.checkpoint import PROJECTOR_FILE, folder_kind, resolve_base
+    from vlmkit.training.checkpoint import PROJECTOR_FILE, TRAINED_FILE, folder_kind, resolve_base
 
     kind = folder_kind(adapter)
     if kind == "adapter":
         check_adapter_files(adapter)
-    elif kind == "projector":
-        check_safetensors(adapter / PROJECTOR_FILE)
+    elif kind == "weights":
+        for name in (TRAINED_FILE, PROJECTOR_FILE):
+            if (adapter / name).is_file():
+                check_safetensors(adapter / name)
     else:
         return  # a standalone checkpoint: merge_adapter refuses it with its own message
     check_model_files(resolve_base(adapter, base_model), "the base model")

@@ -208,7 +208,8 @@ def test_bad_images_stop_before_training_or_are_skipped_and_listed(composed, exa
     assert "(1 more samples with problems; --skip_bad_samples" in message and "\n" not in message
     result = preflight(samples, root, processor, data_path="groundTruth.json", skip_bad=True, **check)
     assert len(result.kept) == 4 and {Path(p.image).name for p in result.skipped} == {"back.jpg", "top.jpg"}
-    assert all(p.reason.startswith("unreadable image (") for p in result.skipped)
+    reasons = {Path(p.image).name: p.reason for p in result.skipped}
+    assert reasons["back.jpg"].startswith("unreadable image (") and reasons["top.jpg"].startswith("truncated image (")
 
     lost = caption_sample("gone_1", ["nowhere.jpg"], "A vase.")
     with pytest.raises(InputError, match=r"data.jsonl: sample gone_1: image .*nowhere.jpg: missing image \(file not"):

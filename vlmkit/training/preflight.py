@@ -255,8 +255,6 @@ def preflight(samples: list[TrainingSample], root: Path, processor, *, data_path
     cached = checks is not None
     if checks is None:
         checks = measure_all(samples, root, processor, workers=workers, desc=f"preflight ({name} data)")
-        if cache_dir is not None:
-            _write_cache(cache_dir, name, key, checks)
     pairs = list(zip(samples, checks, strict=True))
     broken = [(i, SkippedSample(s.id, c.problem, c.image)) for i, (s, c) in enumerate(pairs) if c.problem]
     long = [(i, s, c, _length_problem(c, max_length)) for i, (s, c) in enumerate(pairs)]
@@ -276,6 +274,8 @@ def preflight(samples: list[TrainingSample], root: Path, processor, *, data_path
     kept = [(s, c) for i, (s, c) in enumerate(pairs) if i not in dropped]
     if not kept:
         raise InputError(f"{data_path}: no sample left to train on ({len(skipped)} skipped: {skipped[0].line()})")
+    if cache_dir is not None and not cached:
+        _write_cache(cache_dir, name, key, checks)  # only now: a run refused for bad input leaves its output as it was
     return PreflightResult(kept=[s for s, _ in kept], skipped=skipped, lengths=[c.length for _, c in kept],
                            image_tokens=[c.image_tokens for _, c in kept], max_length=max_length,
                            max_length_source=max_length_source, cached=cached, data=str(data_path),
