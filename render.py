@@ -3,7 +3,7 @@ r"""Render 3-D models (GLB/glTF, also OBJ/PLY/STL) into six shaded views, the mu
 
     python render.py --input ./data/glb --output_dir ./data/multiview_images
     python render.py --input vase.glb --output_dir out --size 256 --views front,top --num_workers 2
-    python render.py --input ./scans --output_dir out --up +z --front -y      # Z-up exports
+    python render.py --input ./scans --output_dir out --up +z --front=-y      # Z-up exports
 
 Each X.glb becomes <output_dir>/X.glb_shaded/{front,back,left,right,top,bottom}.jpg (VaseVQA-3D's layout), plus
 render_report.json (per model: views, seconds, mesh statistics, failures with reasons) and views.json (the camera
@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     look.add_argument("--quality", type=int, default=90, help="JPEG quality (1-95)")
     look.add_argument("--yfov", type=float, default=40.0, help="field of view in degrees (the same for every view)")
     look.add_argument("--up", default="+y", choices=sorted(AXES), help="the asset's up axis")
-    look.add_argument("--front", default="+z", choices=sorted(AXES), help="the axis the asset's front faces")
+    look.add_argument("--front", default="+z", choices=sorted(AXES),
+                      help="the axis the asset's front faces (a minus sign needs =, as in --front=-y)")
     look.add_argument("--ambient", type=float, default=0.35, help="ambient light (0-1)")
     look.add_argument("--key_light", type=float, default=3.0, help="intensity of the key light that follows the camera")
     look.add_argument("--shading", default="smooth", choices=("smooth", "flat"),

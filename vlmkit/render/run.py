@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -154,6 +154,8 @@ def render_model(model: Path, output_dir: Path, options: RenderOptions) -> dict[
 
 
 def _render_in_worker(model: Path, output_dir: Path, options: RenderOptions) -> dict[str, Any]:
+    if os.environ.get("VLMKIT_RENDER_CRASH_ON") and model.name == os.environ["VLMKIT_RENDER_CRASH_ON"]:
+        os.abort()  # tests: a renderer that dies on one model (as a GL driver crash would)
     return render_model(model, output_dir, options)
 
 
@@ -193,36 +195,53 @@ def check_existing(output_dir: Path, models: list[Path], description: dict, view
     return {m for m in existing if views_complete(output_dir / folder_name(m), views)}
 
 
+def _failed(model: Path, reason: str) -> dict[str, Any]:
+    return {"source": str(model), "folder": folder_name(model), "status": "failed", "reason": reason}
+
+
 def _results(models: list[Path], output_dir: Path, options: RenderOptions,
              num_workers: int) -> Iterator[dict[str, Any]]:
-    if num_workers <= 1 or len(models) <= 1:
-        _init_worker(options)
-        try:
-            for model in models:
-                yield render_model(model, output_dir, options)
-        finally:
-            close_renderer()
-        return
-    import multiprocessing
+    """Render in worker processes, never in this one.
 
-    # spawn, not fork: a forked child would share the parent's OpenGL state and Python threads.
-    with ProcessPoolExecutor(max_workers=num_workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_init_worker, initargs=(options,)) as pool:
-        futures = {pool.submit(_render_in_worker, m, output_dir, options): m for m in models}
+    Two reasons: Mesa's llvmpipe loads its own LLVM, which clashes with the LLVM inside triton (imported by
+    torch/transformers) and segfaults the process that later loads the other; and a crash in the OpenGL driver on one
+    bad asset must be that model's failure, not the run's. When a worker dies, the models it may have been rendering
+    are retried one at a time in a fresh process, so the crash is pinned on the model that causes it.
+    """
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    pending, suspects = list(models), []
+    context = multiprocessing.get_context("spawn")  # not fork: a child must not inherit GL state or threads
+    while pending or suspects:
+        solo = bool(suspects)
+        queue, width = (suspects, 1) if solo else (pending, num_workers)
+        pool = ProcessPoolExecutor(max_workers=width, mp_context=context, initializer=_init_worker,
+                                   initargs=(options,))
+        in_flight: dict[Any, Path] = {}
         try:
-            for future in as_completed(futures):
-                model = futures[future]
-                try:
-                    yield future.result()
-                except BrokenProcessPool:
-                    yield {"source": str(model), "folder": folder_name(model), "status": "failed",
-                           "reason": "a renderer process died (a crash in the OpenGL driver, or out of memory) while "
-                                     "this or a concurrent model was rendered; rerun with --resume, with "
-                                     "--num_workers 1 to find the model"}
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+            broken = False
+            while (queue or in_flight) and not broken:
+                while queue and len(in_flight) < width:
+                    model = queue.pop(0)
+                    in_flight[pool.submit(_render_in_worker, model, output_dir, options)] = model
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    model = in_flight.pop(future)
+                    try:
+                        yield future.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        if solo:
+                            yield _failed(model, "the renderer process died on this model (a crash in the OpenGL "
+                                                 "driver, or out of memory)")
+                        else:
+                            suspects.append(model)
+            if broken:
+                suspects.extend(in_flight.values())  # they shared the dead pool: retry them alone
+                in_flight.clear()
+        finally:
+            pool.shutdown(wait=not in_flight, cancel_futures=True)
 
 
 def run_render(models: list[Path], output_dir: Path, options: RenderOptions, *, num_workers: int = 1,

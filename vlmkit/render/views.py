@@ -58,7 +58,7 @@ def parse_axis(text: str, flag: str) -> np.ndarray:
 def axis_rotation(up: str = "+y", front: str = "+z") -> np.ndarray:
     """4x4 rotation taking an asset whose up is `up` and front is `front` into the glTF convention (+Y up, +Z front).
 
-    Z-up exports (many OBJ/PLY/STL files, Blender scenes saved without glTF's conversion) are `--up +z --front -y`.
+    Z-up exports (many OBJ/PLY/STL files, Blender scenes saved without glTF's conversion) are `--up +z --front=-y`.
     """
     u, f = parse_axis(up, "--up"), parse_axis(front, "--front")
     if abs(float(u @ f)) > 0.5:
