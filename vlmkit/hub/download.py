@@ -67,11 +67,21 @@ def _reason(exc: BaseException) -> str:
     return f"{name}: {text[:160]}"
 
 
+def _remove_if_empty(folder: Path) -> None:
+    """A download that failed before writing anything leaves no empty model folder behind (partial files stay)."""
+    leftovers = [p for p in folder.rglob("*") if p.is_file()]
+    if not leftovers:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def download(entry: ModelEntry, source: str, models_dir: str | os.PathLike, *, revision: str | None = None,
              repo_id: str | None = None, max_workers: int = 8) -> Path:
     """Download `entry` into `<models_dir>/<entry.folder>`; raise `DownloadFailed` with one line on any failure."""
     target = entry.path(models_dir)
     repo = repo_id or entry.repo_id(source)
+    existed = target.exists()
     target.mkdir(parents=True, exist_ok=True)
     try:
         if source == "hf":
@@ -90,6 +100,8 @@ def download(entry: ModelEntry, source: str, models_dir: str | os.PathLike, *, r
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # each client raises its own zoo (httpx, requests, hub errors, OSError)
+        if not existed:
+            _remove_if_empty(target)
         raise DownloadFailed(f"{SOURCES[source]} ({endpoint(source)}): {repo}"
                              f"{'@' + revision if revision else ''}: {_reason(exc)}; {_advice(source, target)}") \
             from None
