@@ -58,9 +58,12 @@ def test_download_resumes_a_cut_transfer_and_the_model_loads(source: str, sharde
         monkeypatch.setattr(huggingface_hub.constants, "DOWNLOAD_CHUNK_SIZE", 4096)
     with HubServer(kind, sharded_lm, LM.repo_id(source), cut_once=(shard,)) as hub:
         monkeypatch.setenv("HF_ENDPOINT" if source == "hf" else "MODELSCOPE_ENDPOINT", hub.url)
-        code = download_models.main(["--model", LM.name, "--source", source, "--local_dir", str(tmp_path)])
+        code = download_models.main(["--model", LM.name, "--source", source, "--local_dir", str(tmp_path),
+                                     "--revision", "v1.0"])
     out = capsys.readouterr()
     assert code == 0, out.err[-2000:]
+    asked = f"/api/models/{LM.hf_id}/revision/v1.0" if source == "hf" else "Revision=v1.0"
+    assert any(asked in r[1] for r in hub.requests)
     target = tmp_path / "Qwen2.5-3B-Instruct"
     assert same_files(sharded_lm, target)
     # The cut-off transfer (half of the shard) was continued from where it broke, not started again.

@@ -66,8 +66,8 @@ def run_render(tmp_path: Path, *args: str) -> int:
     return render.main(["--size", str(SIZE), "--no_progress", *args])
 
 
-def views_of(folder: Path) -> dict[str, np.ndarray]:
-    return {v: np.asarray(Image.open(folder / f"{v}.jpg").convert("RGB"), dtype=float) for v in VIEWS}
+def views_of(folder: Path, views: tuple[str, ...] = VIEWS) -> dict[str, np.ndarray]:
+    return {v: np.asarray(Image.open(folder / f"{v}.jpg").convert("RGB"), dtype=float) for v in views}
 
 
 def diff(a: np.ndarray, b: np.ndarray) -> float:
@@ -228,16 +228,12 @@ def test_textured_procedural_vase_honours_its_texture(tmp_path: Path) -> None:
                          texture_width=256)
     out = tmp_path / "out"
     assert run_render(out, "--input", str(glb), "--output_dir", str(out), "--views", "front,top") == 0
-    front = views_of_subset(out / "amphora.glb_shaded", ("front",))["front"]
+    front = views_of(out / "amphora.glb_shaded", ("front",))["front"]
     clay = (front[:, :, 0] > 120) & (front[:, :, 0] - front[:, :, 2] > 60)  # orange figures and bands
     glaze = front.sum(axis=2) < 150
     assert clay.mean() > 0.02 and glaze.mean() > 0.1
     entry = read_json(out / "render_report.json")["models"][0]
     assert entry["mesh"]["appearance"] == ["texture", "vertex_colors"]
-
-
-def views_of_subset(folder: Path, views: tuple[str, ...]) -> dict[str, np.ndarray]:
-    return {v: np.asarray(Image.open(folder / f"{v}.jpg").convert("RGB"), dtype=float) for v in views}
 
 
 def test_qwen_captions_the_rendered_tree(rendered: Path, tiny_qwen2_5_vl_dir: Path, tmp_path: Path) -> None:
