@@ -1,139 +1,165 @@
-"""Regenerate the bundled example data set (synthetic vase renders and caption files).
+"""Rebuild the bundled example set: six procedural GLB vases rendered by render.py, their ground truth and the
+captions of three example "models".
 
-The renders are flat PIL drawings, not photographs: enough to exercise every script end to end.
-Run from the repository root: `python examples/make_examples.py`.
+    python examples/make_examples.py                       # from the repository root
+    python examples/make_examples.py --glb_dir ./data/glb  # also keep the GLB models (about 0.6 MB each)
+
+The vases come from `vlmkit.render.procedural` (surfaces of revolution with black-figure or red-figure friezes, bands
+and handles); render.py draws their six views at 256 px. The ground truth describes what each render shows; the three
+caption files imitate a fine-tuned model (close to the ground truth), its base model (right shape and technique,
+vaguer decoration) and a generic captioner.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import math
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
-from PIL import Image, ImageDraw
-
 HERE = Path(__file__).resolve().parent
-SIZE = 160
-COLLECTION = "ac001001"
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
 
-# (uuid, n, shape, technique, ground truth, {model: caption})
+from vlmkit.render.procedural import Decoration, write_vase_glb  # noqa: E402
+
+COLLECTION = "ac001001"
+SIZE = 256
+
+# (uuid, n, shape, decoration, ground truth, {model: caption})
 VASES = [
     (
-        "3f2a9c1e-8b4d-4e6a-9f1b-2c7d5e8a0b13", 1, "lekythos", "black",
-        "Athenian black-figure lekythos, c. 525-475 BCE, depicting Herakles and the boar; Marathon, Attica.",
+        "3f2a9c1e-8b4d-4e6a-9f1b-2c7d5e8a0b13", 1, "lekythos",
+        Decoration("black-figure", side_a=("warrior", "warrior"), side_b=("draped",)),
+        "Attic black-figure lekythos: two warriors with shields and spears fighting on the body, a draped figure "
+        "behind, a meander band and tongues on the shoulder, rays above the foot.",
         {
-            "qwen2.5-vl-3B": "Black-figure lekythos with a hero fighting an animal, Greek, 6th century BCE.",
-            "qwen2.5-vl-3B-sft": "Athenian black-figure lekythos, c. 520-480 BCE, depicting Herakles and the boar; Attica.",
-            "internvl3_5-4B": "A tall narrow Greek oil flask with black figures on an orange ground showing a fight.",
+            "qwen2.5-vl-3B": "Black-figure lekythos with warriors in combat, Athens, late 6th century BCE.",
+            "qwen2.5-vl-3B-sft": "Attic black-figure lekythos with two warriors fighting on the body, a draped figure "
+                                 "behind, a meander and tongues on the shoulder, rays at the foot.",
+            "internvl3_5-4B": "A tall narrow oil flask with black figures of soldiers on an orange body.",
         },
     ),
     (
-        "7c1e4b2a-0d9f-4a3c-8e5b-6f2a1d9c4e70", 2, "amphora", "red",
-        "Athenian red-figure neck amphora, c. 480-460 BCE, depicting a warrior departing; Vulci, Etruria.",
+        "7c1e4b2a-0d9f-4a3c-8e5b-6f2a1d9c4e70", 2, "amphora",
+        Decoration("red-figure", side_a=("warrior", "draped"), side_b=("draped", "draped")),
+        "Attic red-figure neck amphora: a warrior with shield and spear facing a draped woman on one side, two draped "
+        "youths on the other, a meander band below and tongues on the shoulder.",
         {
             "qwen2.5-vl-3B": "Red-figure amphora showing a warrior and a woman, Athens, 5th century BCE.",
-            "qwen2.5-vl-3B-sft": "Athenian red-figure neck amphora, c. 470 BCE, depicting a warrior departing; Vulci, Etruria.",
+            "qwen2.5-vl-3B-sft": "Attic red-figure neck amphora: a warrior with shield and spear before a draped "
+                                 "woman, two draped youths on the back, a meander band below.",
             "internvl3_5-4B": "A large two-handled vase with orange figures of people on a black background.",
         },
     ),
     (
-        "b9d0e3f1-5a2c-47b8-a1e6-0c3f9b7d2a54", 3, "hydria", "black",
-        "Athenian black-figure hydria, c. 520-500 BCE, depicting women at a fountain house; Vulci, Etruria.",
+        "b9d0e3f1-5a2c-47b8-a1e6-0c3f9b7d2a54", 3, "hydria",
+        Decoration("black-figure", side_a=("draped", "draped", "draped"), side_b=("draped",)),
+        "Attic black-figure hydria with three handles: a procession of draped women on the body, a meander and "
+        "tongues on the shoulder, rays above the foot.",
         {
             "qwen2.5-vl-3B": "Black-figure hydria with women carrying water jars, Attic, late 6th century BCE.",
-            "qwen2.5-vl-3B-sft": "Athenian black-figure hydria, c. 510 BCE, depicting women at a fountain house; Vulci.",
+            "qwen2.5-vl-3B-sft": "Attic black-figure hydria with three handles, a procession of draped women on the "
+                                 "body, tongues and a meander on the shoulder.",
             "internvl3_5-4B": "A water jar with three handles decorated with black figures of women.",
         },
     ),
     (
-        "e4a7b2c9-3f1d-4c8e-b6a0-9d5e2f1c7b38", 4, "krater", "red",
-        "Athenian red-figure calyx krater, c. 450-440 BCE, depicting Dionysos and satyrs; Agrigento, Sicily.",
+        "e4a7b2c9-3f1d-4c8e-b6a0-9d5e2f1c7b38", 4, "krater",
+        Decoration("red-figure", side_a=("dancer", "dancer", "dancer"), side_b=("dancer", "draped")),
+        "Attic red-figure calyx krater: a frieze of dancing revellers around the bowl, a meander band below the rim, "
+        "tongues on the lower body and two upturned handles.",
         {
             "qwen2.5-vl-3B": "Red-figure krater with Dionysian revelers, Greek, 5th century BCE.",
-            "qwen2.5-vl-3B-sft": "Athenian red-figure calyx krater, c. 440 BCE, depicting Dionysos with satyrs and maenads.",
-            "internvl3_5-4B": "A wide bowl-shaped vase with red figures dancing around a central god.",
+            "qwen2.5-vl-3B-sft": "Attic red-figure calyx krater with dancing revellers around the bowl, a meander "
+                                 "below the rim and two upturned handles.",
+            "internvl3_5-4B": "A wide bowl-shaped vase with red figures dancing around.",
         },
     ),
     (
-        "0d6f8a3b-9e2c-4b1a-8c7d-5f4e3a2b1c96", 5, "kylix", "red",
-        "Athenian red-figure kylix, c. 490-480 BCE, depicting an athlete with strigil in the tondo; Chiusi, Etruria.",
+        "0d6f8a3b-9e2c-4b1a-8c7d-5f4e3a2b1c96", 5, "kylix",
+        Decoration("red-figure", side_a=("runner", "runner"), side_b=("runner", "runner"), tondo="runner"),
+        "Attic red-figure kylix on a tall stem: a running athlete in the tondo framed by a reserved ring, running "
+        "athletes on the outside, two horizontal handles.",
         {
             "qwen2.5-vl-3B": "Red-figure drinking cup with an athlete inside, Athens, early 5th century BCE.",
-            "qwen2.5-vl-3B-sft": "Athenian red-figure kylix, c. 485 BCE, depicting an athlete with strigil in the tondo.",
+            "qwen2.5-vl-3B-sft": "Attic red-figure kylix on a stem: an athlete running in the tondo, athletes "
+                                 "running on the outside.",
             "internvl3_5-4B": "A shallow cup with two handles and a painted figure of a man in the center.",
         },
     ),
     (
-        "5b3c2d1e-7f6a-4e9b-9a8c-1d0e2f3a4b87", 6, "oinochoe", "black",
-        "Corinthian black-figure oinochoe, c. 600-575 BCE, with friezes of animals and rosettes; Corinth.",
+        "5b3c2d1e-7f6a-4e9b-9a8c-1d0e2f3a4b87", 6, "oinochoe",
+        Decoration("black-figure", side_a=("animal", "animal", "animal"), side_b=("animal", "animal")),
+        "Corinthian-style black-figure oinochoe with a trefoil mouth: two friezes of animals around the body, "
+        "tongues on the shoulder and rays above the foot.",
         {
             "qwen2.5-vl-3B": "Black-figure wine jug with animal friezes, Corinthian, early 6th century BCE.",
-            "qwen2.5-vl-3B-sft": "Corinthian black-figure oinochoe, c. 590 BCE, with animal friezes and rosettes; Corinth.",
+            "qwen2.5-vl-3B-sft": "Corinthian-style black-figure oinochoe with a trefoil mouth and two friezes of "
+                                 "animals, tongues on the shoulder.",
             "internvl3_5-4B": "A jug with a trefoil mouth and bands of painted animals in dark paint.",
         },
     ),
 ]
 
-# Half-width of each shape's profile at heights t in [0, 1] (0 = foot, 1 = lip).
-PROFILES = {
-    "lekythos": lambda t: 0.16 + 0.10 * math.sin(math.pi * min(t / 0.75, 1.0)) if t < 0.8 else 0.06,
-    "amphora": lambda t: 0.12 + 0.22 * math.sin(math.pi * min(t / 0.8, 1.0)) if t < 0.85 else 0.11,
-    "hydria": lambda t: 0.14 + 0.24 * math.sin(math.pi * min(t / 0.85, 1.0)) if t < 0.88 else 0.12,
-    "krater": lambda t: 0.12 + 0.28 * t if t > 0.15 else 0.14,
-    "kylix": lambda t: 0.08 if t < 0.5 else 0.08 + 0.34 * (t - 0.5) * 2,
-    "oinochoe": lambda t: 0.12 + 0.2 * math.sin(math.pi * min(t / 0.8, 1.0)) if t < 0.82 else 0.09,
-}
-HEIGHT = {"kylix": 0.35, "krater": 0.7}
-ORANGE, BLACK, BACKGROUND = (205, 110, 50), (25, 20, 18), (236, 236, 240)
+
+def write_models(glb_dir: Path) -> None:
+    for uuid, n, shape, decoration, *_ in VASES:
+        write_vase_glb(glb_dir / f"{uuid}_{n}_{COLLECTION}_textured_4k.glb", shape, decoration)
 
 
-def draw_side(shape: str, technique: str, view: str) -> Image.Image:
-    img = Image.new("RGB", (SIZE, SIZE), BACKGROUND)
-    draw = ImageDraw.Draw(img)
-    h = HEIGHT.get(shape, 0.85) * SIZE
-    base = SIZE * 0.93
-    steps = 40
-    left, right = [], []
-    for i in range(steps + 1):
-        t = i / steps
-        w = PROFILES[shape](t) * SIZE
-        y = base - t * h
-        left.append((SIZE / 2 - w, y))
-        right.append((SIZE / 2 + w, y))
-    body, figure = (ORANGE, BLACK) if technique == "black" else (BLACK, ORANGE)
-    draw.polygon(left + right[::-1], fill=body)
-    # A figure frieze whose placement differs per view, so views are distinguishable.
-    offset = {"front": 0.0, "back": 0.5, "left": 0.25, "right": 0.75}[view]
-    band_y = base - 0.5 * h
-    for k in range(3):
-        x = SIZE / 2 + (k - 1 + offset - 0.25) * 0.12 * SIZE
-        draw.ellipse([x - 4, band_y - 14, x + 4, band_y - 6], fill=figure)
-        draw.rectangle([x - 3, band_y - 6, x + 3, band_y + 8], fill=figure)
-    return img
+STRIP_OBJECT = "7c1e4b2a-0d9f-4a3c-8e5b-6f2a1d9c4e70_2_ac001001_textured_4k.glb_shaded"  # the amphora
+STRIP = REPO / "docs" / "images" / "example_views.png"
 
 
-def draw_end(shape: str, technique: str, view: str) -> Image.Image:
-    img = Image.new("RGB", (SIZE, SIZE), BACKGROUND)
-    draw = ImageDraw.Draw(img)
-    body, figure = (ORANGE, BLACK) if technique == "black" else (BLACK, ORANGE)
-    outer = max(PROFILES[shape](i / 20) for i in range(21)) * SIZE
-    inner = (PROFILES[shape](1.0) if view == "top" else PROFILES[shape](0.0)) * SIZE
-    c = SIZE / 2
-    draw.ellipse([c - outer, c - outer, c + outer, c + outer], fill=body)
-    draw.ellipse([c - inner, c - inner, c + inner, c + inner], fill=figure if view == "top" else BACKGROUND)
-    return img
+def write_strip(folder: Path, path: Path, size: int = 200) -> None:
+    """The six views of one object side by side (the README's picture)."""
+    from PIL import Image
+
+    from vlmkit.ids import VIEWS
+
+    strip = Image.new("RGB", (size * len(VIEWS), size), "white")
+    for i, view in enumerate(VIEWS):
+        strip.paste(Image.open(folder / f"{view}.jpg").convert("RGB").resize((size, size), Image.LANCZOS),
+                    (i * size, 0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    strip.save(path, optimize=True)
 
 
-def main() -> None:
-    root = HERE / "multiview_images"
+def replace_dir(new: Path, target: Path) -> None:
+    """Swap a finished folder into place (the old one is removed only after the new one is there)."""
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--glb_dir", type=Path, default=None, help="keep the generated GLB models here")
+    parser.add_argument("--size", type=int, default=SIZE, help="pixels per view")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        glb_dir = args.glb_dir or Path(tmp) / "glb"
+        write_models(glb_dir)
+        rendered = Path(tmp) / "multiview_images"
+        subprocess.run([sys.executable, str(REPO / "render.py"), "--input", str(glb_dir), "--output_dir",
+                        str(rendered), "--size", str(args.size), "--quality", "85", "--no_progress"], check=True)
+        for extra in ("render_report.json", "views.json"):  # the examples hold object folders only
+            (rendered / extra).unlink()
+        staged = HERE / ".multiview_images.new"
+        shutil.rmtree(staged, ignore_errors=True)
+        shutil.copytree(rendered, staged)
+        replace_dir(staged, HERE / "multiview_images")
+    write_strip(HERE / "multiview_images" / STRIP_OBJECT, STRIP)
+
     truth, generated = [], {}
-    for uuid, n, shape, technique, gt, captions in VASES:
-        folder = root / f"{uuid}_{n}_{COLLECTION}_textured_4k.glb_shaded"
-        folder.mkdir(parents=True, exist_ok=True)
-        for view in ("front", "back", "left", "right"):
-            draw_side(shape, technique, view).save(folder / f"{view}.jpg", quality=85)
-        for view in ("top", "bottom"):
-            draw_end(shape, technique, view).save(folder / f"{view}.jpg", quality=85)
+    for uuid, n, _shape, _decoration, gt, captions in VASES:
         name = f"{uuid}_{n}_{COLLECTION}.jpg"
         truth.append({"images": [name], "caption": gt})
         for model, caption in captions.items():
@@ -143,7 +169,8 @@ def main() -> None:
     captions_dir.mkdir(exist_ok=True)
     for model, records in generated.items():
         (captions_dir / f"image_{model}.json").write_text(json.dumps(records, indent=2, ensure_ascii=False) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -109,7 +109,7 @@ def test_compare_sh_on_examples(examples_copy: Path, tmp_path: Path, repo_root: 
     assert "http://" not in html and "https://" not in html and "<link" not in html and "<script" not in html
     for name in EXPECTED_RANKING:
         assert name in html
-    assert "Athenian red-figure kylix" in html  # a reference caption in the gallery
+    assert "Attic red-figure kylix" in html  # a reference caption in the gallery
     assert os.access(repo_root / "compare.sh", os.X_OK)
 
 

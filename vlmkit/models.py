@@ -1,9 +1,11 @@
 """Local model paths, devices and dtypes.
 
-Weights are never downloaded: every model comes from a folder the user names. A missing folder is an
-`InputError` that says which flag to pass, not a hub lookup. A folder whose files cannot load (a malformed
-config.json or adapter_config.json, no weights, a truncated safetensors file) is found by `check_model_files` /
-`check_adapter_files` in milliseconds, before the load that would fail with a traceback minutes later.
+Weights are never downloaded at run time: every model comes from a folder the user names. A missing folder is an
+`InputError` that says which flag to pass — and, for one of the scripts' default folders (./models/...), the
+`python download_models.py --model <name>` command that fetches it — never a hub lookup. A folder whose files cannot
+load (a malformed config.json or adapter_config.json, no weights, a truncated safetensors file) is found by
+`check_model_files` / `check_adapter_files` in milliseconds, before the load that would fail with a traceback minutes
+later.
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ from vlmkit.io import InputError, read_json
 
 def require_model_dir(path: str | os.PathLike, what: str, flag: str = "--model_path") -> Path:
     """Return `path` if it is a local model folder (it has a config.json), else raise `InputError`."""
+    from vlmkit.hub.registry import download_hint
+
     p = Path(path).expanduser()
+    hint = download_hint(p)
+    todo = f"fetch it with `{hint}`, or pass a local folder with {flag}" if hint else f"pass a local folder with {flag}"
     if not p.is_dir():
-        raise InputError(f"{p}: {what} not found; weights are never downloaded, pass a local folder with {flag}")
+        raise InputError(f"{p}: {what} not found; weights are never downloaded at run time: {todo}")
     if not (p / "config.json").is_file() and not (p / "modules.json").is_file():
-        raise InputError(f"{p}: not a model folder for {what} (no config.json); pass a local folder with {flag}")
+        raise InputError(f"{p}: not a model folder for {what} (no config.json): {todo}")
     return p
 
 

@@ -1,0 +1,168 @@
+"""Is a model folder there, complete and loadable? Answered offline, before a long run.
+
+- present: the folder exists.
+- complete: its config, its weights (every shard a `*.index.json` lists, each present, non-empty and — for
+  safetensors — covering the whole of its own header's byte ranges, so a truncated download is caught), its
+  tokenizer and image-processor files as the kind of model needs them, and for sentence-transformers the modules
+  listed in modules.json.
+- loadable: config.json parses and transformers' `AutoConfig` accepts it; with `load=True` the model is also built
+  on the meta device (architecture and config agree; no weights are read, no memory used).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model",
+                   "sentencepiece.bpe.model")
+PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
+NEEDS = {  # kind -> (tokenizer, image processor)
+    "vlm": (True, True), "clip": (True, True), "vision": (False, True), "lm": (True, False),
+    "sentence": (True, False),
+}
+
+
+@dataclass
+class CheckResult:
+    path: Path
+    present: bool = False
+    complete: bool = False
+    loadable: bool | None = None  # None: not checked (not complete)
+    problems: list[str] = field(default_factory=list)
+    weights_bytes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.present and self.complete and bool(self.loadable)
+
+    @property
+    def status(self) -> str:
+        if not self.present:
+            return "missing"
+        if not self.complete:
+            return "incomplete"
+        return "ok" if self.loadable else "not loadable"
+
+
+def _shard_problem(path: Path) -> str | None:
+    if not path.is_file():
+        return f"{path.name} missing"
+    if path.stat().st_size == 0:
+        return f"{path.name} is empty"
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), "np"):  # validates the header against the file's length (mmap, no reading)
+                pass
+        except Exception as exc:
+            return f"{path.name} is damaged or truncated ({str(exc).splitlines()[0][:120]})"
+    return None
+
+
+def _weights(folder: Path, result: CheckResult) -> None:
+    for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        index = folder / index_name
+        if index.is_file():
+            try:
+                shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+            except (OSError, ValueError, KeyError, AttributeError) as exc:
+                result.problems.append(f"{index_name} unreadable ({type(exc).__name__})")
+                return
+            missing = [p for p in (_shard_problem(folder / s) for s in shards) if p]
+            result.problems.extend(missing[:5] + ([f"... {len(missing) - 5} more shards"] if len(missing) > 5 else []))
+            result.weights_bytes = sum((folder / s).stat().st_size for s in shards if (folder / s).is_file())
+            return
+    for single in ("model.safetensors", "pytorch_model.bin"):
+        if (folder / single).exists():
+            problem = _shard_problem(folder / single)
+            if problem:
+                result.problems.append(problem)
+            else:
+                result.weights_bytes = (folder / single).stat().st_size
+            return
+    result.problems.append("no weights (model.safetensors, pytorch_model.bin or a sharded index)")
+
+
+def _sentence_modules(folder: Path, result: CheckResult) -> None:
+    modules = folder / "modules.json"
+    if not modules.is_file():
+        result.problems.append("modules.json missing (not a sentence-transformers folder)")
+        return
+    try:
+        entries = json.loads(modules.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        result.problems.append("modules.json unreadable")
+        return
+    for module in entries if isinstance(entries, list) else []:
+        sub = module.get("path") if isinstance(module, dict) else None
+        if sub and not (folder / sub).is_dir():
+            result.problems.append(f"module folder {sub}/ missing")
+
+
+def check_folder(path: str | os.PathLike, kind: str, *, remote_code: bool = False, load: bool = False,
+                 trust_remote_code: bool = False) -> CheckResult:
+    folder = Path(path).expanduser()
+    result = CheckResult(folder, present=folder.is_dir())
+    if not result.present:
+        result.problems.append("folder not found")
+        return result
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        result.problems.append("config.json missing")
+    _weights(folder, result)
+    tokenizer, processor = NEEDS[kind]
+    if tokenizer and not any((folder / f).is_file() for f in TOKENIZER_FILES):
+        result.problems.append("no tokenizer files (tokenizer.json, tokenizer.model, vocab.*)")
+    if processor and not any((folder / f).is_file() for f in PROCESSOR_FILES):
+        result.problems.append("no image processor config (preprocessor_config.json / processor_config.json)")
+    if kind == "sentence":
+        _sentence_modules(folder, result)
+    config = None
+    if config_path.is_file():
+        try:
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            result.problems.append(f"config.json does not parse ({type(exc).__name__})")
+        if remote_code and isinstance(config, dict):
+            code = {v.split(".")[0] + ".py" for v in (config.get("auto_map") or {}).values() if isinstance(v, str)}
+            result.problems.extend(f"{name} missing (the model's own code)" for name in sorted(code)
+                                   if not (folder / name).is_file())
+    result.complete = not result.problems
+    if not result.complete:
+        return result
+    result.loadable = _loadable(folder, kind, remote_code, load, trust_remote_code, result)
+    return result
+
+
+def _loadable(folder: Path, kind: str, remote_code: bool, load: bool, trust_remote_code: bool,
+              result: CheckResult) -> bool:
+    if remote_code and not trust_remote_code:
+        if load:
+            result.problems.append("not instantiated: needs the model's own code (add --trust_remote_code)")
+        return True  # config parsed and the code files are there; running them is the user's call
+    try:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(str(folder), local_files_only=True, trust_remote_code=trust_remote_code)
+    except Exception as exc:
+        result.problems.append(f"transformers cannot read the config ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0][:160] if str(exc) else ''})")
+        return False
+    if not load:
+        return True
+    try:
+        import torch
+        import transformers
+
+        auto = {"vlm": "AutoModelForImageTextToText", "lm": "AutoModelForCausalLM"}.get(kind, "AutoModel")
+        with torch.device("meta"):
+            getattr(transformers, auto).from_config(config, trust_remote_code=trust_remote_code)
+    except Exception as exc:
+        result.problems.append(f"cannot build the model on the meta device ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0][:160] if str(exc) else ''})")
+        return False
+    return True
