@@ -38,6 +38,14 @@ class TextEncoder(Protocol):
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
+
+def _fetch_hint(path: str | os.PathLike) -> str:
+    """`fetch it with `python download_models.py --model NAME`, or ` for a default model folder, else nothing."""
+    from vlmkit.hub.registry import download_hint
+
+    hint = download_hint(path)
+    return f"fetch it with `{hint}`, or " if hint else ""
+
 def _progress() -> bool:
     return sys.stderr.isatty()
 
@@ -146,8 +154,9 @@ def load_sentence(path: str | os.PathLike | None, default: str | None, device: s
     if default is None:
         return SentenceEncoder.load(None, device, batch_size, normalize), None
     if not Path(default).expanduser().exists():
-        return None, (f"sentence model not found at {default} (weights are never downloaded: put a local copy of "
-                      f"sentence-transformers/{Path(default).name} there or pass --sentence_model DIR)")
+        return None, (f"sentence model not found at {default} (weights are never downloaded at run time: "
+                      f"{_fetch_hint(default)}put a local copy of sentence-transformers/{Path(default).name} there "
+                      "or pass --sentence_model DIR)")
     return SentenceEncoder.load(default, device, batch_size, normalize), None
 
 
@@ -237,6 +246,7 @@ def load_clip(path: str | os.PathLike | None, device: str = "cpu",
         return None, "CLIP disabled (--clip_model none)"
     folder = Path(path).expanduser()
     if not folder.exists():
-        return None, (f"CLIP model not found at {path} (weights are never downloaded: put a local copy of "
-                      f"openai/clip-vit-base-patch32 there or pass --clip_model DIR)")
+        return None, (f"CLIP model not found at {path} (weights are never downloaded at run time: "
+                      f"{_fetch_hint(path)}put a local copy of openai/clip-vit-base-patch32 there or pass "
+                      "--clip_model DIR)")
     return ClipEncoder.load(folder, device, batch_size), None
