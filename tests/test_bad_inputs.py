@@ -410,7 +410,7 @@ CASES = [
          id="merge missing adapter"),
     Case("merge", "--adapter {W}/adapters/truncated --output_dir {OUT}/a_file", 2, "a_file: --output_dir is a file",
          id="merge output is a file"),
-    # ---- train.py (the cases that hold before issue 14's changes) ----------------------------------------------
+    # ---- train.py ------------------------------------------------------------------------------------------------
     Case("train", "--data {W}/gen/image_malformed.json --image_folder {W}/mv --output_dir {OUT}/run "
          "--base_model {qwen} --arch qwen2_5_vl", 2, "image_malformed.json: malformed JSON", id="train malformed data"),
     Case("train", "--data {W}/nowhere.jsonl --output_dir {OUT}/run --base_model {qwen} --arch qwen2_5_vl", 2,
@@ -419,6 +419,18 @@ CASES = [
          "--lm_model {qwen}", 2, "nowhere", id="train missing vision model"),
     Case("train", "--data {W}/train_bomb.jsonl --output_dir {OUT}/run --base_model {qwen} --arch qwen2_5_vl", 2,
          "train_bomb.jsonl: sample bomb_2: image ", id="train bomb image"),
+    Case("train", "--data {W}/train_good.jsonl --output_dir {OUT}/a_file --base_model {qwen} --arch qwen2_5_vl", 2,
+         "a_file", id="train output is a file"),
+    Case("train", "--data {W}/train_good.jsonl --output_dir /proc/vlmkit-run --base_model {qwen} --arch qwen2_5_vl",
+         2, "/proc", id="train output not writable"),
+    Case("train", "--data {W}/train_good.jsonl --output_dir {OUT}/run --base_model {W}/models/only_config "
+         "--arch qwen2_5_vl", 2, "only_config", id="train base with only config.json"),
+    Case("train", "--data {W}/train_good.jsonl --output_dir {OUT}/run --base_model {W}/models/bad_config "
+         "--arch qwen2_5_vl", 2, "bad_config", id="train base with malformed config"),
+    Case("train", "--data {W}/train_good.jsonl --output_dir {OUT}/run --base_model {W}/models/truncated "
+         "--arch qwen2_5_vl", 2, "truncated", id="train base with truncated weights"),
+    Case("train", "--data {W}/train_good.jsonl --output_dir {OUT}/run --base_model {qwen} --arch qwen2_5_vl "
+         "--report_to nosuchtracker", 2, "nosuchtracker", id="train unknown report_to"),
 ]
 
 

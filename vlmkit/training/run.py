@@ -168,18 +168,23 @@ def base_for_preflight(o: TrainOptions, output_dir: Path) -> tuple[Path | None, 
     """(base folder or None when it is still to be composed, its config) without loading weights."""
     from transformers import AutoConfig
 
-    from vlmkit.models import require_model_dir
+    from vlmkit.models import check_model_files, require_model_dir
 
+    # check_model_files: a malformed config, missing or truncated weights are one line now, not a traceback
+    # minutes later when the weights load.
     if o.base_model:
-        base = require_model_dir(o.base_model, "base model", "--base_model")
+        base = check_model_files(require_model_dir(o.base_model, "base model", "--base_model"), "base model")
     elif o.pretrained_projector:
-        base = ckpt.resolve_base(o.pretrained_projector)
+        base = check_model_files(ckpt.resolve_base(o.pretrained_projector), "base model")
     else:
         from vlmkit.training.compose import compose_info
 
         base = output_dir / "base"
         if compose_info(base) is None:
-            lm = require_model_dir(o.lm_model, "language model", "--lm_model")
+            lm = check_model_files(require_model_dir(o.lm_model, "language model", "--lm_model"), "language model")
+            if o.vision_model:
+                check_model_files(require_model_dir(o.vision_model, "vision model", "--vision_model"),
+                                  "vision model")
             return None, AutoConfig.from_pretrained(lm)
     try:
         return base, AutoConfig.from_pretrained(base)
