@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dataprocess import augment
-from vlmkit.generation.hf_backend import HFCaptioner
+from tests.fixtures.crash import crash_generate_on_call
 from vlmkit.io import InputError, read_json, read_jsonl
 from vlmkit.multiview import discover_objects
 from vlmkit.records import load_caption_records
@@ -73,15 +73,7 @@ def test_augment_recaptions_keeps_originals_and_resumes(tiny_qwen2_5_vl_dir: Pat
 
     # crash after the first batch, then resume: nothing lost, nothing duplicated, same result
     crashed = tmp_path / "crashed" / "aug.jsonl"
-    real_generate, calls = HFCaptioner.generate, []
-
-    def crash_on_second_batch(self, inputs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_generate(self, inputs)
-
-    monkeypatch.setattr(HFCaptioner, "generate", crash_on_second_batch)
+    crash_generate_on_call(monkeypatch, 2)  # the process dies in the second batch
     with pytest.raises(KeyboardInterrupt):
         augment.main(argv(tiny_qwen2_5_vl_dir, train_jsonl, crashed, "--batch_size", "2"))
     assert [r["id"] for r in read_jsonl(crashed)] == [r["id"] for r in clean[:2]]

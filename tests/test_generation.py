@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import qwen
+from tests.fixtures.crash import crash_generate_on_call
 from vlmkit.generation.hf_backend import HFCaptioner
 from vlmkit.generation.items import discover_items
 from vlmkit.generation.shards import select_shard
@@ -84,16 +85,7 @@ def test_resume_after_a_crash_loses_and_duplicates_nothing(tiny_qwen2_5_vl_dir: 
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "out"
     argv = qwen_argv(tiny_qwen2_5_vl_dir, examples_copy / "multiview_images", out, prompt_file, "--batch_size", "2")
-    real_generate = HFCaptioner.generate
-    calls = []
-
-    def crash_on_second_batch(self, inputs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt  # the process dies mid-run (Ctrl-C, pre-emption, OOM kill)
-        return real_generate(self, inputs)
-
-    monkeypatch.setattr(HFCaptioner, "generate", crash_on_second_batch)
+    crash_generate_on_call(monkeypatch, 2)  # the process dies in the second batch
     with pytest.raises(KeyboardInterrupt):
         qwen.main(argv)
     output = out / f"image_{MODEL_NAME}.json"

@@ -20,6 +20,7 @@ import pytest
 import compare_vqa
 import eval_vqa
 import train
+from tests.fixtures.crash import crash_generate_on_call
 from tests.fixtures.vqa_data import write_mmbench_tsv, write_textvqa
 from vlmkit.generation.hf_backend import HFCaptioner
 from vlmkit.io import InputError, read_json, read_jsonl
@@ -185,16 +186,7 @@ def test_score_only_gives_the_hand_computed_accuracy(textvqa, tmp_path: Path) ->
 def test_resume_after_a_crash_loses_and_duplicates_nothing(textvqa, base_model: Path, reference: Path,
                                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "base"
-    real_generate = HFCaptioner.generate
-    calls = []
-
-    def crash_on_second_batch(self, inputs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_generate(self, inputs)
-
-    monkeypatch.setattr(HFCaptioner, "generate", crash_on_second_batch)
+    crash_generate_on_call(monkeypatch, 2)  # the process dies in the second batch
     with pytest.raises(KeyboardInterrupt):
         eval_vqa.main(run_args(textvqa, base_model, out))
     chunk = out / "chunks" / "answers.chunk-0-of-1.jsonl"
