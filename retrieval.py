@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", formatter_class=HelpFormatter, help="fine-tune CLIP/SigLIP on (text, image) pairs",
                        description="Fine-tune with the YAML config's settings (defaults < YAML < --config_override).")
     t.add_argument("config", nargs="?", help="YAML config (configs/retrieval/clip_text_to_image.yaml)")
-    t.add_argument("--config_override", nargs="+", metavar="KEY=VALUE", help="override config keys")
+    t.add_argument("--config_override", nargs="+", action="extend", metavar="KEY=VALUE",
+                   help="override config keys (repeatable; later ones win)")
     t.add_argument("--resume_from_checkpoint", help="'last' or a checkpoints/checkpoint-N folder")
     t.add_argument("--overwrite_output_dir", action="store_true", help="start afresh over a previous run")
     t.add_argument("--skip_bad_samples", action="store_true", help="same as --config_override skip_bad_samples=true")

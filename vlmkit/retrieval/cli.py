@@ -21,7 +21,12 @@ NOISY_LOGGERS = ("faiss.loader", "sentence_transformers", "httpx")
 
 
 def quiet_libraries(verbose: bool) -> None:
-    """Library INFO chatter (FAISS's CPU-feature probing, sentence-transformers' loading notes) only with -v."""
+    """Library INFO chatter (FAISS's CPU-feature probing, sentence-transformers' loading notes) and the per-load
+    progress bars of transformers ("Loading weights") only with -v; training and embedding bars stay."""
+    if not verbose:
+        import os
+
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
 

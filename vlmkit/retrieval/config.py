@@ -39,7 +39,8 @@ class RetrievalConfig:
     use_lora: bool = _f(True, "LoRA on both towers (false: full fine-tune)")
     lora_r: int = _f(16, "LoRA rank")
     lora_alpha: int = _f(32, "LoRA alpha (usually 2 x rank)")
-    lora_dropout: float = _f(0.05, "LoRA dropout")
+    lora_dropout: float = _f(0.0, "LoRA dropout (peft's default 0; with > 0 a resumed run draws other dropout masks "
+                                  "than an uninterrupted one)")
     lora_target_modules: list = _f(DEFAULT_LORA_TARGETS, "module names that get LoRA (attention and MLP "
                                                          "projections of both towers)")
     # data

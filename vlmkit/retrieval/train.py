@@ -228,7 +228,9 @@ def _training_args(prep: Prepared, cuda: bool, world_size: int):
         save_total_limit=c.save_total_limit,
         eval_strategy=c.eval_strategy if has_val else "no",
         eval_steps=c.eval_steps,
-        eval_on_start=has_val and prep.resume is None,
+        # fresh run: the zero-shot row (epoch 0); resumed run: the row of the checkpoint's step, whose evaluation
+        # (at the epoch end) may have come after the checkpoint was written
+        eval_on_start=has_val,
         seed=c.seed,
         bf16=c.bf16,
         fp16=c.fp16,

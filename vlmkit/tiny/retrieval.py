@@ -189,3 +189,11 @@ def make_shape_pairs(out_dir: str | Path, n: int = 64, val_every: int = 4, capti
     for name, rows in (("train.jsonl", train), ("val.jsonl", val)):
         (out_dir / name).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return out_dir
+
+
+if __name__ == "__main__":  # python -m vlmkit.tiny.retrieval OUT_DIR [N]: the shapes data set (retrieval.sh --tiny)
+    import sys
+
+    if len(sys.argv) not in (2, 3):
+        sys.exit("usage: python -m vlmkit.tiny.retrieval OUT_DIR [N_IMAGES]")
+    print(make_shape_pairs(sys.argv[1], int(sys.argv[2]) if len(sys.argv) == 3 else 64))
