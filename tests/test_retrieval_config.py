@@ -51,11 +51,14 @@ def test_defaults_then_yaml_then_overrides(tmp_path: Path) -> None:
     cfg = write(tmp_path / "c.yaml", "model_name_or_path: m\ndata_path: d.jsonl\noutput_dir: o\neval_strategy: 'no'\n"
                                      "learning_rate: 2e-5\nbatch_size: 32\nuse_lora: false\n")
     c = load_config(cfg, ["batch_size=8", "mrl_dims=[64, 32]", "temperature=0.1", "val_data_path=null",
-                          "lora_target_modules=q_proj,v_proj"])
+                          "lora_target_modules=q_proj,v_proj", "eval_strategy=no", "report_to=none"])
     assert c.learning_rate == 2e-5  # YAML 1.1 reads 2e-5 as a string; the field's type makes it a float
     assert (c.batch_size, c.use_lora, c.temperature) == (8, False, 0.1)
     assert c.mrl_dims == [64, 32] and c.lora_target_modules == ["q_proj", "v_proj"]
     assert c.epochs == RetrievalConfig().epochs and c.loss_type == "infonce"  # untouched defaults
+    assert (c.val_data_path, c.eval_strategy, c.report_to) == (None, "no", "none")
+    unquoted = write(tmp_path / "u.yaml", "model_name_or_path: m\ndata_path: d\noutput_dir: o\neval_strategy: no\n")
+    assert load_config(unquoted).eval_strategy == "no"  # YAML 1.1 would read it as false
 
 
 def test_the_shipped_config_holds_the_guides_settings() -> None:

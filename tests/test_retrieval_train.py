@@ -226,3 +226,26 @@ def test_sigmoid_loss_equals_the_papers_formula(tiny_siglip_words_dir: Path) -> 
             z = 1.0 if j == i else -1.0
             expected -= math.log(1 / (1 + math.exp(-z * (t * float(x[i] @ ys[j]) + b))))
     assert float(got) == pytest.approx(expected / 4, rel=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("overrides", [
+    ["use_gradient_cache=true", "gradient_cache_chunk_size=4"],
+    ["loss_type=symmetric_infonce", "use_mrl=true", "mrl_dims=[16,8]"],
+    ["use_gradient_cache=true", "gradient_cache_chunk_size=8", "use_mrl=true", "mrl_dims=[16,4]"],
+    ["use_lora=false", "learning_rate=1e-4"],
+], ids=["gradcache", "symmetric+mrl", "gradcache+mrl", "full"])
+def test_loss_variants_train_and_merge(overrides: list[str], tiny_clip_words_dir: Path, shape_pairs_dir: Path,
+                                       tmp_path: Path) -> None:
+    from transformers import CLIPModel
+
+    out = tmp_path / "run"
+    config = tmp_path / "c.yaml"
+    config.write_text(f"model_name_or_path: {tiny_clip_words_dir}\ndata_path: {shape_pairs_dir / 'train.jsonl'}\n"
+                      f"output_dir: {out}\neval_strategy: no\n")
+    assert retrieval.main(["train", str(config), "--config_override", "max_steps=2", "batch_size=16",
+                           "save_steps=0", *overrides]) == 0
+    info = json.loads((out / "vlmkit_retrieval.json").read_text())
+    assert math.isfinite(info["train_loss"]) and info["global_step"] == 2
+    CLIPModel.from_pretrained(str(out / "merged"))
+    assert (out / "adapter_config.json").is_file() == ("use_lora=false" not in overrides)

@@ -152,6 +152,8 @@ def _convert(key: str, value: Any, where: str) -> Any:
         return [str(v) for v in value]
     if isinstance(value, (dict, list)):
         raise bad
+    if isinstance(value, bool):  # YAML 1.1 reads an unquoted `no` (eval_strategy: no) as false
+        return "yes" if value else "no"
     return str(value)
 
 
@@ -162,6 +164,10 @@ def parse_override(item: str) -> tuple[str, Any]:
         raise InputError(f"--config_override {item!r}: expected key=value")
     key, raw = item.split("=", 1)
     key = key.strip()
+    hint = _HINTS.get(key)
+    if hint is str or (hint is not None and str in typing.get_args(hint) and raw.strip().lower() not in
+                       ("null", "none", "~")):
+        return key, raw  # a string setting is taken as written (no YAML: `no`, `1e-5`, `on` stay text)
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:

@@ -11,8 +11,8 @@ not an image, too many pixels), an upload over the size limit (413). The endpoin
 FastAPI runs them in its thread pool; the searcher serialises the model calls.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: FastAPI reads the endpoint annotations at definition time, and the
+# request model is local to create_app (a string annotation naming it could not be resolved).
 import os
 import tempfile
 from typing import Annotated, Any
