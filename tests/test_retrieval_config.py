@@ -174,3 +174,17 @@ def test_search_and_serve_stop_before_loading(tmp_path: Path) -> None:
         with pytest.raises(InputError) as exc:
             retrieval.main(args)
         assert message in str(exc.value)
+
+
+def test_skip_bad_samples_drops_counts_and_lists_before_training(setup: dict[str, Path]) -> None:
+    from vlmkit.retrieval.train import prepare
+
+    (setup["images"] / "1.png").write_bytes(b"GIF89a truncated")
+    config = load_config(setup["config"], ["skip_bad_samples=true"])
+    prep = prepare(config, None, False)
+    assert [p.query for p in prep.train] == ["caption 0", "caption 2"]
+    assert [s.to_json() for s in prep.skipped] == [{"file": str(setup["data"]), "line": 2,
+                                                    "image": str(setup["images"] / "1.png"),
+                                                    "reason": prep.skipped[0].reason}]
+    assert prep.skipped[0].reason.startswith("unreadable image")
+    assert not (setup["root"] / "out").exists()  # nothing written before training starts

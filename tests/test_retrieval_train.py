@@ -86,6 +86,15 @@ def test_eval_numbers_equal_an_independent_argsort(retrieval_run: Path, shape_pa
     assert evaluation["pool"]["images"] == 16 and evaluation["pool"]["chance"]["t2i"]["R@1"] == pytest.approx(1 / 16)
 
 
+def test_eval_of_the_adapter_folder_equals_eval_of_merged(retrieval_run: Path, shape_pairs_dir: Path,
+                                                         evaluation: dict, tmp_path: Path) -> None:
+    out = tmp_path / "adapter_eval.json"
+    assert retrieval.main(["eval", "--model", str(retrieval_run), "--data", str(shape_pairs_dir / "val.jsonl"),
+                           "--output", str(out), "--bootstrap", "0"]) == 0
+    result = json.loads(out.read_text())
+    assert result["t2i"] == pytest.approx(evaluation["t2i"], abs=1e-9) and result["ci95"] == {"t2i": {}, "i2t": {}}
+
+
 def test_eval_agrees_with_sentence_transformers_information_retrieval_evaluator(
         retrieval_run: Path, shape_pairs_dir: Path, evaluation: dict) -> None:
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator

@@ -343,7 +343,9 @@ def finish(prep: Prepared, trainer: Any, model: Any, result: Any, info: dict[str
         "skipped_pairs": len(prep.skipped), "trainable_parameters": summary, "world_size": world_size,
         "merged": str(out / "merged") if (out / "merged").is_dir() else None, "merge_max_abs_diff": merged_diff,
         "merge_error": merge_error,
-        "final_validation": rows[-1] if rows else None, "seconds": round(time.time() - started, 1)})
+        "final_validation": rows[-1] if rows else None, "seconds": round(time.time() - started, 1),
+        "train_runtime": result.metrics.get("train_runtime"),
+        "train_steps_per_second": result.metrics.get("train_steps_per_second")})
     best = rows[-1] if rows else None
     log.info("done: %d steps, loss %.4f%s; outputs in %s", trainer.state.global_step, result.training_loss,
              f"; val t2i R@1 {100 * best['t2i']['R@1']:.1f}%, MRR {best['t2i']['MRR']:.3f}" if best else "", out)

@@ -55,20 +55,9 @@ def _trained_merges(words: tuple[str, ...]) -> list[tuple[str, str]]:
 def build_clip_word_tokenizer():
     """CLIP's tokenizer class (byte alphabet with and without `</w>`, CLIP's specials, 77-token context) plus
     merges that make every word of `WORDS` a single token."""
-    from transformers import CLIPTokenizer
+    from vlmkit.tiny.clip import build_clip_tokenizer
 
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    vocab: dict[str, int] = {}
-    for ch in alphabet:
-        vocab[ch] = len(vocab)
-    for ch in alphabet:
-        vocab[ch + "</w>"] = len(vocab)
-    merges = _trained_merges(WORDS)
-    for a, b in merges:
-        vocab.setdefault(a + b, len(vocab))
-    for special in ("<|startoftext|>", "<|endoftext|>"):
-        vocab[special] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+    return build_clip_tokenizer(_trained_merges(WORDS))
 
 
 def build_tiny_clip_words(out_dir: str | Path, seed: int = 0) -> Path:
