@@ -5,14 +5,16 @@ the queries itself, reports MRR only up to a cut-off (@10), gives no per-query v
 confidence intervals and paired zero-shot vs fine-tuned differences) and no chance levels, and cannot reuse one
 embedding pass for both directions. What is written here is only the counting.
 
-Ranks. For a query with scores s over the pool, the rank of a relevant item r is its position in
-`np.argsort(-s, kind="stable")` (1-based): 1 + #{j: s_j > s_r} + #{j < r: s_j == s_r}, i.e. exact ties are broken
-by pool order, deterministically and independently of the chunking. Queries whose relevant item ties a
-non-relevant one (within 1e-6; duplicate images or captions) are counted in `tied_queries`.
+Ranks. For a query with scores s over the pool, the rank of a relevant item r is
+1 + #{j: s_j > s_r + eps} + #{j < r: |s_j - s_r| <= eps}, eps = 1e-6: scores that close count as equal (identical
+embeddings, e.g. a duplicated image, differ by float rounding, ~1e-7) and are ordered by pool position. Without such
+near-ties this is the 1-based position in `np.argsort(-s, kind="stable")`; it never depends on the chunking.
+Queries whose relevant item ties a non-relevant one are counted in `tied_queries`.
 
-Memory: the score matrix is never built whole; queries are processed in chunks of rows so that a chunk holds at
-most `max_chunk_elements` float32 scores (32 MB by default); the embeddings themselves may be float16 (half the
-memory of 100k x 512 float32 = 200 MB) and are converted chunk by chunk.
+Memory: the score matrix is never built whole: keys are taken in blocks and queries in chunks so that one score
+chunk holds at most `max_chunk_elements` float32 values (32 MB by default), and only per-pair counts are kept. The
+embeddings may be stored as float16 (half of 100k x 512 x 4 bytes = 200 MB): each key block and query chunk is
+converted to float32 when it is used, so no float32 copy of a whole matrix is ever made.
 
 Metrics per query, from the 1-based ranks of its relevant items (first = the best of them):
 R@k = [first <= k]; MRR = 1 / first (no cut-off); NDCG@10 = sum_{relevant, rank <= 10} 1/log2(rank+1) divided by
@@ -63,69 +65,90 @@ def _discounts(n: int) -> np.ndarray:
     return 1.0 / np.log2(np.arange(2, n + 2))
 
 
+def _f32(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
 def rank_relevant(queries: np.ndarray, keys: np.ndarray, relevant: Sequence[np.ndarray] | np.ndarray,
                   max_chunk_elements: int = DEFAULT_MAX_CHUNK_ELEMENTS, progress: bool = False,
                   desc: str = "ranking") -> Ranked:
     """Rank every key for every query (cosine = dot product of L2-normalised rows) and score the relevant ones.
 
     `relevant`: per query, the indices of its relevant keys (an int array of shape (n_queries,) for one each).
-    Only counts leave a chunk (numpy: BLAS matmul, then two vectorised comparisons per score).
+
+    How, in bounded memory: each (query, relevant key) pair's own score s_r is computed first; then the keys are
+    walked in blocks (each converted to float32 once) and, for every chunk of queries, a pair counts the other keys
+    scoring above s_r + eps, and notes the few within s_r +- eps (position, relevance) for the tie rule.
     """
     from tqdm.auto import tqdm
 
     n_queries, pool = len(queries), len(keys)
-    single = isinstance(relevant, np.ndarray) and relevant.ndim == 1 and relevant.dtype.kind in "iu"
-    if single:
-        targets = relevant.astype(np.int64)
-        relevant = [targets[i:i + 1] for i in range(n_queries)]
+    if isinstance(relevant, np.ndarray) and relevant.ndim == 1 and relevant.dtype.kind in "iu":
+        relevant = [relevant[i:i + 1] for i in range(n_queries)]
     if len(relevant) != n_queries:
         raise ValueError(f"{len(relevant)} relevance lists for {n_queries} queries")
     if any(len(r) == 0 for r in relevant):
         raise ValueError("every query needs at least one relevant key")
     n_rel = np.fromiter((len(r) for r in relevant), dtype=np.int64, count=n_queries)
     max_rel = int(n_rel.max()) if n_queries else 1
-    keys_t = np.ascontiguousarray(keys, dtype=np.float32).T
-    first = np.zeros(n_queries, dtype=np.int64)
-    ndcg = np.zeros(n_queries, dtype=np.float64)
+    pair_query = np.repeat(np.arange(n_queries), n_rel)  # (pairs,), grouped by query
+    pair_key = np.concatenate([np.asarray(r, dtype=np.int64) for r in relevant]) if n_queries else pair_query
+    first_pair = np.concatenate([[0], np.cumsum(n_rel)])  # pairs of query i: first_pair[i]:first_pair[i + 1]
+    relevant_codes = pair_query * pool + pair_key  # (query, key) as one sortable code
+    relevant_codes.sort()
+    own = np.empty(len(pair_key), dtype=np.float32)
+    step = max(1, int(max_chunk_elements) // max(2 * queries.shape[1], 1))  # two gathered (step, dim) float32 rows
+    for a in range(0, len(pair_key), step):
+        b = min(a + step, len(pair_key))
+        own[a:b] = np.einsum("ij,ij->i", _f32(queries[pair_query[a:b]]), _f32(keys[pair_key[a:b]]))
+    greater = np.zeros(len(pair_key), dtype=np.int64)  # other keys above own + eps
+    tied_before = np.zeros(len(pair_key), dtype=np.int64)  # other keys within own +- eps, earlier in the pool
+    tied_other = np.zeros(len(pair_key), dtype=bool)  # a NON-relevant key within own +- eps
+    block = max(1, min(pool, int(max_chunk_elements) // max_rel))
+    rows = max(1, int(max_chunk_elements) // (block * max_rel))
+    n_steps = math.ceil(pool / block) * math.ceil(n_queries / rows)
+    bar = tqdm(total=n_steps, desc=desc, unit="chunk", disable=not progress or n_steps < 2, leave=False)
+    for k0 in range(0, pool, block):
+        k1 = min(k0 + block, pool)
+        keys_t = _f32(keys[k0:k1]).T
+        for q0 in range(0, n_queries, rows):
+            q1 = min(q0 + rows, n_queries)
+            scores = _f32(queries[q0:q1]) @ keys_t  # (rows, block)
+            p0, p1 = first_pair[q0], first_pair[q1]
+            own_c = own[p0:p1, None]
+            pair_scores = scores if max_rel == 1 else scores[pair_query[p0:p1] - q0]  # (pairs, block)
+            above = pair_scores > own_c + TIE_EPS
+            greater[p0:p1] += above.sum(axis=1)
+            band = (pair_scores >= own_c - TIE_EPS) & ~above  # the relevant key itself is in its own band
+            hit_rows = np.flatnonzero(band.any(axis=1))
+            rr, cc = np.nonzero(band[hit_rows])
+            pairs, others = p0 + hit_rows[rr], k0 + cc
+            keep = others != pair_key[pairs]
+            pairs, others = pairs[keep], others[keep]
+            np.add.at(tied_before, pairs[others < pair_key[pairs]], 1)
+            codes = pair_query[pairs] * pool + others
+            pos = np.searchsorted(relevant_codes, codes)
+            is_relevant = (pos < len(relevant_codes)) & (relevant_codes[np.minimum(pos, len(relevant_codes) - 1)]
+                                                         == codes)
+            tied_other[pairs[~is_relevant]] = True
+            bar.update(1)
+    bar.close()
+    ranks = 1 + greater + tied_before
+    tied_query = np.zeros(n_queries, dtype=bool)
+    np.logical_or.at(tied_query, pair_query, tied_other)
     discounts = _discounts(NDCG_K)
-    tied = 0
-    rows = max(1, int(max_chunk_elements) // max(pool * max_rel, 1))
-    starts = range(0, n_queries, rows)
-    for start in tqdm(starts, desc=desc, unit="chunk", disable=not progress or len(starts) < 2, leave=False):
-        stop = min(start + rows, n_queries)
-        scores = np.asarray(queries[start:stop], dtype=np.float32) @ keys_t  # (rows, pool)
-        counts = n_rel[start:stop]
-        r_np = np.concatenate([np.asarray(relevant[i], dtype=np.int64) for i in range(start, stop)])
-        pair_scores = scores if max_rel == 1 else scores[np.repeat(np.arange(stop - start), counts)]  # (pairs, pool)
-        own = pair_scores[np.arange(len(r_np)), r_np][:, None]
-        greater = (pair_scores > own).sum(axis=1)
-        near_np = (pair_scores >= own - TIE_EPS).sum(axis=1) - greater  # within eps below or level, self included
-        ranks = 1 + greater.astype(np.int64)
-        own_np = own[:, 0]
-        # Rare: another key scores (almost) the same. Exact ties are broken by pool order, as a stable argsort does;
-        # a tie with a key that is not relevant to the query is counted.
-        pair_query = np.repeat(np.arange(start, stop), counts)
-        tied_query = np.zeros(stop - start, dtype=bool)
-        for p in np.flatnonzero(near_np > 1):
-            row = pair_scores[p]
-            ranks[p] += int((row[:r_np[p]] == own_np[p]).sum())
-            q = pair_query[p]
-            close = np.flatnonzero(np.abs(row - own_np[p]) <= TIE_EPS)
-            tied_query[q - start] |= bool(np.setdiff1d(close, relevant[q]).size)
-        tied += int(tied_query.sum())
-        if max_rel == 1:  # text -> image: one relevant image per caption, fully vectorised
-            first[start:stop] = ranks
-            ndcg[start:stop] = np.where(ranks <= NDCG_K, 1.0 / np.log2(ranks + 1.0), 0.0)
-            continue
-        offset = 0
-        for i in range(start, stop):
-            m = int(n_rel[i])
-            r = np.sort(ranks[offset:offset + m])
+    if max_rel == 1:
+        first = ranks
+        ndcg = np.where(ranks <= NDCG_K, 1.0 / np.log2(ranks + 1.0), 0.0)
+    else:
+        first = np.zeros(n_queries, dtype=np.int64)
+        ndcg = np.zeros(n_queries, dtype=np.float64)
+        for i in range(n_queries):
+            r = np.sort(ranks[first_pair[i]:first_pair[i + 1]])
             first[i] = r[0]
             hit = r[r <= NDCG_K]
-            ndcg[i] = float((1.0 / np.log2(hit + 1.0)).sum() / discounts[:min(m, NDCG_K)].sum())
-            offset += m
-    return Ranked(first, ndcg, n_rel, pool, tied)
+            ndcg[i] = float((1.0 / np.log2(hit + 1.0)).sum() / discounts[:min(len(r), NDCG_K)].sum())
+    return Ranked(first, ndcg, n_rel, pool, int(tied_query.sum()))
 
 
 def chance_levels(n_relevant: np.ndarray, pool: int) -> dict[str, float]:
