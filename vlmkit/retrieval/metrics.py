@@ -104,7 +104,8 @@ def rank_relevant(queries: np.ndarray, keys: np.ndarray, relevant: Sequence[np.n
     greater = np.zeros(len(pair_key), dtype=np.int64)  # other keys above own + eps
     tied_before = np.zeros(len(pair_key), dtype=np.int64)  # other keys within own +- eps, earlier in the pool
     tied_other = np.zeros(len(pair_key), dtype=bool)  # a NON-relevant key within own +- eps
-    block = max(1, min(pool, int(max_chunk_elements) // max_rel))
+    dim = int(keys.shape[1]) if keys.ndim == 2 else 1
+    block = max(1, min(pool, int(max_chunk_elements) // max(max_rel, dim)))  # a key block: <= the chunk budget
     rows = max(1, int(max_chunk_elements) // (block * max_rel))
     n_steps = math.ceil(pool / block) * math.ceil(n_queries / rows)
     bar = tqdm(total=n_steps, desc=desc, unit="chunk", disable=not progress or n_steps < 2, leave=False)
