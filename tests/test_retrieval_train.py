@@ -226,7 +226,7 @@ def test_sigmoid_loss_equals_the_papers_formula(tiny_siglip_words_dir: Path) -> 
     texts, images, negatives = torch.randn(4, 32), torch.randn(4, 32), torch.randn(4, 32)
     got = loss.compute_loss_from_embeddings([texts, images, negatives], None)
     hf = model[0].model
-    t, b = float(hf.logit_scale.exp()), float(hf.logit_bias)
+    t, b = hf.logit_scale.exp().item(), hf.logit_bias.item()
     x = torch.nn.functional.normalize(texts, dim=-1)
     ys = torch.nn.functional.normalize(torch.cat([images, negatives]), dim=-1)
     expected = 0.0
@@ -234,7 +234,7 @@ def test_sigmoid_loss_equals_the_papers_formula(tiny_siglip_words_dir: Path) -> 
         for j in range(8):
             z = 1.0 if j == i else -1.0
             expected -= math.log(1 / (1 + math.exp(-z * (t * float(x[i] @ ys[j]) + b))))
-    assert float(got) == pytest.approx(expected / 4, rel=1e-5)
+    assert got.item() == pytest.approx(expected / 4, rel=1e-5)
 
 
 @pytest.mark.slow
