@@ -66,8 +66,8 @@ def inspect_model(path: str | os.PathLike, flag: str = "--model") -> ModelInfo:
     """What `path` is (CLIP or SigLIP, plain or LoRA adapter), from its JSON files only; else a one-line error."""
     folder = Path(path).expanduser()
     if not folder.is_dir():
-        raise InputError(f"{folder}: {flag}: model folder not found (weights are never downloaded; pass a local "
-                         "CLIP or SigLIP folder)")
+        raise InputError(f"{folder}: {flag}: model folder not found (weights are never downloaded at run time; pass a "
+                         "local CLIP or SigLIP folder, e.g. python download_models.py --model clip-vit-base-patch32)")
     adapter = (folder / ADAPTER_CONFIG).is_file()
     base = _adapter_base(folder, flag) if adapter else folder
     if not (base / "config.json").is_file():
