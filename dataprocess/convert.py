@@ -40,6 +40,7 @@ from dataprocess.converters import (
     from_vasevqa,
 )
 from dataprocess.outputs import exclusive_outputs
+from dataprocess.retrieval_pairs import add_retrieval_args, retrieval_files, retrieval_paths
 from dataprocess.split import DEDUP_MODES, dedup, group_split, hash_images, image_keys
 from vlmkit.cli import HelpFormatter, add_views_arg, run_main, setup_logging
 from vlmkit.images import ImageProblem, add_max_image_pixels_arg, apply_max_image_pixels, read_image_header
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_max_image_pixels_arg(p)
     p.add_argument("--absolute_paths", action="store_true", help="write absolute image paths")
     p.add_argument("--np", type=int, default=os.cpu_count() or 1, help="threads for image hashing")
+    add_retrieval_args(p)
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -210,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     stem = output.with_suffix("")
     val_output = Path(args.val_output) if args.val_output else Path(f"{stem}_val.jsonl")
     dropped_path, summary_path = Path(f"{stem}_dropped.jsonl"), Path(f"{stem}_summary.json")
-    outs = [output, dropped_path, summary_path] + ([val_output] if args.val_ratio > 0 else [])
+    outs = [output, dropped_path, summary_path] + ([val_output] if args.val_ratio > 0 else []) + retrieval_paths(args)
     apply_max_image_pixels(args)
 
     with exclusive_outputs(outs, inputs, flag="--output", what="training data"):
@@ -264,6 +266,8 @@ def _convert(args: argparse.Namespace, output: Path, val_output: Path, dropped_p
         "outputs": {k: str(v) for k, v in (("train", output), ("val", val_output if args.val_ratio > 0 else None),
                                            ("dropped", dropped_path), ("summary", summary_path)) if v},
     }
+    files.update(retrieval_files(args, kept, train_idx, val_idx, summary,
+                                 lambda path, folder: image_ref(path, folder, args.absolute_paths)))
     files[dropped_path] = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in dropped_rows)
     files[summary_path] = json.dumps(summary, ensure_ascii=False, indent=2) + "\n"
     write_all_or_nothing(files)

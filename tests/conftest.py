@@ -88,3 +88,50 @@ def tiny_chat_lm_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
 
     out = tmp_path_factory.mktemp("tiny_chat_lms")
     return {family: build_tiny_chat_lm(out / family, family) for family in FAMILIES}
+
+
+# --- retrieval (issue 11): word-level tiny CLIP / SigLIP dual encoders, synthetic shapes pairs, one trained run ---
+@pytest.fixture(scope="session")
+def tiny_clip_words_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from vlmkit.tiny.retrieval import build_tiny_clip_words
+
+    return build_tiny_clip_words(tmp_path_factory.mktemp("tiny_clip_words"))
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip_words_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from vlmkit.tiny.retrieval import build_tiny_siglip_words
+
+    return build_tiny_siglip_words(tmp_path_factory.mktemp("tiny_siglip_words"))
+
+
+@pytest.fixture(scope="session")
+def shape_pairs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """64 coloured-shape images; train.jsonl (48 pairs) and val.jsonl (16 pairs, other images)."""
+    from vlmkit.tiny.retrieval import make_shape_pairs
+
+    return make_shape_pairs(tmp_path_factory.mktemp("shape_pairs"))
+
+
+RETRIEVAL_TINY_OVERRIDES = [
+    "epochs=12", "batch_size=16", "learning_rate=1e-2", "warmup_ratio=0", "lora_r=8", "lora_alpha=16",
+    "lora_target_modules=q_proj,k_proj,v_proj,out_proj,fc1,fc2,text_projection,visual_projection",
+    "logging_steps=1", "save_steps=18", "save_total_limit=null",
+]
+
+
+@pytest.fixture(scope="session")
+def retrieval_run(tmp_path_factory: pytest.TempPathFactory, tiny_clip_words_dir: Path, shape_pairs_dir: Path) -> Path:
+    """The tiny word-level CLIP fine-tuned with LoRA for 36 steps (12 epochs of 3 batches of 16) on the shapes:
+    the output folder of `retrieval.py train` (adapter, merged/, checkpoints/, metrics.jsonl, ...)."""
+    import sys
+
+    sys.path.insert(0, str(REPO))
+    import retrieval
+
+    out = tmp_path_factory.mktemp("retrieval_run") / "output"
+    config = out.parent / "tiny.yaml"
+    config.write_text(f"model_name_or_path: {tiny_clip_words_dir}\ndata_path: {shape_pairs_dir / 'train.jsonl'}\n"
+                      f"val_data_path: {shape_pairs_dir / 'val.jsonl'}\noutput_dir: {out}\n")
+    assert retrieval.main(["train", str(config), "--config_override", *RETRIEVAL_TINY_OVERRIDES]) == 0
+    return out

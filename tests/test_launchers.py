@@ -1,4 +1,4 @@
-"""The launcher convention (vlmkit/launcher.sh) for train.sh, test.sh, compare.sh and eval_vqa.sh.
+"""The launcher convention (vlmkit/launcher.sh) for train.sh, test.sh, compare.sh, eval_vqa.sh and retrieval.sh.
 
 --help prints usage and starts nothing; extra arguments reach the Python script unchanged; PYTHON is honoured; a
 setting that mirrors a script flag has the script's own default.
@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-LAUNCHERS = {"train.sh": "train.py", "test.sh": "caption.py", "compare.sh": "compare.py", "eval_vqa.sh": "eval_vqa.py"}
+LAUNCHERS = {"train.sh": "train.py", "test.sh": "caption.py", "compare.sh": "compare.py", "eval_vqa.sh": "eval_vqa.py",
+             "retrieval.sh": "retrieval.py"}
 
 # setting -> (flag dest of the script); settings marked "recipe" in train.sh are checked separately.
 MIRRORED = {
@@ -30,6 +31,7 @@ MIRRORED = {
                  "MAX_STEPS": "max_steps", "SAVE_STEPS": "save_steps", "LOGGING_STEPS": "logging_steps",
                  "LORA_R": "lora_r", "LORA_ALPHA": "lora_alpha", "STAGE": "stage", "ARCH": "arch",
                  "EVAL_DATA": "eval_data"},
+    "retrieval.sh": {},  # CONFIG is the positional config file; the training settings live in that YAML
 }
 RECIPE = {"train.sh": {"GRAD_ACCUM", "BF16", "GRAD_CKPT", "ZERO_CONFIG"}}
 

@@ -1,0 +1,154 @@
+"""The subcommands of retrieval.py (the entry script only parses arguments).
+
+Each one checks everything it can from files alone -- config keys, model folders (CLIP/SigLIP), outputs, every
+image -- before it loads a model, and turns what it finds into one-line `InputError`s (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from vlmkit.images import ImageProblem, apply_max_image_pixels, open_rgb
+from vlmkit.io import InputError, atomic_write_json
+from vlmkit.models import resolve_device
+from vlmkit.outputs import OutputLock, check_output_file
+
+log = logging.getLogger("retrieval")
+NOISY_LOGGERS = ("faiss.loader", "sentence_transformers", "httpx")
+
+
+def quiet_libraries(verbose: bool) -> None:
+    """Library INFO chatter (FAISS's CPU-feature probing, sentence-transformers' loading notes) and the per-load
+    progress bars of transformers ("Loading weights") only with -v; training and embedding bars stay."""
+    if not verbose:
+        import os
+
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from vlmkit.retrieval.config import describe_keys, load_config
+
+    if args.list_keys:
+        print(describe_keys())
+        return 0
+    if not args.config:
+        raise InputError("CONFIG: missing (python retrieval.py train CONFIG.yaml [--config_override key=value ...])")
+    overrides = list(args.config_override or [])
+    if args.skip_bad_samples:
+        overrides.append("skip_bad_samples=true")
+    config = load_config(args.config, overrides)
+    apply_max_image_pixels(args)
+    from vlmkit.retrieval.train import run
+
+    return run(config, args.resume_from_checkpoint, args.overwrite_output_dir)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from vlmkit.retrieval.data import EvalSet, load_checked
+    from vlmkit.retrieval.evaluate import evaluate_model, format_table, report
+    from vlmkit.retrieval.model import inspect_model, load_encoder
+
+    apply_max_image_pixels(args)
+    output = check_output_file(args.output, "--output")
+    info = inspect_model(args.model, "--model")
+    zero_info = inspect_model(args.zero_shot, "--zero_shot") if args.zero_shot else None
+    if args.bootstrap < 0:
+        raise InputError(f"--bootstrap {args.bootstrap}: must be >= 0 (0: no confidence intervals)")
+    pairs, skipped = load_checked(args.data, args.image_root, args.skip_bad_samples)
+    data = EvalSet.from_pairs(pairs)
+    device = resolve_device(args.device)
+    dtype = np.float16 if args.embedding_dtype == "float16" else np.float32
+    with OutputLock(output, "evaluation output"):
+        tuned = evaluate_model(load_encoder(info.path, device, info=info), data, args.batch_size, dtype)
+        zero = None
+        if zero_info is not None:
+            zero = evaluate_model(load_encoder(zero_info.path, device, "--zero_shot", zero_info), data,
+                                  args.batch_size, dtype)
+        result = report(tuned, data, args.bootstrap, args.seed, zero)
+        result["model"] = str(info.path.resolve())
+        if zero_info is not None:
+            result["zero_shot"]["model"] = str(zero_info.path.resolve())
+        result["data"] = str(Path(args.data).resolve())
+        result["skipped"] = [s.to_json() for s in skipped]
+        result["pool"]["skipped_pairs"] = len(skipped)
+        atomic_write_json(output, result)
+    print(format_table(result))
+    log.info("wrote %s%s", output, f" ({len(skipped)} pairs with bad images skipped)" if skipped else "")
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from vlmkit.retrieval.index import INDEX_TYPES, build_index, check_images, check_output, list_images
+    from vlmkit.retrieval.model import inspect_model, load_encoder
+
+    apply_max_image_pixels(args)
+    out = Path(args.output)
+    check_output(out, args.resume, args.overwrite)
+    info = inspect_model(args.model, "--model")
+    if args.part_size < 1 or args.batch_size < 1:
+        raise InputError("--part_size and --batch_size must be >= 1")
+    if args.index_type not in INDEX_TYPES and "," not in args.index_type and not args.index_type[:1].isupper():
+        raise InputError(f"--index_type {args.index_type}: choose {', '.join(INDEX_TYPES)} or a FAISS factory "
+                         "string such as IVF1024,PQ64")
+    paths, skipped = check_images(list_images(args.images, args.image_root), args.skip_bad_samples)
+    if skipped:
+        log.warning("skipping %d bad images (listed in index.json), e.g. %s", len(skipped), skipped[0].describe())
+    with OutputLock(out, "index"):
+        model = load_encoder(info.path, resolve_device(args.device), info=info)
+        meta = build_index(model, info, paths, out, index_type=args.index_type, batch_size=args.batch_size,
+                           part_size=args.part_size, skipped=skipped, nlist=args.nlist, nprobe=args.nprobe,
+                           ef_search=args.ef_search, resume=args.resume, source=str(args.images))
+    print(f"indexed {meta['count']} images ({meta['factory']}, {meta['dim']}-d, {len(skipped)} skipped) -> {out}")
+    return 0
+
+
+def _query_image(path: str):
+    try:
+        return open_rgb(path)
+    except ImageProblem as exc:
+        raise InputError(f"--image {path}: {exc.reason}") from None
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from vlmkit.retrieval.index import read_index_meta
+    from vlmkit.retrieval.search import Searcher, format_results
+
+    apply_max_image_pixels(args)
+    if (args.query is None) == (args.image is None):
+        raise InputError("pass either --query TEXT or --image FILE")
+    if args.query is not None and not args.query.strip():
+        raise InputError("--query: empty query")
+    if args.k < 1:
+        raise InputError(f"-k {args.k}: must be >= 1")
+    read_index_meta(args.index)
+    image = _query_image(args.image) if args.image else None
+    searcher = Searcher(args.index, resolve_device(args.device), args.model)
+    results = searcher.search_text(args.query, args.k) if image is None else searcher.search_image(image, args.k)
+    if args.json:
+        print(json.dumps({"query": args.query or args.image, "results": results}, ensure_ascii=False, indent=2))
+    else:
+        print(format_results(results))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from vlmkit.retrieval.index import read_index_meta
+    from vlmkit.retrieval.search import Searcher
+    from vlmkit.retrieval.service import serve
+
+    apply_max_image_pixels(args)
+    if not 0 < args.port < 65536:
+        raise InputError(f"--port {args.port}: not a TCP port")
+    read_index_meta(args.index)
+    searcher = Searcher(args.index, resolve_device(args.device), args.model)
+    log.info("serving %d images on http://%s:%d (docs: /docs)", searcher.size, args.host, args.port)
+    serve(searcher, args.host, args.port, args.max_top_k)
+    return 0
