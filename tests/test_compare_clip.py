@@ -129,3 +129,28 @@ def test_a_missing_view_is_warned_and_counted(capsys, caplog, encoder, examples_
     assert all(r["views_missing"] == 0 for i, r in rows.items() if i != item)
     assert any("1 items miss views" in note for note in result["notes"])
     assert "2 missing in 1 items" in (tmp_path / "out" / "compare_qwen2.5-vl-3B.txt").read_text()
+
+
+def test_a_siglip_model_serves_as_clip_model_with_its_own_padding(capsys, encoder, examples_copy: Path,
+                                                                 tiny_siglip_words_dir: Path, tmp_path: Path) -> None:
+    """SigLIP (e.g. a retrieval.py fine-tune) has no projection_dim and was trained on max-length padded text."""
+    from transformers import AutoModel, AutoProcessor
+
+    code, err = run(capsys, *args(examples_copy, tiny_siglip_words_dir, tmp_path / "out"))
+    assert code == 0, err
+    result = json.loads((tmp_path / "out" / "compare_qwen2.5-vl-3B.json").read_text())
+    clip = result["metadata"]["encoders"]["clip"]
+    model = AutoModel.from_pretrained(str(tiny_siglip_words_dir)).eval()
+    processor = AutoProcessor.from_pretrained(str(tiny_siglip_words_dir))
+    assert clip["dim"] == model.config.text_config.hidden_size and clip["text_padding"] == "max_length"
+    assert "-padmax" in result["metric_signatures"]["clip_score"]
+    generated = {r.id: r.caption for r in load_caption_records(examples_copy / "captions" / MODEL_FILE)}
+    truth = {r.id: r.caption for r in load_caption_records(examples_copy / "groundTruth.json")}
+    expected = []
+    with torch.no_grad():
+        for item in truth:
+            text = processor.tokenizer([generated[item], truth[item]], padding="max_length", truncation=True,
+                                       max_length=clip["context_length"], return_tensors="pt")
+            gen_f, ref_f = _features(model.get_text_features(**text))
+            expected.append(float(gen_f @ ref_f))
+    assert result["clip_score"] == pytest.approx(float(np.mean(expected)), abs=1e-5)

@@ -187,9 +187,16 @@ class ClipEncoder:
                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
         if not hasattr(model, "get_text_features") or not hasattr(model, "get_image_features"):
             raise InputError(f"{folder}: {type(model).__name__} is not a CLIP-style model (no text/image features)")
-        dim = int(getattr(model.config, "projection_dim", 0) or 0)
+        # CLIP projects into projection_dim; SigLIP has no projection and embeds at the text tower's width.
+        dim = int(getattr(model.config, "projection_dim", 0)
+                  or getattr(getattr(model.config, "text_config", None), "hidden_size", 0) or 0)
         return cls(model, processor, folder.name, str(folder), dim, device, batch_size,
                    fingerprint=model_fingerprint(folder))
+
+    @property
+    def _padding(self) -> bool | str:
+        """SigLIP was trained on texts padded to its full context (it has no attention mask); CLIP on the longest."""
+        return "max_length" if "siglip" in str(getattr(self.model.config, "model_type", "")) else True
 
     @property
     def context_length(self) -> int:
@@ -213,7 +220,7 @@ class ClipEncoder:
                 batch = list(texts[start:start + self.batch_size])
                 lengths = [len(ids) for ids in tokenizer(batch, truncation=False, verbose=False)["input_ids"]]
                 self.truncated_texts += sum(n > limit for n in lengths)
-                enc = tokenizer(batch, padding=True, truncation=True, max_length=limit, return_tensors="pt")
+                enc = tokenizer(batch, padding=self._padding, truncation=True, max_length=limit, return_tensors="pt")
                 feats = self._features(self.model.get_text_features(**enc.to(self.device)))
                 out.append(feats.float().cpu().numpy())
         return _normalise(np.concatenate(out)) if out else np.zeros((0, self.dim), np.float32)
@@ -232,6 +239,7 @@ class ClipEncoder:
     def describe(self) -> dict:
         return {"name": self.name, "path": self.path, "dim": self.dim, "library": "transformers",
                 "fingerprint": self.fingerprint, "context_length": self.context_length,
+                "text_padding": "max_length" if self._padding == "max_length" else "longest",
                 "texts_truncated_to_context": self.truncated_texts}
 
 

@@ -85,7 +85,9 @@ def differing_fields(signatures: Mapping[str, str]) -> list[str]:
 
 
 def _clip_fields(clip: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {"enc": encoder_id(clip), "tok": f"clip-trunc{(clip or {}).get('context_length', 77)}"}
+    clip = clip or {}
+    pad = "-padmax" if clip.get("text_padding") == "max_length" else ""  # SigLIP: padded to its full context
+    return {"enc": encoder_id(clip or None), "tok": f"clip-trunc{clip.get('context_length', 77)}{pad}"}
 
 
 def _sentence_fields(sentence: Mapping[str, Any] | None) -> dict[str, Any]:
