@@ -44,9 +44,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides.append("skip_bad_samples=true")
     config = load_config(args.config, overrides)
     apply_max_image_pixels(args)
+    from vlmkit.distributed import close_process_group
     from vlmkit.retrieval.train import run
 
-    return run(config, args.resume_from_checkpoint, args.overwrite_output_dir)
+    code = run(config, args.resume_from_checkpoint, args.overwrite_output_dir)
+    close_process_group()
+    return code
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

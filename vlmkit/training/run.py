@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmkit.cli import EXIT_INPUT_ERROR
+from vlmkit.distributed import close_process_group
 from vlmkit.images import set_max_image_pixels
 from vlmkit.io import InputError, atomic_write_json
 from vlmkit.outputs import OutputLock, check_output_dir
@@ -51,7 +52,9 @@ def process_rank() -> int:
 def run(options: TrainOptions) -> int:
     """Train; a bad input is an `InputError` on rank 0 and a quiet exit status 2 on the other ranks."""
     try:
-        return _run(options)
+        code = _run(options)
+        close_process_group()
+        return code
     except InputError:
         if process_rank() != 0:
             return EXIT_INPUT_ERROR  # rank 0 prints the same line; N copies of it would only be noise
