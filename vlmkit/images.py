@@ -24,6 +24,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from PIL import Image
 
@@ -117,12 +118,13 @@ def _classify(path: str | os.PathLike, exc: BaseException) -> ImageProblem:
     return ImageProblem(path, "unreadable", f"{type(exc).__name__}: {exc}")
 
 
-def _open(path: str | os.PathLike) -> Image.Image:
+def _open(source: str | os.PathLike | IO[bytes], label: str | os.PathLike | None = None) -> Image.Image:
+    label = source if label is None else label
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        img = Image.open(path)
+        img = Image.open(source)
     try:
-        _check_size(path, img)
+        _check_size(label, img)
     except ImageProblem:
         img.close()
         raise
@@ -139,6 +141,20 @@ def open_rgb(path: str | os.PathLike) -> Image.Image:
     # EOFError, ...): every one of them is a bad image of this item, never a crash of the run.
     except Exception as exc:  # noqa: BLE001
         raise _classify(path, exc) from None
+
+
+def open_rgb_bytes(data: bytes, label: str) -> Image.Image:
+    """`open_rgb` for an image held in memory (e.g. a base64 cell of a benchmark TSV); `label` names it in errors."""
+    import io
+
+    if not data:
+        raise ImageProblem(label, "empty", "0 bytes")
+    try:
+        with _open(io.BytesIO(data), label) as img:
+            img.load()
+            return img.convert("RGB")
+    except Exception as exc:  # noqa: BLE001 - see open_rgb
+        raise _classify(label, exc) from None
 
 
 def image_problem(path: str | os.PathLike, fast: bool = True) -> ImageProblem | None:

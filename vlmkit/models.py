@@ -42,9 +42,9 @@ def _json_object(path: Path, what: str) -> dict:
     return data
 
 
-def check_safetensors(path: str | os.PathLike) -> None:
-    """A `.safetensors` file whose header is malformed, or that is shorter than its header says (an interrupted
-    download or copy), is an `InputError`. `safe_open` reads only the header and compares the offsets with the file
+def safetensors_problem(path: str | os.PathLike) -> str | None:
+    """Why a `.safetensors` file cannot load, or None: a malformed header, or a file shorter than its header says
+    (an interrupted download or copy). `safe_open` reads only the header and compares the offsets with the file
     size: milliseconds, instead of a crash minutes into loading."""
     from safetensors import SafetensorError, safe_open
 
@@ -52,9 +52,15 @@ def check_safetensors(path: str | os.PathLike) -> None:
         with safe_open(str(path), "np"):
             pass
     except (SafetensorError, OSError, ValueError) as exc:
-        detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise InputError(f"{path}: truncated or corrupt safetensors file ({detail}); download or save it again") \
-            from None
+        return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    return None
+
+
+def check_safetensors(path: str | os.PathLike) -> None:
+    """`safetensors_problem` as a one-line `InputError`."""
+    detail = safetensors_problem(path)
+    if detail is not None:
+        raise InputError(f"{path}: truncated or corrupt safetensors file ({detail}); download or save it again")
 
 
 def _check_weights(folder: Path, what: str) -> None:

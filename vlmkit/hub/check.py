@@ -53,13 +53,11 @@ def _shard_problem(path: Path) -> str | None:
     if path.stat().st_size == 0:
         return f"{path.name} is empty"
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
+        from vlmkit.models import safetensors_problem
 
-        try:
-            with safe_open(str(path), "np"):  # validates the header against the file's length (mmap, no reading)
-                pass
-        except Exception as exc:
-            return f"{path.name} is damaged or truncated ({str(exc).splitlines()[0][:120]})"
+        detail = safetensors_problem(path)  # the header against the file's length, as every loader checks it
+        if detail is not None:
+            return f"{path.name} is damaged or truncated ({detail[:120]})"
     return None
 
 

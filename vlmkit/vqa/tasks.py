@@ -22,11 +22,9 @@ import base64
 import binascii
 import csv
 import hashlib
-import io
 import os
 import re
 import sys
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -263,34 +261,13 @@ def _mmbench_image(row: dict[str, str], by_index: dict[int, dict[str, str]], ima
 
 def decode_base64_image(data: str, label: str):
     """An RGB PIL image from a base64 cell, under the same policy as image files (`vlmkit.images`)."""
-    from PIL import Image
-
-    from vlmkit.images import ImageProblem, max_image_pixels
+    from vlmkit.images import ImageProblem, open_rgb_bytes
 
     try:
         raw = base64.b64decode(data, validate=False)
     except (binascii.Error, ValueError) as exc:
         raise ImageProblem(label, "unreadable", f"bad base64: {exc}") from None
-    if not raw:
-        raise ImageProblem(label, "empty", "0 bytes after base64 decoding")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(raw))
-        with img:
-            limit = max_image_pixels()
-            if limit is not None and img.size[0] * img.size[1] > limit:
-                raise ImageProblem(label, "too large", f"{img.size[0]}x{img.size[1]} pixels > limit {limit}; raise "
-                                                       "--max_image_pixels if the file is trusted")
-            img.load()
-            return img.convert("RGB")
-    except ImageProblem:
-        raise
-    except Image.DecompressionBombError as exc:
-        raise ImageProblem(label, "too large", str(exc)) from None
-    except Exception as exc:  # noqa: BLE001 - any decoder error is a bad image of this item (vlmkit.images policy)
-        kind = "truncated" if "truncated" in str(exc) else "unreadable"
-        raise ImageProblem(label, kind, f"{type(exc).__name__}: {exc}") from None
+    return open_rgb_bytes(raw, label)
 
 
 def load_task(task: str, *, annotations: str | None = None, tsv: str | None = None, questions: str | None = None,
