@@ -176,6 +176,18 @@ def point_value(statistic: Statistic, n: int) -> float:
     return float(statistic.from_weights(np.ones((1, n)))[0])
 
 
+def mean_intervals(columns: np.ndarray, resamples: int, seed: int,
+                   level: float = LEVEL) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap CIs of the mean of each column of an (n items x k) matrix, all over the same seeded
+    resamples (`resample_counts`): the one resampler behind compare, retrieval eval and the VQA benchmarks."""
+    columns = np.asarray(columns, dtype=np.float64).reshape(len(columns), -1)
+    n = len(columns)
+    means = np.concatenate([w @ columns for w in resample_counts(n, resamples, seed)]) / n
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(means, [tail, 1.0 - tail], axis=0)
+    return low, high
+
+
 def percentile_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(values, [tail, 1.0 - tail])

@@ -178,14 +178,12 @@ def bootstrap_ci(per_query: dict[str, np.ndarray], n_resamples: int = 1000, seed
                  other: dict[str, np.ndarray] | None = None, level: float = 0.95) -> dict[str, list[float]]:
     """Percentile bootstrap CI of each metric's mean over queries; with `other` (the same queries under another
     model), the CI of the paired difference mean(per_query) - mean(other)."""
-    rng = np.random.default_rng(seed)
+    from vlmkit.evaluation.bootstrap import mean_intervals
+
     names = list(per_query)
     n = len(next(iter(per_query.values())))
     if n == 0 or n_resamples <= 0:
         return {}
-    values = np.stack([per_query[k] - (other[k] if other is not None else 0.0) for k in names])  # (metrics, n)
-    means = np.empty((n_resamples, len(names)))
-    for b in range(n_resamples):
-        means[b] = values[:, rng.integers(0, n, n)].mean(axis=1)
-    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2], axis=0)
+    values = np.stack([per_query[k] - (other[k] if other is not None else 0.0) for k in names], axis=1)  # (n, k)
+    lo, hi = mean_intervals(values, n_resamples, seed, level)
     return {name: [float(lo[i]), float(hi[i])] for i, name in enumerate(names)}

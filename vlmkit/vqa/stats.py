@@ -1,8 +1,8 @@
 """Uncertainty of a benchmark accuracy and of the difference between two models on the same questions.
 
 - `bootstrap_ci`: percentile bootstrap over questions (MMBench: over circular groups), seeded, so a rerun gives the
-  same interval. With 5,000 TextVQA questions the 95 % interval is about +-1.3 points: differences smaller than that
-  between two fine-tunes are noise.
+  same interval (the resampler of `vlmkit.evaluation.bootstrap`, shared with compare.py). With 5,000 TextVQA
+  questions the 95 % interval is about +-1.3 points: differences smaller than that between two fine-tunes are noise.
 - `paired_difference`: on the questions both models answered, the mean per-question score difference, its paired
   bootstrap interval, and a two-sided paired sign-flip permutation test (approximate randomisation, the usual test
   for "is system B better than A on the same test set"; it needs no normality and works for TextVQA's fractional
@@ -18,19 +18,17 @@ import numpy as np
 
 DEFAULT_RESAMPLES = 1000
 DEFAULT_PERMUTATIONS = 10000
-BLOCK = 256  # resamples per vectorised block (bounds memory to BLOCK x n)
+BLOCK = 256  # sign-flip permutations per vectorised block (bounds memory to BLOCK x n)
 
 
-def _block_means(values: np.ndarray, resamples: int, rng: np.random.Generator, paired_signs: bool = False):
+def _sign_flip_means(values: np.ndarray, permutations: int, rng: np.random.Generator) -> np.ndarray:
+    """Means of `values` under random sign flips (the permutation test's null distribution), in bounded blocks."""
     n = len(values)
     out = []
-    for start in range(0, resamples, BLOCK):
-        size = min(BLOCK, resamples - start)
-        if paired_signs:
-            signs = rng.integers(0, 2, size=(size, n), dtype=np.int8) * 2 - 1
-            out.append((signs * values).mean(axis=1))
-        else:
-            out.append(values[rng.integers(0, n, size=(size, n))].mean(axis=1))
+    for start in range(0, permutations, BLOCK):
+        size = min(BLOCK, permutations - start)
+        signs = rng.integers(0, 2, size=(size, n), dtype=np.int8) * 2 - 1
+        out.append((signs * values).mean(axis=1))
     return np.concatenate(out)
 
 
@@ -41,10 +39,10 @@ def bootstrap_ci(scores, resamples: int = DEFAULT_RESAMPLES, seed: int = 0, leve
     if len(values) == 0 or resamples < 1:
         return {"low": None, "high": None, "level": level, "method": method,
                 "reason": "no scored items" if len(values) == 0 else "bootstrap disabled (--bootstrap 0)"}
-    means = _block_means(values, resamples, np.random.default_rng(seed))
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return {"low": float(low), "high": float(high), "level": level, "method": method}
+    from vlmkit.evaluation.bootstrap import mean_intervals
+
+    low, high = mean_intervals(values, resamples, seed, level)
+    return {"low": float(low[0]), "high": float(high[0]), "level": level, "method": method}
 
 
 def paired_difference(a, b, *, resamples: int = DEFAULT_RESAMPLES, permutations: int = DEFAULT_PERMUTATIONS,
@@ -67,7 +65,7 @@ def paired_difference(a, b, *, resamples: int = DEFAULT_RESAMPLES, permutations:
     if not diff.any():
         p_value = 1.0
     else:
-        flipped = np.abs(_block_means(diff, permutations, rng, paired_signs=True))
+        flipped = np.abs(_sign_flip_means(diff, permutations, rng))
         # + 1 in numerator and denominator: the observed assignment is one of the permutations (never p = 0).
         p_value = float((np.count_nonzero(flipped >= observed - 1e-12) + 1) / (permutations + 1))
     return {**out, "ci": bootstrap_ci(diff, resamples, seed), "p_value": p_value,
