@@ -256,7 +256,7 @@ def test_bad_input_is_one_line_before_the_model_and_writes_nothing(textvqa, base
     empty_dir.mkdir()
     fails(r"img00\.jpg: question 100: image not found \(12 of 12 images missing", image_dir=empty_dir)
     fails(r"--chunk_idx 2: out of range; must be in 0..1", extra=("--num_chunks", "2", "--chunk_idx", "2"))
-    fails(r"--num_chunks 13: more chunks than the 12 questions", extra=("--num_chunks", "13"))
+    fails(r"--num_chunks 13: more parts than the 12 questions", extra=("--num_chunks", "13"))
     fails(r"is a LoRA adapter, not a model", model=adapter)
 
     wrong_base = tmp_path / "other-base"

@@ -170,7 +170,7 @@ def test_question_types_are_the_first_words() -> None:
 def test_chunks_are_deterministic_disjoint_complete_and_never_empty() -> None:
     for n, k in itertools.product(range(1, 14), range(1, 14)):
         if k > n:
-            with pytest.raises(InputError, match=f"--num_chunks {k}: more chunks than the {n} questions"):
+            with pytest.raises(InputError, match=f"--num_chunks {k}: more parts than the {n} questions"):
                 chunk_range(n, k, 0)
             continue
         ranges = [chunk_range(n, k, i) for i in range(k)]

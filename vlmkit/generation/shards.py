@@ -27,20 +27,32 @@ log = logging.getLogger(__name__)
 SHARD_DIR = "shards"
 
 
+def validate_parts(parts: int, index: int, n: int | None = None, *, parts_flag: str = "--num_shards",
+                   index_flag: str = "--shard_index", unit: str = "items") -> None:
+    """The part count and index of a split over processes (shards here, VQA chunks): a count below 1, an index out
+    of range, or more parts than the n items (some would be empty, a silent no-op) is a one-line error."""
+    if parts < 1:
+        raise InputError(f"{parts_flag} {parts}: must be at least 1")
+    if not 0 <= index < parts:
+        raise InputError(f"{index_flag} {index}: out of range; must be in 0..{parts - 1} for {parts_flag} {parts}")
+    if n is not None and parts > n:
+        raise InputError(f"{parts_flag} {parts}: more parts than the {n} {unit} (every part needs at least one); "
+                         f"use {parts_flag} {n} or fewer")
+
+
+def part_range(n: int, parts: int, index: int, **flags: str) -> tuple[int, int]:
+    """[start, stop) of the `index`-th of `parts` contiguous, deterministic, never empty blocks of n items."""
+    validate_parts(parts, index, n, **flags)
+    return n * index // parts, n * (index + 1) // parts
+
+
 def validate_shard_args(num_shards: int, shard_index: int) -> None:
-    if num_shards < 1:
-        raise InputError(f"--num_shards {num_shards}: must be at least 1")
-    if not 0 <= shard_index < num_shards:
-        raise InputError(f"--shard_index {shard_index}: must be in 0..{num_shards - 1} for --num_shards {num_shards}")
+    validate_parts(num_shards, shard_index)
 
 
 def select_shard(items: list, num_shards: int, shard_index: int) -> list:
     """The `shard_index`-th of `num_shards` contiguous blocks; an empty shard is an error, not a silent no-op."""
-    validate_shard_args(num_shards, shard_index)
-    n = len(items)
-    if n < num_shards:
-        raise InputError(f"--num_shards {num_shards}: only {n} items, so some shards would be empty; use at most {n}")
-    start, stop = n * shard_index // num_shards, n * (shard_index + 1) // num_shards
+    start, stop = part_range(len(items), num_shards, shard_index)
     return items[start:stop]
 
 

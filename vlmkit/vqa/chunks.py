@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vlmkit.generation.shards import part_range, validate_parts
 from vlmkit.io import InputError, atomic_write_jsonl, iter_jsonl
 
 CHUNK_DIR = "chunks"
@@ -27,21 +28,16 @@ STEM = "answers"
 _NAME = re.compile(re.escape(STEM) + r"\.chunk-(\d+)-of-(\d+)\.jsonl$")
 
 
+CHUNK_FLAGS = {"parts_flag": "--num_chunks", "index_flag": "--chunk_idx", "unit": "questions"}
+
+
 def validate_chunk_args(num_chunks: int, chunk_idx: int, n: int | None = None) -> None:
-    if num_chunks < 1:
-        raise InputError(f"--num_chunks {num_chunks}: must be at least 1")
-    if not 0 <= chunk_idx < num_chunks:
-        raise InputError(f"--chunk_idx {chunk_idx}: out of range; must be in 0..{num_chunks - 1} for "
-                         f"--num_chunks {num_chunks}")
-    if n is not None and num_chunks > n:
-        raise InputError(f"--num_chunks {num_chunks}: more chunks than the {n} questions (every chunk needs at least "
-                         f"one); use --num_chunks {n} or fewer")
+    validate_parts(num_chunks, chunk_idx, n, **CHUNK_FLAGS)
 
 
 def chunk_range(n: int, num_chunks: int, chunk_idx: int) -> tuple[int, int]:
     """[start, stop) of chunk `chunk_idx` of `num_chunks` over `n` questions (see the module docstring)."""
-    validate_chunk_args(num_chunks, chunk_idx, n)
-    return n * chunk_idx // num_chunks, n * (chunk_idx + 1) // num_chunks
+    return part_range(n, num_chunks, chunk_idx, **CHUNK_FLAGS)
 
 
 @dataclass(frozen=True)
