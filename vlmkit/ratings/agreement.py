@@ -1,0 +1,119 @@
+"""Which automatic metric agrees with your experts: Kendall τ of model rankings and pairwise accuracy per vote.
+
+For each metric of a compare run that has per-item values:
+
+- **Kendall τ** (τ-b, ties counted as scipy.stats.kendalltau counts them) between the models' mean metric over the
+  voted items and their human Bradley–Terry θ. With K models it moves in steps of 2/(K(K−1)/2): 8 models, 28 pairs.
+- **Pairwise accuracy**: over every decided human vote (a winner; ties and both_bad are left out), the share in which
+  the metric scores the caption the voter preferred higher; a metric tie counts half.
+
+Both get a percentile bootstrap CI over items: the very resamples of the BT bootstrap (same draw counts, same seed),
+so the τ of a resample compares the metric's and the humans' rankings on the same drawn items. Lower-is-better
+metrics (the Fréchet distance) are negated first. A metric without per-item values (the Fréchet distance, a corpus
+value) gets τ from its corpus values and no CI, and no pairwise accuracy (reason given).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from vlmkit.evaluation.bootstrap import LOWER_IS_BETTER, resample_counts
+from vlmkit.evaluation.metrics import LABELS
+from vlmkit.io import InputError
+from vlmkit.ratings.analysis import Ratings
+from vlmkit.ratings.compare_run import CompareRun
+
+
+def kendall_tau_b(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """τ-b of the rows of a (R, K) against b (R, K) (or (K,)); NaN where one side is all ties."""
+    a, b = np.atleast_2d(a), np.atleast_2d(b)
+    i, j = np.triu_indices(a.shape[1], k=1)
+    sa, sb = np.sign(a[:, i] - a[:, j]), np.sign(b[:, i] - b[:, j])
+    na, nb = (sa != 0).sum(axis=1), (sb != 0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (sa * sb).sum(axis=1) / np.sqrt(na * nb)
+
+
+def _interval(values: np.ndarray, level: float) -> list[float] | None:
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return None
+    tail = (1.0 - level) / 2.0
+    return [float(v) for v in np.quantile(values, [tail, 1.0 - tail])]
+
+
+def _clean(value: float) -> float | None:
+    return None if not np.isfinite(value) else float(value)
+
+
+def metric_agreement(ratings: Ratings, run: CompareRun, level: float) -> dict[str, Any]:
+    """{"rows": [...] best first, "models", "votes", "items", "method"}."""
+    table = ratings.table
+    not_human = [s for s in ratings.data["sources"] if s != "human"]
+    if not_human:
+        raise InputError(f"--compare_dir: the agreement is measured against human votes; these ratings include "
+                         f"{', '.join(not_human)} (pass --source human)")
+    missing_models = [m for m in table.models if m not in run.models]
+    if missing_models:
+        raise InputError(f"{run.folder}: no compare result for model(s) {', '.join(missing_models)} of the votes "
+                         f"(it has {', '.join(run.models)})")
+    for m in table.models:
+        absent = [it for it in table.items if it not in run.models[m].per_item]
+        if absent:
+            raise InputError(f"{run.folder}: model {m!r} has no per-sample row for voted item {absent[0]!r} "
+                             f"({len(absent)} item(s) missing)")
+    per_item = run.per_item_metrics()
+    corpus_only = [k for k in dict.fromkeys(k for r in run.models.values() for k in r.metrics)
+                   if k not in per_item and all(k in run.models[m].metrics for m in table.models)
+                   and k in LABELS]
+    decided = np.array([v.winner in ("left", "right") for v in table.votes])
+    n_items, k = len(table.items), table.k
+    resamples = len(ratings.theta_boot)
+    counts = (np.concatenate(list(resample_counts(n_items, resamples, ratings.data["bootstrap"]["seed"])))
+              if resamples else np.empty((0, n_items)))
+    rows: list[dict[str, Any]] = []
+    for metric in per_item:
+        sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+        values = sign * np.array([[run.models[m].per_item[it][metric] for m in table.models] for it in table.items])
+        tau = float(kendall_tau_b(values.mean(axis=0), ratings.theta)[0])
+        tau_ci = None
+        if resamples:
+            means = (counts @ values) / n_items
+            tau_ci = _interval(kendall_tau_b(means, ratings.theta_boot), level)
+        left = values[table.item, table.left]
+        right = values[table.item, table.right]
+        prefers_left = np.where(left > right, 1.0, np.where(left < right, 0.0, 0.5))
+        correct = np.where(table.score == 1.0, prefers_left, 1.0 - prefers_left)[decided]
+        item_of = table.item[decided]
+        hits = np.bincount(item_of, correct, minlength=n_items)
+        n = np.bincount(item_of, minlength=n_items).astype(np.float64)
+        accuracy = float(hits.sum() / n.sum()) if n.sum() else None
+        accuracy_ci = None
+        if resamples and n.sum():
+            with np.errstate(invalid="ignore", divide="ignore"):
+                accuracy_ci = _interval((counts @ hits) / (counts @ n), level)
+        rows.append({"metric": metric, "label": LABELS.get(metric, metric), "kendall_tau": _clean(tau),
+                     "kendall_tau_ci": tau_ci, "pairwise_accuracy": accuracy, "pairwise_accuracy_ci": accuracy_ci,
+                     "decided_votes": int(n.sum()), "metric_ties": int((correct == 0.5).sum()),
+                     "lower_is_better": metric in LOWER_IS_BETTER})
+    for metric in corpus_only:
+        sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+        corpus = sign * np.array([run.models[m].metrics[metric] for m in table.models])
+        rows.append({"metric": metric, "label": LABELS.get(metric, metric),
+                     "kendall_tau": _clean(float(kendall_tau_b(corpus, ratings.theta)[0])), "kendall_tau_ci": None,
+                     "pairwise_accuracy": None, "pairwise_accuracy_ci": None, "decided_votes": int(decided.sum()),
+                     "metric_ties": None, "lower_is_better": metric in LOWER_IS_BETTER,
+                     "reason": "a corpus value without per-item values: tau from the corpus values over all "
+                               "items, no CI, no pairwise accuracy"})
+    rows.sort(key=lambda r: (r["pairwise_accuracy"] is None, -(r["pairwise_accuracy"] or 0.0),
+                             -(r["kendall_tau"] if r["kendall_tau"] is not None else -2.0), r["metric"]))
+    return {
+        "rows": rows, "models": list(table.models), "items": n_items, "decided_votes": int(decided.sum()),
+        "compare_dir": str(run.folder),
+        "method": "tau-b between the models' mean metric over the voted items and the human BT theta; pairwise "
+                  "accuracy over decided votes (metric ties count 0.5); percentile bootstrap CIs over items with the "
+                  f"BT bootstrap's resamples (B={resamples}); sorted by pairwise accuracy, then tau",
+    }
+
