@@ -69,7 +69,7 @@ def metric_agreement(ratings: Ratings, run: CompareRun, level: float) -> dict[st
                    if k not in per_item and all(k in run.models[m].metrics for m in table.models)
                    and k in LABELS]
     decided = np.array([v.winner in ("left", "right") for v in table.votes])
-    n_items, k = len(table.items), table.k
+    n_items = len(table.items)
     resamples = len(ratings.theta_boot)
     counts = (np.concatenate(list(resample_counts(n_items, resamples, ratings.data["bootstrap"]["seed"])))
               if resamples else np.empty((0, n_items)))

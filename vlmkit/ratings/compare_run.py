@@ -65,9 +65,9 @@ def read_compare_run(folder: Path) -> CompareRun:
         rows = read_jsonl(path.with_name(Path(per_sample).name))
         per_item = {}
         for number, row in enumerate(rows, start=1):
-            if not isinstance(row, dict) or not isinstance(row.get("id"), str) or not isinstance(row.get("generated"),
-                                                                                                 str):
-                raise InputError(f"{path.with_name(per_sample)}: line {number}: a per-sample row needs id and generated")
+            if not (isinstance(row, dict) and isinstance(row.get("id"), str) and isinstance(row.get("generated"), str)):
+                raise InputError(f"{path.with_name(per_sample)}: line {number}: a per-sample row needs id and "
+                                 f"generated")
             per_item.setdefault(row["id"], row)
         metrics = {k: float(v) for k, v in data.items() if _number(v)}
         if name in models:
