@@ -243,3 +243,53 @@ def test_rate_unknown_baseline_and_missing_captions_are_input_errors(tmp_path, c
         assert exit_info.value.code == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "o" / "ratings.json").exists()
+
+
+def test_rate_reads_a_real_compare_run(tmp_path, capsys, monkeypatch):
+    import compare
+    from tests.fixtures.fake_text_encoder import BagOfWordsEncoder, write_captions
+    from tests.test_compare_cli import BAD, GOOD, IDS, TRUTH
+    from vlmkit.evaluation import pipeline
+
+    monkeypatch.setattr(pipeline.SentenceEncoder, "load", classmethod(lambda cls, *a, **k: BagOfWordsEncoder()))
+    gt = write_captions(tmp_path / "groundTruth.json", list(zip(IDS, TRUTH, strict=True)))
+    files = [write_captions(tmp_path / f"image_{name}.json", list(zip(IDS, caps, strict=True)), name)
+             for name, caps in (("good", GOOD), ("bad", BAD), ("mid", GOOD[:3] + BAD[3:]))]
+    results = tmp_path / "results"
+    with pytest.raises(SystemExit) as exit_info:
+        compare.run_main(compare.main, ["--generated", *map(str, files), "--ground_truth", str(gt), "--output_dir",
+                                        str(results), "--no_coco", "--clip_model", "none", "--bootstrap", "50"])
+    assert exit_info.value.code == 0
+    # Humans prefer the good captions; mid equals good on the first three items, so those are ties.
+    votes = []
+    for n, item in enumerate(IDS):
+        votes.append(vote("good", "bad", "left", item=item, shown=["bad", "good"] if n % 2 else None))
+        votes.append(vote("mid", "bad", "left" if n < 3 else "tie", item=item))
+        votes.append(vote("good", "mid", "tie" if n < 3 else "left", item=item))
+    _write_votes(tmp_path / "votes.jsonl", votes)
+    out = tmp_path / "ratings"
+    with pytest.raises(SystemExit) as exit_info:
+        rate.run_main(rate.main, ["--votes", str(tmp_path / "votes.jsonl"), "--compare_dir", str(results),
+                                  "--output_dir", str(out), "--baseline", "bad", "--bootstrap", "200"])
+    assert exit_info.value.code == 0, capsys.readouterr().err
+    data = json.loads((out / "ratings.json").read_text())
+    assert data["ranking"] == ["good", "mid", "bad"]
+    rows = {r["metric"]: r for r in data["agreement"]["rows"]}
+    assert {"semantic_similarity", "lexical_similarity", "r_at_1", "overall_score", "fid_score"} <= set(rows)
+    # Independent count from the per-sample files: lexical Jaccard of the voted captions.
+    lex = {}
+    for m in ("good", "bad", "mid"):
+        lines = (results / f"compare_{m}_per_sample.jsonl").read_text().splitlines()
+        lex[m] = {r["id"]: r["lexical_similarity"] for r in map(json.loads, lines)}
+    hits = total = 0
+    for v in votes:
+        if v.winner in ("left", "right"):
+            a, b = lex[v.left][v.item_id], lex[v.right][v.item_id]
+            won, lost = (a, b) if v.winner == "left" else (b, a)
+            hits += 1.0 if won > lost else 0.5 if won == lost else 0.0
+            total += 1
+    assert rows["lexical_similarity"]["pairwise_accuracy"] == pytest.approx(hits / total)
+    assert rows["lexical_similarity"]["kendall_tau"] == pytest.approx(1.0)
+    assert rows["fid_score"]["pairwise_accuracy"] is None and rows["fid_score"]["reason"]
+    assert data["length_controlled"]["models"]["good"]["rating"] is not None  # captions came from the compare run
+    assert "Which metric agrees" in (out / "ratings.md").read_text()
