@@ -26,6 +26,7 @@ from vlmkit.evaluation.report import fmt_metric
 from vlmkit.evaluation.tables import markdown_table
 from vlmkit.images import add_max_image_pixels_arg, apply_max_image_pixels
 from vlmkit.io import InputError, recover_commits
+from vlmkit.judges.cli import add_judge_args, judge_options
 from vlmkit.outputs import OutputLock, check_output_dir, check_output_file
 
 log = logging.getLogger("compare")
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--gallery_items", type=int, default=50, help="items shown in the HTML gallery")
     add_max_image_pixels_arg(parser)
+    add_judge_args(parser)
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
 
@@ -98,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, flag) < 0:
             raise InputError(f"--{flag} must be 0 (off) or a number of resamples, got {getattr(args, flag)}")
     apply_max_image_pixels(args)
+    args.judge = judge_options(args)
     # Before any model is loaded: the results can be written, and no other run is writing them.
     output = check_output_file(args.output, "--output") if args.output else check_output_dir(args.output_dir)
     with OutputLock(output, "comparison results"):
@@ -111,7 +114,8 @@ def _compare(args: argparse.Namespace, groups: frozenset[str]) -> int:
         output=args.output, clip_model=args.clip_model, sentence_model=args.sentence_model or None,
         images_dir=args.images_dir, allow_missing=args.allow_missing, batch_size=args.batch_size,
         device=args.device, groups=groups, model_names=args.model_name, gallery_limit=args.gallery_items,
-        protocol=args.protocol, bootstrap=args.bootstrap, seed=args.seed, fid_bootstrap=args.fid_bootstrap)
+        protocol=args.protocol, bootstrap=args.bootstrap, seed=args.seed, fid_bootstrap=args.fid_bootstrap,
+        judge=args.judge)
     outcome = run_comparison(options)
     pairs = sum(len(r.matched) for r in outcome.results)
     log.info("scored %d pairs of %d model(s) in %.1f s (models loaded in %.1f s)", pairs, len(outcome.results),

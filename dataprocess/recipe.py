@@ -195,18 +195,19 @@ class _RefusedYAML(Exception):
         self.problem, self.mark = problem, mark
 
 
-def load_recipe(path: str | os.PathLike, skip_unsupported: bool = False) -> Recipe:
-    """Read a Data-Juicer YAML recipe; every problem is an `InputError` naming the file and the item."""
+def safe_load_yaml(path: str | os.PathLike, what: str = "recipe") -> Any:
+    """A YAML (or JSON) file parsed with the recipe rules: SafeLoader, no anchors/aliases, no duplicate keys; every
+    problem is an `InputError` naming the file and the line. Shared by recipes and the judge schemas."""
     import yaml
 
     path = Path(path)
-    text = read_text(path, "recipe")
+    text = read_text(path, what)
     loader = _recipe_loader()(text)
     try:
         node = loader.get_single_node()
         if node is not None:
             _check_duplicate_keys(node, str(path), [])
-        cfg = loader.construct_document(node) if node is not None else None
+        return loader.construct_document(node) if node is not None else None
     except _RefusedYAML as exc:
         raise InputError(f"{path}: line {exc.mark.line + 1} column {exc.mark.column + 1}: {exc.problem}") from None
     except yaml.YAMLError as exc:
@@ -218,4 +219,10 @@ def load_recipe(path: str | os.PathLike, skip_unsupported: bool = False) -> Reci
         raise InputError(f"{path}: YAML nested too deeply") from None
     finally:
         loader.dispose()
+
+
+def load_recipe(path: str | os.PathLike, skip_unsupported: bool = False) -> Recipe:
+    """Read a Data-Juicer YAML recipe; every problem is an `InputError` naming the file and the item."""
+    path = Path(path)
+    cfg = safe_load_yaml(path, "recipe")
     return build_recipe(cfg, str(path), skip_unsupported, path)

@@ -72,6 +72,7 @@ class ModelResult:
     signatures: dict[str, str] = field(default_factory=dict)
     views: dict[str, Any] | None = None  # views used / missing (image-grounded CLIPScore)
     seconds: float = 0.0
+    judges: dict[str, Any] = field(default_factory=dict)  # judge metrics' details (unparseable answers, per slot)
 
 
 @dataclass

@@ -13,9 +13,9 @@ import logging
 from typing import Any
 
 from vlmkit.evaluation.evaluator import ModelResult
-from vlmkit.evaluation.metrics import LABELS
+from vlmkit.evaluation.metrics import JUDGE_METRICS, LABELS
 from vlmkit.evaluation.protocols import PROTOCOLS
-from vlmkit.evaluation.tables import NOT_DIFFERENT, TABLE_METRICS, cell_parts, signature_lines, table_notes
+from vlmkit.evaluation.tables import NOT_DIFFERENT, cell_parts, signature_lines, table_metrics, table_notes
 from vlmkit.multiview import ObjectFolder, load_view_images
 
 log = logging.getLogger(__name__)
@@ -111,11 +111,12 @@ def _thumbnails(obj: ObjectFolder | None) -> str:
 
 
 def _metrics_table(summary: dict[str, Any]) -> str:
-    head = "".join(f"<th>{_esc(LABELS[m])}</th>" for m in TABLE_METRICS)
+    columns = table_metrics(summary)
+    head = "".join(f"<th>{_esc(LABELS[m])}</th>" for m in columns)
     rows = []
     for row in summary["models"]:
         cells = []
-        for m in TABLE_METRICS:
+        for m in columns:
             text, best, same = cell_parts(summary, row, m)
             cell = f"<b>{_esc(text)}</b>" if best else _esc(text) + (f" {NOT_DIFFERENT}" if same else "")
             cells.append(f"<td>{cell}</td>")
@@ -171,7 +172,8 @@ def html_report(summary: dict[str, Any], results: list[ModelResult], objects: di
     if signatures:
         parts.append('<details><summary class="muted">Metric signatures</summary><pre class="muted">'
                      + _esc("\n".join(signatures)) + "</pre></details>")
-    parts.append("<h2>Chart</h2>" + bar_chart_svg(summary["models"])
+    judged = tuple(m for m in table_metrics(summary) if m in JUDGE_METRICS)  # 0..1 like the chart's others
+    parts.append("<h2>Chart</h2>" + bar_chart_svg(summary["models"], CHART_METRICS + judged)
                  + '<p class="muted">Error bars: 95% CI (paired bootstrap over items), where computed.</p>')
     parts.append(f"<h2>Items</h2><p class=\"muted\">Showing {len(shown)} of {len(items)} items (ground-truth order)."
                  f"</p>")

@@ -35,7 +35,12 @@ LABELS: dict[str, str] = {
     "rouge_l": "ROUGE-L",
     "cider": "CIDEr",
     "spice": "SPICE",
+    "clair": "CLAIR (judge)",
+    "fleur": "FLEUR (judge)",
+    "attribute_f1": "Attribute F1 (judge)",
 }
+# Off by default: computed only with compare.py --judge_model (vlmkit/judges/stage.py), so not in METRIC_GROUPS.
+JUDGE_METRICS: tuple[str, ...] = ("clair", "fleur", "attribute_f1")
 
 
 def parse_metric_groups(spec: str | None, no_coco: bool = False) -> frozenset[str]:

@@ -67,6 +67,7 @@ class CompareOptions:
     bootstrap: int = DEFAULT_RESAMPLES  # resamples for the CIs and the significance test; 0 = off
     seed: int = DEFAULT_SEED
     fid_bootstrap: int = 0  # resamples for the Fréchet distance's CI (recomputes covariances); 0 = off
+    judge: Any = None  # vlmkit.judges.stage.JudgeOptions: the judge metrics (off when None)
 
 
 @dataclass
@@ -148,6 +149,18 @@ def _planned_files(options: CompareOptions, jobs: list[tuple[str, MatchedPairs]]
     return {name: options.output_dir / output_names(name)["json"] for name, _ in jobs}
 
 
+def _run_judge(judge, jobs: list[tuple[str, MatchedPairs]], results: list[ModelResult],
+               bootstrap: BootstrapSettings) -> None:
+    from vlmkit.judges.stage import merge_judge_scores
+
+    try:
+        scores = judge.judge_all(jobs, bootstrap.method("mean"))
+    finally:
+        judge.cache.close()
+    for result in results:
+        merge_judge_scores(result, scores[result.model_name], bootstrap)
+
+
 def _loud_warning(title: str, reason: str, groups: set[str]) -> None:
     metrics = ", ".join(m for g in METRIC_GROUPS if g in groups for m in METRIC_GROUPS[g])
     log.warning("=" * 78)
@@ -156,9 +169,21 @@ def _loud_warning(title: str, reason: str, groups: set[str]) -> None:
     log.warning("=" * 78)
 
 
+def _judge_stage(options: CompareOptions, objects: dict[str, ObjectFolder] | None):
+    """The judge stage, checked before any model is loaded (judge folder, schema); None without --judge_model."""
+    if options.judge is None:
+        return None
+    from vlmkit.judges.stage import JudgeStage
+
+    out = Path(options.output).parent if options.output is not None else options.output_dir
+    cache = options.judge.cache or out / ".judge_cache" / "answers.sqlite"
+    return JudgeStage(options.judge, Path(cache), objects)
+
+
 def run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | None = None,
-                   clip_encoder: ClipEncoder | None = None) -> CompareOutcome:
-    """Validate, load, score, write. Encoders may be injected (tests, benchmarks); else they are loaded here."""
+                   clip_encoder: ClipEncoder | None = None, judge_loader=None) -> CompareOutcome:
+    """Validate, load, score, write. Encoders (and the judge model's loader) may be injected (tests, benchmarks);
+    else they are loaded here."""
     truth, jobs = validate_inputs(options)
     json_paths = _planned_files(options, jobs)
     groups = options.groups
@@ -172,6 +197,9 @@ def run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | None
         clip_expected = clip_encoder is not None or (options.clip_model and Path(options.clip_model).exists())
         if "clip_image" in groups and clip_expected:
             _check_objects(objects, jobs, options.images_dir)  # before minutes of model loading
+    judge = _judge_stage(options, objects)
+    if judge is not None and judge_loader is not None:
+        judge._load = judge_loader
 
     start = time.perf_counter()
     coco = coco_reason = None
@@ -215,6 +243,8 @@ def run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | None
             retrieval_chunk_elements=options.retrieval_chunk_elements)
         start = time.perf_counter()
         results = evaluator.evaluate_all(jobs)
+        if judge is not None:
+            _run_judge(judge, jobs, results, bootstrap)
         significance = evaluator.significance(results) if options.output is None else None
         seconds_scoring = time.perf_counter() - start
     finally:
@@ -232,6 +262,8 @@ def run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | None
         "bootstrap": {"resamples": options.bootstrap, "seed": options.seed, "fid_resamples": options.fid_bootstrap},
         "seconds_loading_models": round(seconds_loading, 3),
     }
+    if judge is not None:
+        settings["judge"] = judge.describe()
     files: dict[Path, str] = {}
     model_data: dict[str, dict[str, Any]] = {}
     for result in results:
@@ -247,6 +279,13 @@ def run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | None
         files[out / TABLE_MD] = markdown_table(table)
         files[out / TABLE_CSV] = csv_table(table)
         files[out / HTML_FILE] = html_report(table, results, objects, options.gallery_limit)
+        if judge is not None and options.judge.pairs:
+            from vlmkit.judges.stage import PAIRWISE_VOTES_FILE
+
+            files[out / PAIRWISE_VOTES_FILE] = "".join(json.dumps(v, ensure_ascii=False) + "\n"
+                                                       for v in judge.pair_votes)
+            table["judge_pairs"] = {"file": PAIRWISE_VOTES_FILE, **judge.pair_problems}
+            files[out / SUMMARY_FILE] = json.dumps(table, ensure_ascii=False, indent=2) + "\n"
     write_all_or_nothing({os.fspath(p): text for p, text in files.items()})
     for warning in (table or {}).get("warnings", []):
         log.warning("%s", warning)

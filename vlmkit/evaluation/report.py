@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from vlmkit.evaluation.evaluator import ModelResult
-from vlmkit.evaluation.metrics import ALL_METRICS, LABELS
+from vlmkit.evaluation.metrics import ALL_METRICS, JUDGE_METRICS, LABELS
 from vlmkit.evaluation.overall import OVERALL_WEIGHTS
 from vlmkit.evaluation.protocols import PROTOCOLS
 from vlmkit.evaluation.retrieval import TIE_RULES
@@ -46,6 +46,7 @@ def result_json(result: ModelResult, files: dict[str, str], settings: dict[str, 
     m = result.metrics
     out: dict[str, Any] = {k: _clean(m.get(k)) for k in SEED_KEYS}
     out.update({k: _clean(m.get(k)) for k in ALL_METRICS if k not in out})
+    out.update({k: _clean(m.get(k)) for k in JUDGE_METRICS if k in m})  # only with --judge_model
     out["overall_score_partial"] = result.overall.partial
     out["protocol"] = result.protocol
     out["confidence_intervals"] = {k: [_clean(lo), _clean(hi)] for k, (lo, hi) in result.confidence_intervals.items()}
@@ -76,6 +77,8 @@ def result_json(result: ModelResult, files: dict[str, str], settings: dict[str, 
                                    + (f", {f.eps:g}·I added to both covariances" if f.eps else "")}
     if result.views is not None:
         out["views"] = result.views
+    if result.judges:
+        out["judges"] = result.judges
     out["coverage"] = result.matched.coverage
     out["notes"] = list(result.notes)
     out["metadata"] = {
@@ -101,7 +104,10 @@ def per_sample_rows(result: ModelResult) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"id": item, "generated": matched.generated[i], "reference": matched.references[i]}
         for key in keys:
             value = result.per_sample[key][i]
-            row[key] = int(value) if np.issubdtype(type(value), np.integer) else round(float(value), PER_SAMPLE_ROUND)
+            if np.issubdtype(type(value), np.integer):
+                row[key] = int(value)
+            else:  # NaN: a judge answer that could not be read (null, never 0)
+                row[key] = round(float(value), PER_SAMPLE_ROUND) if math.isfinite(float(value)) else None
         rows.append(row)
     return rows
 
@@ -180,11 +186,19 @@ def text_report(result: ModelResult, data: dict[str, Any]) -> str:
         lines.append(f"  (pool N={r['pool_size']} references; chance level {chance})")
     lines += ["", "### 3. Lexical match", line("lexical_similarity"), line("bleu_4"), line("meteor"), line("rouge_l"),
               line("cider"), line("spice"), "", "### 4. Overall score", line("overall_score")]
+    judged = [k for k in JUDGE_METRICS if k in m]
     overall = data["overall"]
     if overall["partial"]:
         lines.append(f"  PARTIAL: from {', '.join(overall['components'])} ({overall['weight_covered']:.0%} of the "
                      f"weight); missing {', '.join(overall['missing_components'])}")
     lines.append(f"  formula: {overall['formula']}")
+    if judged:
+        lines += ["", "### 5. Judge metrics (local judge model)"] + [line(k) for k in judged]
+        for key in judged:
+            bad = (result.judges.get(key) or {}).get("unparseable") or {}
+            if bad.get("count"):
+                lines.append(f"  ({LABELS[key]}: {bad['count']} unparseable judge answer(s), null: "
+                             f"{', '.join(bad['ids'][:10])}{' ...' if bad['count'] > 10 else ''})")
     if result.reasons:
         lines += ["", "## Unavailable metrics"]
         for reason, metrics in group_by_reason(result.reasons).items():

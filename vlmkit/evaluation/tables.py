@@ -17,7 +17,7 @@ from typing import Any
 
 from vlmkit.evaluation.bootstrap import ALPHA, BootstrapSettings, Comparison
 from vlmkit.evaluation.evaluator import ModelResult
-from vlmkit.evaluation.metrics import LABELS
+from vlmkit.evaluation.metrics import JUDGE_METRICS, LABELS
 from vlmkit.evaluation.report import fmt_metric, group_by_reason
 from vlmkit.evaluation.signatures import differing_fields
 
@@ -27,6 +27,12 @@ NOT_DIFFERENT = "†"
 SIGNIFICANCE_TEST = ("paired bootstrap test against the best model per metric: the same resamples of the shared "
                      "items for every model; CI = percentile interval of the resampled difference; two-sided "
                      "p = (1 + #{|d_b - d| >= |d|}) / (B + 1)")
+
+
+def table_metrics(data: dict[str, Any]) -> tuple[str, ...]:
+    """The table's columns: TABLE_METRICS, then the judge metrics a run computed (compare.py --judge_model)."""
+    rows = data.get("models") or []
+    return TABLE_METRICS + tuple(m for m in JUDGE_METRICS if any(m in row for row in rows))
 
 
 def _sort_key(row: dict[str, Any]) -> tuple:
@@ -76,7 +82,9 @@ def summary(results: list[ModelResult], model_data: dict[str, dict[str, Any]], g
         rows.append({
             "model_name": r.model_name,
             **{k: data[k] for k in TABLE_METRICS},
-            "confidence_intervals": {k: v for k, v in data["confidence_intervals"].items() if k in TABLE_METRICS},
+            **{k: data[k] for k in JUDGE_METRICS if k in data},
+            "confidence_intervals": {k: v for k, v in data["confidence_intervals"].items()
+                                     if k in TABLE_METRICS or k in JUDGE_METRICS},
             "overall_score_partial": r.overall.partial,
             "overall_components": list(r.overall.components),
             "pairs": len(r.matched),
@@ -122,7 +130,7 @@ def md_escape(text: str) -> str:
 
 def cell_parts(data: dict[str, Any], row: dict[str, Any], metric: str) -> tuple[str, bool, bool]:
     """(value ± half-width [+ partial mark], is best, not significantly different from the best)."""
-    text = fmt_metric(metric, row[metric], row["confidence_intervals"].get(metric))
+    text = fmt_metric(metric, row.get(metric), row["confidence_intervals"].get(metric))
     if metric == "overall_score" and row["overall_score_partial"] and row[metric] is not None:
         value, _, rest = text.partition(" ± ")
         text = value + "*" + (f" ± {rest}" if rest else "")
@@ -148,11 +156,12 @@ def table_notes(data: dict[str, Any]) -> list[str]:
     if any(row["overall_score_partial"] for row in data["models"]):
         notes.append("* partial overall score: the weighted mean of the available components only "
                      "(see overall_components in batch_evaluation_summary.json).")
+    columns = table_metrics(data)
     for key, suffix in (("unavailable", "n/a"), ("confidence_interval_unavailable", "no CI")):
         reasons: dict[str, str] = {}
         for row in data["models"]:
             for metric, reason in row[key].items():
-                if metric in TABLE_METRICS:
+                if metric in columns:
                     reasons.setdefault(metric, reason)
         for reason, metrics in group_by_reason(reasons).items():
             notes.append(f"{', '.join(LABELS[m] for m in metrics)} {suffix}: {reason}")
@@ -161,8 +170,9 @@ def table_notes(data: dict[str, Any]) -> list[str]:
 
 def signature_lines(data: dict[str, Any]) -> list[str]:
     lines = []
+    columns = table_metrics(data)
     for metric, sig in data.get("metric_signatures", {}).items():
-        if metric not in TABLE_METRICS:
+        if metric not in columns:
             continue
         if isinstance(sig, str):
             lines.append(f"{metric}: {sig}")
@@ -172,11 +182,12 @@ def signature_lines(data: dict[str, Any]) -> list[str]:
 
 
 def markdown_table(data: dict[str, Any]) -> str:
-    header = ["Rank", "Model", *(LABELS[m] for m in TABLE_METRICS), "Pairs", "Coverage"]
+    columns = table_metrics(data)
+    header = ["Rank", "Model", *(LABELS[m] for m in columns), "Pairs", "Coverage"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for row in data["models"]:
         cells = [str(row["rank"]), md_escape(row["model_name"])]
-        for metric in TABLE_METRICS:
+        for metric in columns:
             text, best, same = cell_parts(data, row, metric)
             text = text.replace("*", "\\*")
             cells.append(f"**{text}**" if best else text + (f" {NOT_DIFFERENT}" if same else ""))
@@ -197,8 +208,9 @@ def csv_table(data: dict[str, Any]) -> str:
     """One row per model; CI bounds and the p-value against the best as extra columns; signatures as # lines."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    extra = [f"{m}_{part}" for m in TABLE_METRICS for part in ("ci_low", "ci_high", "p_vs_best")]
-    writer.writerow(["rank", "model_name", *TABLE_METRICS, "overall_score_partial", "pairs", "coverage",
+    columns = table_metrics(data)
+    extra = [f"{m}_{part}" for m in columns for part in ("ci_low", "ci_high", "p_vs_best")]
+    writer.writerow(["rank", "model_name", *columns, "overall_score_partial", "pairs", "coverage",
                      "generated_file", *extra])
 
     def number(value: Any) -> str:
@@ -206,11 +218,11 @@ def csv_table(data: dict[str, Any]) -> str:
 
     for row in data["models"]:
         values = []
-        for metric in TABLE_METRICS:
+        for metric in columns:
             low, high = row["confidence_intervals"].get(metric, (None, None))
             comparison = (data.get("significance") or {}).get(metric, {}).get(row["model_name"]) or {}
             values += [number(low), number(high), number(comparison.get("p"))]
-        writer.writerow([row["rank"], row["model_name"], *(number(row[m]) for m in TABLE_METRICS),
+        writer.writerow([row["rank"], row["model_name"], *(number(row.get(m)) for m in columns),
                          str(row["overall_score_partial"]).lower(), row["pairs"], row["coverage"],
                          row["generated_file"], *values])
     for line in [*table_notes(data), *(f"WARNING: {w}" for w in data["warnings"]), *signature_lines(data)]:
