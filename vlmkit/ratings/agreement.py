@@ -76,17 +76,22 @@ def metric_agreement(ratings: Ratings, run: CompareRun, level: float) -> dict[st
     rows: list[dict[str, Any]] = []
     for metric in per_item:
         sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
-        values = sign * np.array([[run.models[m].per_item[it][metric] for m in table.models] for it in table.items])
-        tau = float(kendall_tau_b(values.mean(axis=0), ratings.theta)[0])
-        tau_ci = None
-        if resamples:
-            means = (counts @ values) / n_items
-            tau_ci = _interval(kendall_tau_b(means, ratings.theta_boot), level)
+        raw = [[run.models[m].per_item[it][metric] for m in table.models] for it in table.items]
+        values = sign * np.array(raw, dtype=np.float64)  # None (an unreadable judge answer) -> NaN, left out
+        ok = np.isfinite(values)
+        filled = np.where(ok, values, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            tau = float(kendall_tau_b(filled.sum(axis=0) / ok.sum(axis=0), ratings.theta)[0])
+            tau_ci = None
+            if resamples:
+                means = (counts @ filled) / (counts @ ok.astype(np.float64))
+                tau_ci = _interval(kendall_tau_b(means, ratings.theta_boot), level)
         left = values[table.item, table.left]
         right = values[table.item, table.right]
+        usable = decided & np.isfinite(left) & np.isfinite(right)
         prefers_left = np.where(left > right, 1.0, np.where(left < right, 0.0, 0.5))
-        correct = np.where(table.score == 1.0, prefers_left, 1.0 - prefers_left)[decided]
-        item_of = table.item[decided]
+        correct = np.where(table.score == 1.0, prefers_left, 1.0 - prefers_left)[usable]
+        item_of = table.item[usable]
         hits = np.bincount(item_of, correct, minlength=n_items)
         n = np.bincount(item_of, minlength=n_items).astype(np.float64)
         accuracy = float(hits.sum() / n.sum()) if n.sum() else None
@@ -97,6 +102,7 @@ def metric_agreement(ratings: Ratings, run: CompareRun, level: float) -> dict[st
         rows.append({"metric": metric, "label": LABELS.get(metric, metric), "kendall_tau": _clean(tau),
                      "kendall_tau_ci": tau_ci, "pairwise_accuracy": accuracy, "pairwise_accuracy_ci": accuracy_ci,
                      "decided_votes": int(n.sum()), "metric_ties": int((correct == 0.5).sum()),
+                     "votes_without_value": int((decided & ~usable).sum()),
                      "lower_is_better": metric in LOWER_IS_BETTER})
     for metric in corpus_only:
         sign = -1.0 if metric in LOWER_IS_BETTER else 1.0

@@ -34,12 +34,13 @@ class CompareRun:
         return {(m, item): row["generated"] for m, run in self.models.items() for item, row in run.per_item.items()}
 
     def per_item_metrics(self) -> list[str]:
-        """Metrics with a numeric per-item value in every model's rows (the ones pairwise accuracy can use)."""
+        """Metrics with per-item values in every model's rows (numbers, or null for an unreadable judge answer)."""
         names: list[str] | None = None
         for run in self.models.values():
             rows = list(run.per_item.values())
             keys = [k for k in (rows[0] if rows else {}) if k not in NOT_METRICS and k in run.metrics
-                    and all(_number(r.get(k)) for r in rows)]
+                    and all(k in r and (r[k] is None or _number(r[k])) for r in rows)
+                    and any(_number(r[k]) for r in rows)]
             names = keys if names is None else [k for k in names if k in keys]
         return names or []
 
