@@ -268,7 +268,7 @@ def test_judge_flags_are_checked_before_anything_is_loaded(capsys, judge_data, t
     assert not judge_data["out"].exists() or not list(judge_data["out"].glob("compare_*"))
 
 
-# ---- a tiny random VLM judge, end to end ------------------------------------------------------------------------------
+# ---- a tiny random VLM judge, end to end ---------------------------------------------------------------------------
 def test_tiny_random_vlm_runs_every_judge_metric_then_answers_from_the_cache(capsys, tmp_path, repo_root,
                                                                             tiny_qwen2_5_vl_dir, monkeypatch):
     monkeypatch.setattr(pipeline.SentenceEncoder, "load", classmethod(lambda cls, *a, **k: BagOfWordsEncoder()))
