@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vlmkit.evaluation import metrics as registry
 from vlmkit.evaluation.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, BootstrapSettings
 from vlmkit.evaluation.coco_metrics import CocoScorer, java_unavailable_reason
 from vlmkit.evaluation.encoders import (
@@ -28,7 +29,7 @@ from vlmkit.evaluation.encoders import (
 from vlmkit.evaluation.evaluator import CaptionEvaluator, ModelResult
 from vlmkit.evaluation.html_report import html_report
 from vlmkit.evaluation.matching import GroundTruth, MatchedPairs, match_by_id
-from vlmkit.evaluation.metrics import ALL_GROUPS, METRIC_GROUPS
+from vlmkit.evaluation.metrics import ALL_GROUPS
 from vlmkit.evaluation.protocols import DEFAULT_PROTOCOL, get_protocol
 from vlmkit.evaluation.report import model_files, output_names, safe_name
 from vlmkit.evaluation.retrieval import DEFAULT_MAX_CHUNK_ELEMENTS
@@ -137,7 +138,7 @@ def validate_inputs(options: CompareOptions) -> tuple[GroundTruth, list[tuple[st
     names = _resolve_names(list(options.generated), records, options.model_names)
     jobs = [(name, match_by_id(recs, path, truth, options.allow_missing))
             for name, recs, path in zip(names, records, options.generated, strict=True)]
-    if options.sentence_model and get_protocol(options.protocol).groups_needing("sentence", options.groups):
+    if options.sentence_model and registry.groups_needing(get_protocol(options.protocol), "sentence", options.groups):
         require_model_dir(options.sentence_model, "sentence-transformers model", "--sentence_model")
     return truth, jobs
 
@@ -149,7 +150,7 @@ def _planned_files(options: CompareOptions, jobs: list[tuple[str, MatchedPairs]]
 
 
 def _loud_warning(title: str, reason: str, groups: set[str]) -> None:
-    metrics = ", ".join(m for g in METRIC_GROUPS if g in groups for m in METRIC_GROUPS[g])
+    metrics = ", ".join(m for g, keys in registry.metric_groups().items() if g in groups for m in keys)
     log.warning("=" * 78)
     log.warning("%s: %s", title, reason)
     log.warning("%s are null; overall_score may be PARTIAL", metrics)
@@ -163,19 +164,20 @@ def run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | None
     json_paths = _planned_files(options, jobs)
     groups = options.groups
     protocol = get_protocol(options.protocol)
-    needs_sentence = bool(protocol.groups_needing("sentence", groups))
-    needs_clip = bool(protocol.groups_needing("clip", groups))
+    needs_sentence = bool(registry.groups_needing(protocol, "sentence", groups))
+    needs_clip = bool(registry.groups_needing(protocol, "clip", groups))
 
     objects = None
     if options.images_dir is not None:
         objects = find_object_dirs_by_id(options.images_dir)
         clip_expected = clip_encoder is not None or (options.clip_model and Path(options.clip_model).exists())
-        if "clip_image" in groups and clip_expected:
+        if registry.groups_requiring("images", groups, protocol) and clip_expected:
             _check_objects(objects, jobs, options.images_dir)  # before minutes of model loading
 
     start = time.perf_counter()
     coco = coco_reason = None
-    if "coco" in groups:
+    wants_coco = bool(registry.groups_requiring("coco", groups, protocol))
+    if wants_coco:
         coco_reason = java_unavailable_reason()
         if coco_reason is None:
             coco = CocoScorer()  # Java + METEOR warm up in the background while torch loads
@@ -192,18 +194,19 @@ def run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | None
                 normalize=protocol.fid_normalised)
             if sentence_reason:
                 _loud_warning("SENTENCE-MODEL METRICS UNAVAILABLE", sentence_reason,
-                              protocol.groups_needing("sentence", groups))
+                              registry.groups_needing(protocol, "sentence", groups))
         if clip_encoder is None and needs_clip:
             clip_encoder, clip_reason = load_clip(options.clip_model, device, options.batch_size)
             if clip_reason and options.clip_model and options.clip_model.strip().lower() == "none":
                 log.info("%s", clip_reason)
             elif clip_reason:
-                _loud_warning("CLIP METRICS UNAVAILABLE", clip_reason, protocol.groups_needing("clip", groups))
+                _loud_warning("CLIP METRICS UNAVAILABLE", clip_reason,
+                              registry.groups_needing(protocol, "clip", groups))
         if coco is not None:
             coco_reason = coco.wait_ready()
             if coco_reason:
                 log.warning("pycocoevalcap metrics unavailable: %s", coco_reason)
-        elif coco_reason and "coco" in groups:
+        elif coco_reason and wants_coco:
             log.warning("pycocoevalcap metrics unavailable: %s", coco_reason)
         seconds_loading = time.perf_counter() - start
 
