@@ -19,7 +19,7 @@ from pathlib import Path
 from vlmkit.cli import HelpFormatter, run_main, setup_logging
 from vlmkit.evaluation.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED
 from vlmkit.evaluation.encoders import DEFAULT_CLIP_MODEL
-from vlmkit.evaluation.metrics import METRIC_GROUPS, parse_metric_groups
+from vlmkit.evaluation.metrics import OVERALL_KEY, metric_groups, parse_metric_groups
 from vlmkit.evaluation.pipeline import CompareOptions, run_comparison
 from vlmkit.evaluation.protocols import DEFAULT_PROTOCOL, MPNET_DEFAULT, PROTOCOLS
 from vlmkit.evaluation.report import fmt_metric
@@ -33,7 +33,7 @@ log = logging.getLogger("compare")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    groups = "; ".join(f"{g}: {', '.join(m)}" for g, m in METRIC_GROUPS.items())
+    groups = "; ".join(f"{g}: {', '.join(m)}" for g, m in metric_groups().items())
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--generated", nargs="+", required=True, type=Path,
                         help="generated caption file(s) [{images, caption, data_by}]; several = one comparison")
@@ -126,9 +126,9 @@ def _compare(args: argparse.Namespace, groups: frozenset[str]) -> int:
         print(markdown_table(outcome.summary), end="")
     else:
         for result in outcome.results:
-            overall = fmt_metric("overall_score", result.metrics["overall_score"],
-                                 result.confidence_intervals.get("overall_score"))
-            print(f"{result.model_name}: overall_score {overall}{' (partial)' if result.overall.partial else ''}")
+            overall = fmt_metric(OVERALL_KEY, result.metrics[OVERALL_KEY],
+                                 result.confidence_intervals.get(OVERALL_KEY))
+            print(f"{result.model_name}: {OVERALL_KEY} {overall}{' (partial)' if result.overall.partial else ''}")
     return 0
 
 

@@ -201,7 +201,7 @@ def test_stand_in_judge_end_to_end_values_cache_and_pairwise_votes(capsys, judge
     assert good["clair"] == pytest.approx(np.mean([v for v in expected if v is not None]))
     assert good["judges"]["clair"]["unparseable"]["ids"] == [IDS[3]]
     assert good["clair"] is not None and len(good["confidence_intervals"]["clair"]) == 2
-    assert good["metric_signatures"]["clair"].startswith(f"judge:{tiny_qwen3_lm_dir.name}@")
+    assert good["metric_signatures"]["clair"].startswith(f"proto:vlmkit|judge:{tiny_qwen3_lm_dir.name}@")
     assert "|prompt:" in good["metric_signatures"]["clair"] and "|dec:greedy-max128|" in good["metric_signatures"][
         "clair"]
     # fleur needs a VLM and the views: null with the reason.

@@ -39,7 +39,6 @@ DEFAULT_SEED = 0
 ALPHA = 0.05
 LEVEL = 0.95
 MAX_BLOCK_ELEMENTS = 4_000_000  # counts per block of resamples (32 MB of float64)
-LOWER_IS_BETTER = frozenset({"fid_score"})
 
 
 class Statistic(Protocol):
@@ -228,13 +227,19 @@ class Comparison:
 
 
 def compare_to_best(models: Sequence[tuple[str, Sequence[str], Mapping[str, Statistic]]],
-                    settings: BootstrapSettings) -> tuple[dict[str, dict[str, Comparison]], list[str]]:
+                    settings: BootstrapSettings, lower_is_better: frozenset[str] | None = None,
+                    ) -> tuple[dict[str, dict[str, Comparison]], list[str]]:
     """Per metric, each model against the best one on the items all models share.
 
     models: (name, item ids, {metric: statistic over those ids}), in ranking order (the first of several equally
     good models is the reference). Returns ({metric: {model: Comparison}}, shared ids). A metric is compared only
-    when every model has a statistic for it; models level with the best are marked best too.
+    when every model has a statistic for it; models level with the best are marked best too. `lower_is_better`:
+    the metrics where the smallest value is best (default: the caption metric registry's).
     """
+    if lower_is_better is None:
+        from vlmkit.evaluation.metrics import lower_is_better as registry_lower
+
+        lower_is_better = registry_lower()
     if len(models) < 2 or not settings.resamples:
         return {}, []
     id_sets = [set(ids) for _, ids, _ in models]
@@ -259,7 +264,7 @@ def compare_to_best(models: Sequence[tuple[str, Sequence[str], Mapping[str, Stat
         if any((name, metric) not in values for name in names):
             continue  # e.g. the Fréchet distance without --fid_bootstrap
         points = {name: point_value(subsets[(name, metric)], n) for name in names}
-        sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+        sign = -1.0 if metric in lower_is_better else 1.0
         best = max(names, key=lambda name: sign * points[name])  # the reference: first of equals (given order)
         out[metric] = {}
         for name in names:

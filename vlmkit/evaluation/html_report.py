@@ -12,16 +12,13 @@ import io
 import logging
 from typing import Any
 
+from vlmkit.evaluation import metrics as registry
 from vlmkit.evaluation.evaluator import ModelResult
-from vlmkit.evaluation.metrics import JUDGE_METRICS, LABELS
-from vlmkit.evaluation.protocols import PROTOCOLS
-from vlmkit.evaluation.tables import NOT_DIFFERENT, cell_parts, signature_lines, table_metrics, table_notes
+from vlmkit.evaluation.tables import NOT_DIFFERENT, cell_parts, signature_lines, table_notes
 from vlmkit.multiview import ObjectFolder, load_view_images
 
 log = logging.getLogger(__name__)
 
-CHART_METRICS = ("overall_score", "clip_score", "semantic_similarity", "r_at_1", "r_at_5", "r_at_10",
-                 "lexical_similarity", "bleu_4", "meteor", "rouge_l")  # all on a 0..1 scale
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f")
 THUMB_PX = 96
 
@@ -33,6 +30,7 @@ th{background:#f3f3f3}td.l,th.l{text-align:left}.warn{background:#fff4e5;border-
 margin:8px 0}.muted{color:#777;font-size:.85em}.item{border:1px solid #ddd;border-radius:6px;padding:10px;
 margin:12px 0}.views{display:flex;gap:6px;flex-wrap:wrap}.views figure{margin:0;text-align:center;font-size:.75em;
 color:#666}.views img{width:96px;height:96px;object-fit:contain;background:#fafafa;border:1px solid #eee}
+.scroll{overflow-x:auto;max-width:100%}.legend td{text-align:left;vertical-align:top}
 .ref{background:#f0f7ff;padding:6px 8px;margin:8px 0}.cap td{vertical-align:top}.swatch{display:inline-block;
 width:12px;height:12px;margin-right:4px;vertical-align:middle}
 """
@@ -42,12 +40,15 @@ def _esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def bar_chart_svg(rows: list[dict[str, Any]], metrics: tuple[str, ...] = CHART_METRICS,
-                  labels: dict[str, str] = LABELS) -> str:
+def bar_chart_svg(rows: list[dict[str, Any]], metrics: tuple[str, ...] | None = None,
+                  labels: dict[str, str] | None = None) -> str:
     """Grouped bars: one group per metric, one bar per model, with the 95 % CI as an error bar where a row has
     `confidence_intervals`; n/a values are labelled, not drawn as 0.
 
-    Values are on a 0..1 scale; `labels` names the groups (default: the caption metrics' labels)."""
+    Values are on a 0..1 scale; `metrics` / `labels` (default: the caption metric registry's chart metrics and
+    labels) name the groups."""
+    metrics = registry.chart_metrics() if metrics is None else metrics
+    labels = registry.labels() if labels is None else labels
     models = [r["model_name"] for r in rows]
     bar_w, gap, height, top, bottom, left = 14, 18, 220, 20, 70, 40
     group_w = max(1, len(models)) * bar_w + gap
@@ -111,8 +112,8 @@ def _thumbnails(obj: ObjectFolder | None) -> str:
 
 
 def _metrics_table(summary: dict[str, Any]) -> str:
-    columns = table_metrics(summary)
-    head = "".join(f"<th>{_esc(LABELS[m])}</th>" for m in columns)
+    columns, labels = registry.table_metrics(), registry.labels()
+    head = "".join(f"<th>{_esc(labels[m])}</th>" for m in columns)
     rows = []
     for row in summary["models"]:
         cells = []
@@ -122,17 +123,53 @@ def _metrics_table(summary: dict[str, Any]) -> str:
             cells.append(f"<td>{cell}</td>")
         rows.append(f'<tr><td>{row["rank"]}</td><td class="l">{_esc(row["model_name"])}</td>{"".join(cells)}'
                     f'<td>{row["pairs"]}</td><td>{row["coverage"]:.0%}</td></tr>')
-    return (f'<table><tr><th>Rank</th><th class="l">Model</th>{head}<th>Pairs</th><th>Coverage</th></tr>'
-            f'{"".join(rows)}</table>')
+    return (f'<div class="scroll"><table><tr><th>Rank</th><th class="l">Model</th>{head}<th>Pairs</th>'
+            f'<th>Coverage</th></tr>{"".join(rows)}</table></div>')
+
+
+def _legend(protocol: Any) -> str:
+    """What each column measures, its range, which way is better and what always holds of it (the registry's)."""
+    infos = registry.infos()
+    rows = []
+    for key in registry.table_metrics():
+        m = infos[key]
+        better = "higher" if m.higher_is_better else "lower"
+        rows.append(f'<tr><td>{_esc(m.label)}</td><td><code>{_esc(key)}</code></td><td>{_esc(m.description)}</td>'
+                    f'<td>{_esc(m.range)}</td><td>{better}</td><td>{_esc("; ".join(m.caveats))}</td></tr>')
+    return ('<h2>What the columns mean</h2><div class="scroll"><table class="legend"><tr><th>Column</th><th>key</th>'
+            '<th>What it measures</th><th>Range</th><th>Better</th><th>Caveats</th></tr>' + "".join(rows)
+            + f'</table></div><p class="muted">Protocol {_esc(protocol.name)}: {_esc(protocol.summary)}.</p>')
+
+
+def _run_caveats(results: list[ModelResult]) -> list[str]:
+    """The notes of the .txt reports (pool size, FD at small n, partial scores, missing views), each once; a note
+    that holds for some models only names them."""
+    models: dict[str, list[str]] = {}
+    for r in results:
+        for note in r.notes:
+            models.setdefault(note, []).append(r.model_name)
+    return [note if len(names) == len(results) else f"{', '.join(names)}: {note}" for note, names in models.items()]
+
+
+def _chart_left_out() -> str:
+    infos = registry.infos()
+    chart = set(registry.chart_metrics())
+    left = [infos[k] for k in registry.table_metrics() if k not in chart]
+    if not left:
+        return ""
+    shown = "; ".join(f"{m.label} (range {m.range}, {'higher' if m.higher_is_better else 'lower'} is better)"
+                      for m in left)
+    return (f'<p class="muted">Not in the chart, which shows only metrics on a 0..1 scale where higher is better: '
+            f'{_esc(shown)}. Their values are in the table above.</p>')
 
 
 def _item_scores(result: ModelResult, index: int) -> str:
     per = result.per_sample
     shown = []
-    for key in ("overall_score", "semantic_similarity", "lexical_similarity", "clip_score", "clip_image_score",
-                "cider"):
+    labels = registry.labels()
+    for key in registry.item_score_metrics():
         if key in per:
-            shown.append(f"{LABELS[key]} {float(per[key][index]):.3f}")
+            shown.append(f"{labels[key]} {float(per[key][index]):.3f}")
     if "retrieval_rank" in per:
         shown.append(f"rank {int(per['retrieval_rank'][index])}")
     return " · ".join(shown)
@@ -158,23 +195,30 @@ def html_report(summary: dict[str, Any], results: list[ModelResult], objects: di
     enc = summary.get("encoders") or {}
     sentence = (enc.get("sentence_encoder") or {}).get("name")
     clip = (enc.get("clip") or {}).get("name")
-    protocol = PROTOCOLS[summary.get("protocol") or "vlmkit"]
-    parts.append(f'<p class="muted">Sentence encoder ({_esc(protocol.uses("sentence"))}): {_esc(sentence or "none")}'
-                 f' · CLIP ({_esc(protocol.uses("clip"))}): '
+    if not results:
+        raise ValueError("html_report needs at least one model's result (it carries the protocol)")
+    protocol = results[0].protocol
+    parts.append(f'<p class="muted">Sentence encoder ({_esc(registry.encoder_uses(protocol, "sentence"))}): '
+                 f'{_esc(sentence or "none")} · CLIP ({_esc(registry.encoder_uses(protocol, "clip"))}): '
                  f'{_esc(clip or "unavailable: " + str(enc.get("clip_unavailable_reason")))}</p>')
     for warning in summary["warnings"]:
         parts.append(f'<div class="warn">Warning: {_esc(warning)}</div>')
-    parts.append(f"<h2>Metrics (protocol {_esc(summary.get('protocol'))})</h2>" + _metrics_table(summary))
+    parts.append(f"<h2>Metrics (protocol {_esc(protocol.name)})</h2>" + _metrics_table(summary))
     notes = table_notes(summary)
     if notes:
         parts.append('<ul class="muted">' + "".join(f"<li>{_esc(n)}</li>" for n in notes) + "</ul>")
+    caveats = _run_caveats(results)
+    if caveats:
+        parts.append('<p><b>Caveats of this run</b> (as in the compare_&lt;model&gt;.txt reports):</p><ul>'
+                     + "".join(f"<li>{_esc(c)}</li>" for c in caveats) + "</ul>")
+    parts.append(_legend(protocol))
     signatures = signature_lines(summary)
     if signatures:
         parts.append('<details><summary class="muted">Metric signatures</summary><pre class="muted">'
                      + _esc("\n".join(signatures)) + "</pre></details>")
-    judged = tuple(m for m in table_metrics(summary) if m in JUDGE_METRICS)  # 0..1 like the chart's others
-    parts.append("<h2>Chart</h2>" + bar_chart_svg(summary["models"], CHART_METRICS + judged)
-                 + '<p class="muted">Error bars: 95% CI (paired bootstrap over items), where computed.</p>')
+    parts.append('<h2>Chart</h2><div class="scroll">' + bar_chart_svg(summary["models"]) + "</div>"
+                 + '<p class="muted">Error bars: 95% CI (paired bootstrap over items), where computed.</p>'
+                 + _chart_left_out())
     parts.append(f"<h2>Items</h2><p class=\"muted\">Showing {len(shown)} of {len(items)} items (ground-truth order)."
                  f"</p>")
     for item in shown:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vlmkit.evaluation import metrics as registry
 from vlmkit.evaluation.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, BootstrapSettings
 from vlmkit.evaluation.coco_metrics import CocoScorer, java_unavailable_reason
 from vlmkit.evaluation.encoders import (
@@ -28,7 +29,7 @@ from vlmkit.evaluation.encoders import (
 from vlmkit.evaluation.evaluator import CaptionEvaluator, ModelResult
 from vlmkit.evaluation.html_report import html_report
 from vlmkit.evaluation.matching import GroundTruth, MatchedPairs, match_by_id
-from vlmkit.evaluation.metrics import ALL_GROUPS, METRIC_GROUPS
+from vlmkit.evaluation.metrics import ALL_GROUPS
 from vlmkit.evaluation.protocols import DEFAULT_PROTOCOL, get_protocol
 from vlmkit.evaluation.report import model_files, output_names, safe_name
 from vlmkit.evaluation.retrieval import DEFAULT_MAX_CHUNK_ELEMENTS
@@ -138,7 +139,7 @@ def validate_inputs(options: CompareOptions) -> tuple[GroundTruth, list[tuple[st
     names = _resolve_names(list(options.generated), records, options.model_names)
     jobs = [(name, match_by_id(recs, path, truth, options.allow_missing))
             for name, recs, path in zip(names, records, options.generated, strict=True)]
-    if options.sentence_model and get_protocol(options.protocol).groups_needing("sentence", options.groups):
+    if options.sentence_model and registry.groups_needing(get_protocol(options.protocol), "sentence", options.groups):
         require_model_dir(options.sentence_model, "sentence-transformers model", "--sentence_model")
     return truth, jobs
 
@@ -149,24 +150,15 @@ def _planned_files(options: CompareOptions, jobs: list[tuple[str, MatchedPairs]]
     return {name: options.output_dir / output_names(name)["json"] for name, _ in jobs}
 
 
-def _run_judge(judge, jobs: list[tuple[str, MatchedPairs]], results: list[ModelResult],
-               bootstrap: BootstrapSettings) -> None:
-    from vlmkit.judges.stage import merge_judge_scores
-
-    try:
-        scores = judge.judge_all(jobs, bootstrap.method("mean"))
-    finally:
-        judge.cache.close()
-    for result in results:
-        merge_judge_scores(result, scores[result.model_name], bootstrap)
-
-
 def _loud_warning(title: str, reason: str, groups: set[str]) -> None:
-    metrics = ", ".join(m for g in METRIC_GROUPS if g in groups for m in METRIC_GROUPS[g])
+    metrics = ", ".join(m for g, keys in registry.metric_groups().items() if g in groups for m in keys)
     log.warning("=" * 78)
     log.warning("%s: %s", title, reason)
     log.warning("%s are null; overall_score may be PARTIAL", metrics)
     log.warning("=" * 78)
+
+
+JUDGE_GROUP = "judge"  # the optional metric group of vlmkit/evaluation/metrics/judges.py
 
 
 def _judge_stage(options: CompareOptions, objects: dict[str, ObjectFolder] | None):
@@ -183,19 +175,27 @@ def _judge_stage(options: CompareOptions, objects: dict[str, ObjectFolder] | Non
 def run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | None = None,
                    clip_encoder: ClipEncoder | None = None, judge_loader=None) -> CompareOutcome:
     """Validate, load, score, write. Encoders (and the judge model's loader) may be injected (tests, benchmarks);
-    else they are loaded here."""
+    else they are loaded here. With judge options, the optional judge group is registered for this run."""
+    if options.judge is None:
+        return _run_comparison(options, sentence_encoder, clip_encoder)
+    with registry.enabled(JUDGE_GROUP):
+        return _run_comparison(options, sentence_encoder, clip_encoder, judge_loader)
+
+
+def _run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | None, clip_encoder: ClipEncoder | None,
+                    judge_loader=None) -> CompareOutcome:
     truth, jobs = validate_inputs(options)
     json_paths = _planned_files(options, jobs)
-    groups = options.groups
+    groups = options.groups | {JUDGE_GROUP} if options.judge is not None else options.groups
     protocol = get_protocol(options.protocol)
-    needs_sentence = bool(protocol.groups_needing("sentence", groups))
-    needs_clip = bool(protocol.groups_needing("clip", groups))
+    needs_sentence = bool(registry.groups_needing(protocol, "sentence", groups))
+    needs_clip = bool(registry.groups_needing(protocol, "clip", groups))
 
     objects = None
     if options.images_dir is not None:
         objects = find_object_dirs_by_id(options.images_dir)
         clip_expected = clip_encoder is not None or (options.clip_model and Path(options.clip_model).exists())
-        if "clip_image" in groups and clip_expected:
+        if registry.groups_requiring("images", groups, protocol) and clip_expected:
             _check_objects(objects, jobs, options.images_dir)  # before minutes of model loading
     judge = _judge_stage(options, objects)
     if judge is not None and judge_loader is not None:
@@ -203,7 +203,8 @@ def run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | None
 
     start = time.perf_counter()
     coco = coco_reason = None
-    if "coco" in groups:
+    wants_coco = bool(registry.groups_requiring("coco", groups, protocol))
+    if wants_coco:
         coco_reason = java_unavailable_reason()
         if coco_reason is None:
             coco = CocoScorer()  # Java + METEOR warm up in the background while torch loads
@@ -220,18 +221,19 @@ def run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | None
                 normalize=protocol.fid_normalised)
             if sentence_reason:
                 _loud_warning("SENTENCE-MODEL METRICS UNAVAILABLE", sentence_reason,
-                              protocol.groups_needing("sentence", groups))
+                              registry.groups_needing(protocol, "sentence", groups))
         if clip_encoder is None and needs_clip:
             clip_encoder, clip_reason = load_clip(options.clip_model, device, options.batch_size)
             if clip_reason and options.clip_model and options.clip_model.strip().lower() == "none":
                 log.info("%s", clip_reason)
             elif clip_reason:
-                _loud_warning("CLIP METRICS UNAVAILABLE", clip_reason, protocol.groups_needing("clip", groups))
+                _loud_warning("CLIP METRICS UNAVAILABLE", clip_reason,
+                              registry.groups_needing(protocol, "clip", groups))
         if coco is not None:
             coco_reason = coco.wait_ready()
             if coco_reason:
                 log.warning("pycocoevalcap metrics unavailable: %s", coco_reason)
-        elif coco_reason and "coco" in groups:
+        elif coco_reason and wants_coco:
             log.warning("pycocoevalcap metrics unavailable: %s", coco_reason)
         seconds_loading = time.perf_counter() - start
 
@@ -240,11 +242,14 @@ def run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | None
             sentence_encoder=sentence_encoder, sentence_reason=sentence_reason, clip=clip_encoder,
             clip_reason=clip_reason, coco=coco if not coco_reason else None, coco_reason=coco_reason, groups=groups,
             objects=objects, protocol=protocol, bootstrap=bootstrap,
-            retrieval_chunk_elements=options.retrieval_chunk_elements)
+            retrieval_chunk_elements=options.retrieval_chunk_elements,
+            resources={JUDGE_GROUP: judge} if judge is not None else None)
         start = time.perf_counter()
-        results = evaluator.evaluate_all(jobs)
-        if judge is not None:
-            _run_judge(judge, jobs, results, bootstrap)
+        try:
+            results = evaluator.evaluate_all(jobs)
+        finally:
+            if judge is not None:
+                judge.cache.close()
         significance = evaluator.significance(results) if options.output is None else None
         seconds_scoring = time.perf_counter() - start
     finally:

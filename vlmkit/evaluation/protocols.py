@@ -34,20 +34,6 @@ class Protocol:
     default_sentence_model: str | None  # None: the packaged all-MiniLM-L6-v2
     summary: str
 
-    def encoder_of(self, group: str) -> str | None:
-        """Which encoder a metric group needs under this protocol ("sentence", "clip" or None)."""
-        return {"semantic": self.semantic_encoder, "retrieval": self.retrieval_encoder, "fid": "sentence",
-                "clip": "clip", "clip_image": "clip"}.get(group)
-
-    def groups_needing(self, encoder: str, groups: frozenset[str] | set[str]) -> set[str]:
-        return {g for g in groups if self.encoder_of(g) == encoder}
-
-    def uses(self, encoder: str) -> str:
-        """What an encoder is used for, for the reports: e.g. "semantic similarity, retrieval, FD"."""
-        names = {"semantic": "semantic similarity", "retrieval": "retrieval", "fid": "FD", "clip": "CLIP text sim",
-                 "clip_image": "CLIPScore"}
-        return ", ".join(label for group, label in names.items() if self.encoder_of(group) == encoder)
-
 
 PROTOCOLS: dict[str, Protocol] = {
     "vlmkit": Protocol(

@@ -12,14 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from vlmkit.evaluation import metrics as registry
 from vlmkit.evaluation.evaluator import ModelResult
-from vlmkit.evaluation.metrics import ALL_METRICS, JUDGE_METRICS, LABELS
-from vlmkit.evaluation.overall import OVERALL_WEIGHTS
-from vlmkit.evaluation.protocols import PROTOCOLS
-from vlmkit.evaluation.retrieval import TIE_RULES
 
-SEED_KEYS = ("clip_score", "fid_score", "semantic_similarity", "r_at_1", "r_at_5", "r_at_10", "lexical_similarity",
-             "overall_score")
 PER_SAMPLE_ROUND = 6
 
 
@@ -44,41 +39,18 @@ def _clean(value: Any) -> Any:
 
 def result_json(result: ModelResult, files: dict[str, str], settings: dict[str, Any]) -> dict[str, Any]:
     m = result.metrics
-    out: dict[str, Any] = {k: _clean(m.get(k)) for k in SEED_KEYS}
-    out.update({k: _clean(m.get(k)) for k in ALL_METRICS if k not in out})
-    out.update({k: _clean(m.get(k)) for k in JUDGE_METRICS if k in m})  # only with --judge_model
-    out["overall_score_partial"] = result.overall.partial
-    out["protocol"] = result.protocol
+    out: dict[str, Any] = {k: _clean(m.get(k)) for k in registry.vasevqa3d_keys()}
+    out.update({k: _clean(m.get(k)) for k in registry.all_metrics() if k not in out})
+    out[f"{registry.OVERALL_KEY}_partial"] = result.overall.partial
+    out["protocol"] = result.protocol.name
     out["confidence_intervals"] = {k: [_clean(lo), _clean(hi)] for k, (lo, hi) in result.confidence_intervals.items()}
     out["confidence_interval_unavailable"] = dict(result.ci_unavailable)
     out["metric_signatures"] = dict(result.signatures)
     out["unavailable"] = dict(result.reasons)
     out["overall"] = result.overall.to_json()
-    protocol = PROTOCOLS[result.protocol]
-    if result.retrieval is not None:
-        r = result.retrieval
-        kind = "CLIP text" if protocol.retrieval_encoder == "clip" else "sentence"
-        out["retrieval"] = {
-            "pool_size": r.pool_size,
-            "chance": {f"r_at_{k}": _clean(r.chance(k)) for k in (1, 5, 10)},
-            "similarity": f"cosine of L2-normalised {kind} embeddings",
-            "encoder": (result.encoders.get("retrieval_encoder") or {}).get("name"),
-            "tie_rule": TIE_RULES[r.rule],
-            "queries_with_ties": int((r.tied > 0).sum()),
-            "mean_best_rank": _clean(float(np.mean(r.best_rank))),
-        }
-    if result.fid is not None:
-        f = result.fid
-        embedding = "L2-normalised" if f.normalised else "as encode() returns them"
-        out["fid"] = {"value": _clean(f.value), "n_generated": f.n_generated, "n_reference": f.n_reference,
-                      "dim": f.dim, "warning": f.warning, "reason": f.reason, "eps": f.eps,
-                      "encoder": (result.encoders.get("fid_encoder") or {}).get("name"),
-                      "embedding": f"sentence embeddings {embedding}, float64 statistics"
-                                   + (f", {f.eps:g}·I added to both covariances" if f.eps else "")}
-    if result.views is not None:
-        out["views"] = result.views
-    if result.judges:
-        out["judges"] = result.judges
+    for spec in registry.GROUPS:  # each group's own section (retrieval pool, FD sample sizes, views)
+        if spec.details_key and spec.details_key in result.details:
+            out[spec.details_key] = result.details[spec.details_key]
     out["coverage"] = result.matched.coverage
     out["notes"] = list(result.notes)
     out["metadata"] = {
@@ -88,7 +60,7 @@ def result_json(result: ModelResult, files: dict[str, str], settings: dict[str, 
         "model_name": result.model_name,
         "per_sample_file": files.get("per_sample"),
         "encoders": result.encoders,
-        "overall_weights": OVERALL_WEIGHTS,
+        "overall_weights": registry.overall_weights(),
         **settings,
         "seconds_scoring": round(result.seconds, 3),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -106,7 +78,7 @@ def per_sample_rows(result: ModelResult) -> list[dict[str, Any]]:
             value = result.per_sample[key][i]
             if np.issubdtype(type(value), np.integer):
                 row[key] = int(value)
-            else:  # NaN: a judge answer that could not be read (null, never 0)
+            else:  # NaN: an item a metric could not score (an unreadable judge answer): null, never 0
                 row[key] = round(float(value), PER_SAMPLE_ROUND) if math.isfinite(float(value)) else None
         rows.append(row)
     return rows
@@ -132,7 +104,7 @@ def fmt_metric(metric: str, value: float | None, ci: tuple[float, float] | list[
     """A value as the tables show it: R@k in %, others with 4 decimals; with its CI as ± half-width."""
     if value is None:
         return "n/a"
-    percent = metric.startswith("r_at_")
+    percent = registry.is_percent(metric)
     text = f"{value:.2%}" if percent else f"{value:.4f}"
     if ci is not None and None not in ci:
         half = (ci[1] - ci[0]) / 2.0
@@ -148,65 +120,49 @@ def text_report(result: ModelResult, data: dict[str, Any]) -> str:
              f"- Evaluated pairs: {len(result.matched)} of {cov['ground_truth_items']} ground-truth items "
              f"(coverage {cov['coverage']:.1%})",
              f"- Generated file: {meta['generated_file']}", f"- Ground truth file: {meta['ground_truth_file']}"]
-    enc, protocol = result.encoders, PROTOCOLS[result.protocol]
+    enc, protocol = result.encoders, result.protocol
+    labels = registry.labels()
     if enc.get("sentence_encoder"):
-        lines.append(f"- Sentence encoder ({protocol.uses('sentence')}): {enc['sentence_encoder']['name']}")
-    lines.append(f"- CLIP model ({protocol.uses('clip')}): {enc['clip']['name'] if enc.get('clip') else 'unavailable'}")
+        lines.append(f"- Sentence encoder ({registry.encoder_uses(protocol, 'sentence')}): "
+                     f"{enc['sentence_encoder']['name']}")
+    lines.append(f"- CLIP model ({registry.encoder_uses(protocol, 'clip')}): "
+                 f"{enc['clip']['name'] if enc.get('clip') else 'unavailable'}")
     for key, label in (("missing_predictions", "missing predictions"), ("unmatched_generated",
                        "generated ids not in ground truth"), ("duplicate_generated_ids", "duplicate generated ids"),
                        ("duplicate_ground_truth_ids", "duplicate ground-truth ids")):
         if cov[key]["count"]:
             lines.append(f"- {cov[key]['count']} {label}: {', '.join(cov[key]['ids'])}")
 
-    def line(key: str, digits: int = 4, percent: bool = False) -> str:
-        value = m.get(key)
+    def line(key: str, digits: int = 4) -> str:
+        value, percent = m.get(key), registry.is_percent(key)
         shown = "n/a" if value is None else (f"{value:.2%}" if percent else f"{value:.{digits}f}")
         ci = result.confidence_intervals.get(key)
         if ci is not None:
             shown += (f"  (95% CI {ci[0]:.2%} to {ci[1]:.2%})" if percent else
                       f"  (95% CI {ci[0]:.{digits}f} to {ci[1]:.{digits}f})")
-        return f"- {LABELS[key]}: {shown}" + ("  (unavailable, see below)" if key in result.reasons else "")
+        return f"- {labels[key]}: {shown}" + ("  (unavailable, see below)" if key in result.reasons else "")
 
-    lines += [f"- Protocol: {result.protocol} — {protocol.summary}"]
-    lines += ["", "## Metrics", "", "### 1. Core metrics", line("clip_score"), line("fid_score"),
-              line("semantic_similarity"), line("clip_image_score"), line("ref_clip_score")]
-    if result.views and result.views["items_with_missing_views"]:
-        v = result.views
-        lines.append(f"  (CLIPScore views: {v['views_used']} used, {v['views_missing']} missing in "
-                     f"{v['items_with_missing_views']} items: {', '.join(v['ids'])})")
-    if data.get("fid"):
-        f = data["fid"]
-        lines.append(f"  (FD over n={f['n_generated']} generated / {f['n_reference']} reference embeddings, "
-                     f"dim {f['dim']})")
-    lines += ["", "### 2. Retrieval (R@k)", line("r_at_1", percent=True), line("r_at_5", percent=True),
-              line("r_at_10", percent=True)]
-    if data.get("retrieval"):
-        r = data["retrieval"]
-        chance = ", ".join(f"{k.replace('r_at_', 'R@')} {v:.2%}" for k, v in r["chance"].items())
-        lines.append(f"  (pool N={r['pool_size']} references; chance level {chance})")
-    lines += ["", "### 3. Lexical match", line("lexical_similarity"), line("bleu_4"), line("meteor"), line("rouge_l"),
-              line("cider"), line("spice"), "", "### 4. Overall score", line("overall_score")]
-    judged = [k for k in JUDGE_METRICS if k in m]
+    lines += [f"- Protocol: {protocol.name} — {protocol.summary}", "", "## Metrics"]
+    sections = registry.report_sections()
+    for number, (section, groups) in enumerate(sections.items(), start=1):
+        lines += ["", f"### {number}. {section}", *(line(k) for k in registry.section_metrics(section))]
+        for spec in groups:
+            if spec.report_lines and spec.details_key in data:
+                lines += spec.report_lines(data)
+    lines += ["", f"### {len(sections) + 1}. Overall score", line(registry.OVERALL_KEY)]
     overall = data["overall"]
     if overall["partial"]:
         lines.append(f"  PARTIAL: from {', '.join(overall['components'])} ({overall['weight_covered']:.0%} of the "
                      f"weight); missing {', '.join(overall['missing_components'])}")
     lines.append(f"  formula: {overall['formula']}")
-    if judged:
-        lines += ["", "### 5. Judge metrics (local judge model)"] + [line(k) for k in judged]
-        for key in judged:
-            bad = (result.judges.get(key) or {}).get("unparseable") or {}
-            if bad.get("count"):
-                lines.append(f"  ({LABELS[key]}: {bad['count']} unparseable judge answer(s), null: "
-                             f"{', '.join(bad['ids'][:10])}{' ...' if bad['count'] > 10 else ''})")
     if result.reasons:
         lines += ["", "## Unavailable metrics"]
         for reason, metrics in group_by_reason(result.reasons).items():
-            lines.append(f"- {', '.join(LABELS.get(m, m) for m in metrics)}: {reason}")
+            lines.append(f"- {', '.join(labels.get(m, m) for m in metrics)}: {reason}")
     if result.ci_unavailable:
         lines += ["", "## No confidence interval"]
         for reason, metrics in group_by_reason(result.ci_unavailable).items():
-            lines.append(f"- {', '.join(LABELS.get(m, m) for m in metrics)}: {reason}")
+            lines.append(f"- {', '.join(labels.get(m, m) for m in metrics)}: {reason}")
     if result.notes:
         lines += ["", "## Notes"] + [f"- {n}" for n in result.notes]
     if result.signatures:

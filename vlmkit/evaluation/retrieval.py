@@ -27,7 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-DEFAULT_KS = (1, 5, 10)
+from vlmkit.ranking import RECALL_KS
+
+DEFAULT_KS = RECALL_KS
 DEFAULT_MAX_CHUNK_ELEMENTS = 4_000_000  # 32 MB of float64 scores per chunk
 RULES = ("expected", "argsort")
 TIE_RULES = {

@@ -95,47 +95,29 @@ def _sentence_fields(sentence: Mapping[str, Any] | None) -> dict[str, Any]:
     return {"enc": encoder_id(sentence), "tok": f"st-max{max_len}" if max_len else "encoder"}
 
 
-def metric_signatures(*, protocol: Any, metrics: Mapping[str, float | None], encoders: Mapping[str, Any],
-                      n_items: int, pool_size: int | None, ci_methods: Mapping[str, str],
-                      overall_components: tuple[str, ...] = (), views: int | None = None) -> dict[str, str]:
-    """{metric: signature} for every metric that has a value."""
-    clip, sentence = encoders.get("clip"), encoders.get("sentence_encoder")
-    versions_st = {"sentence-transformers": package_version("sentence-transformers")}
-    versions_tf = {"transformers": package_version("transformers")}
-    versions_coco = {"pycocoevalcap": package_version("pycocoevalcap")}
-    by_encoder = {"clip": (_clip_fields(clip), versions_tf), "sentence": (_sentence_fields(sentence), versions_st)}
-    semantic_fields, semantic_versions = by_encoder[protocol.semantic_encoder]
-    retrieval_fields, retrieval_versions = by_encoder[protocol.retrieval_encoder]
-    tie = "argsort-desc" if protocol.retrieval_rule == "argsort" else "f32-equal-expected"
-    lexical = ({"tok": "w+-lower", "empty": "1"} if protocol.lexical_tokens == "words"
-               else {"tok": "whitespace-lower", "empty": "0"})
-    ptb = {"tok": "ptb"}
-    table: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
-        "clip_score": ({**_clip_fields(clip), "sim": "cos", "agg": "mean"}, versions_tf),
-        "clip_image_score": ({**_clip_fields(clip), "views": views or "all", "w": 2.5, "agg": "mean"}, versions_tf),
-        "ref_clip_score": ({**_clip_fields(clip), "views": views or "all", "hm": "clipscore+textcos",
-                            "agg": "mean"}, versions_tf),
-        "semantic_similarity": ({**semantic_fields, "sim": "cos", "agg": "mean"}, semantic_versions),
-        **{f"r_at_{k}": ({**retrieval_fields, "sim": "cos", "pool": pool_size, "k": k, "tie": tie},
-                         retrieval_versions) for k in (1, 5, 10)},
-        "lexical_similarity": ({**lexical, "sim": "jaccard", "agg": "mean"}, {}),
-        "fid_score": ({**_sentence_fields(sentence), "emb": "l2" if protocol.fid_normalised else "raw",
-                       "eps": f"{protocol.fid_eps:g}", "cov": "unbiased", "n": n_items},
-                      {**versions_st, "numpy": package_version("numpy")}),
-        **{f"bleu_{k}": ({**ptb, "ref": "closest", "agg": "corpus"}, versions_coco) for k in (1, 2, 3, 4)},
-        "meteor": ({**ptb, "agg": "corpus-java"}, versions_coco),
-        "rouge_l": ({**ptb, "beta": 1.2, "agg": "mean"}, versions_coco),
-        "cider": ({**ptb, "variant": "cider-d", "idf": "eval-refs", "agg": "mean"}, versions_coco),
-        "overall_score": ({"w": "vasevqa3d", "comp": "+".join(overall_components) or "none",
-                           "renorm": "yes" if len(overall_components) < 6 else "no", "agg": "mean"}, {}),
-    }
+def encoder_fields(kind: str, encoders: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The `enc` and `tok` fields of a text encoder kind ("clip" or "sentence") and the package that runs it."""
+    if kind == "clip":
+        return _clip_fields(encoders.get("clip")), {"transformers": package_version("transformers")}
+    return (_sentence_fields(encoders.get("sentence_encoder")),
+            {"sentence-transformers": package_version("sentence-transformers")})
+
+
+def metric_signatures(*, protocol: Any, metrics: Mapping[str, float | None], context: Any) -> dict[str, str]:
+    """{metric: signature} for every metric that has a value, in the order of `metrics`.
+
+    Each metric's own fields come from its group's spec (`GroupSpec.signature`, see vlmkit/evaluation/metrics/);
+    `proto` comes first, then those fields, then `ci`, the vlmkit version and the versions the group names."""
+    from vlmkit.evaluation.metrics import signature_fields
+
     out = {}
     for metric, value in metrics.items():
-        if value is None or metric not in table:
+        found = signature_fields(metric, context) if value is not None else None
+        if found is None:
             continue
-        fields, versions = table[metric]
+        fields, versions = found
         clean = {"proto": protocol.name, **fields}
-        clean["ci"] = ci_methods.get(metric, "none")
+        clean["ci"] = context.ci_methods.get(metric, "none")
         clean["vlmkit"] = _vlmkit_version()
         clean.update(versions)
         out[metric] = format_signature(clean)

@@ -15,28 +15,22 @@ import io
 from datetime import datetime, timezone
 from typing import Any
 
+from vlmkit.evaluation import metrics as registry
 from vlmkit.evaluation.bootstrap import ALPHA, BootstrapSettings, Comparison
 from vlmkit.evaluation.evaluator import ModelResult
-from vlmkit.evaluation.metrics import JUDGE_METRICS, LABELS
 from vlmkit.evaluation.report import fmt_metric, group_by_reason
 from vlmkit.evaluation.signatures import differing_fields
 
-TABLE_METRICS = ("overall_score", "clip_score", "clip_image_score", "semantic_similarity", "r_at_1", "r_at_5",
-                 "r_at_10", "lexical_similarity", "bleu_4", "meteor", "rouge_l", "cider", "fid_score")
+OVERALL = registry.OVERALL_KEY
+PARTIAL = f"{OVERALL}_partial"
 NOT_DIFFERENT = "†"
 SIGNIFICANCE_TEST = ("paired bootstrap test against the best model per metric: the same resamples of the shared "
                      "items for every model; CI = percentile interval of the resampled difference; two-sided "
                      "p = (1 + #{|d_b - d| >= |d|}) / (B + 1)")
 
 
-def table_metrics(data: dict[str, Any]) -> tuple[str, ...]:
-    """The table's columns: TABLE_METRICS, then the judge metrics a run computed (compare.py --judge_model)."""
-    rows = data.get("models") or []
-    return TABLE_METRICS + tuple(m for m in JUDGE_METRICS if any(m in row for row in rows))
-
-
 def _sort_key(row: dict[str, Any]) -> tuple:
-    value = row["overall_score"]
+    value = row[OVERALL]
     return (value is None, -(value or 0.0), row["model_name"])
 
 
@@ -50,7 +44,7 @@ def comparability_warnings(results: list[ModelResult]) -> list[str]:
         warnings.append(f"models were scored on different id sets ({sizes}); retrieval pools and FD sample sizes "
                         f"differ, so their scores are not directly comparable")
     differing = []
-    for metric in TABLE_METRICS:
+    for metric in registry.table_metrics():
         sigs = {r.model_name: r.signatures[metric] for r in results if metric in r.signatures}
         fields = differing_fields(sigs) if len(sigs) > 1 else []
         if fields:
@@ -77,15 +71,14 @@ def summary(results: list[ModelResult], model_data: dict[str, dict[str, Any]], g
             files: dict[str, str], significance: tuple[dict[str, dict[str, Comparison]], list[str]] | None = None,
             bootstrap: BootstrapSettings | None = None) -> dict[str, Any]:
     rows = []
+    columns = registry.table_metrics()
     for r in results:
         data = model_data[r.model_name]
         rows.append({
             "model_name": r.model_name,
-            **{k: data[k] for k in TABLE_METRICS},
-            **{k: data[k] for k in JUDGE_METRICS if k in data},
-            "confidence_intervals": {k: v for k, v in data["confidence_intervals"].items()
-                                     if k in TABLE_METRICS or k in JUDGE_METRICS},
-            "overall_score_partial": r.overall.partial,
+            **{k: data[k] for k in columns},
+            "confidence_intervals": {k: v for k, v in data["confidence_intervals"].items() if k in columns},
+            PARTIAL: r.overall.partial,
             "overall_components": list(r.overall.components),
             "pairs": len(r.matched),
             "coverage": r.matched.coverage["coverage"],
@@ -104,7 +97,7 @@ def summary(results: list[ModelResult], model_data: dict[str, dict[str, Any]], g
     return {
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "ground_truth_file": ground_truth,
-        "protocol": first.protocol if first else None,
+        "protocol": first.protocol.name if first else None,
         "models_evaluated": len(rows),
         "ranking": [row["model_name"] for row in rows],
         "models": rows,
@@ -130,8 +123,8 @@ def md_escape(text: str) -> str:
 
 def cell_parts(data: dict[str, Any], row: dict[str, Any], metric: str) -> tuple[str, bool, bool]:
     """(value ± half-width [+ partial mark], is best, not significantly different from the best)."""
-    text = fmt_metric(metric, row.get(metric), row["confidence_intervals"].get(metric))
-    if metric == "overall_score" and row["overall_score_partial"] and row[metric] is not None:
+    text = fmt_metric(metric, row[metric], row["confidence_intervals"].get(metric))
+    if metric == OVERALL and row[PARTIAL] and row[metric] is not None:
         value, _, rest = text.partition(" ± ")
         text = value + "*" + (f" ± {rest}" if rest else "")
     comparison = (data.get("significance") or {}).get(metric, {}).get(row["model_name"])
@@ -153,10 +146,10 @@ def table_notes(data: dict[str, Any]) -> list[str]:
         notes.append(f"bold: best model of the column; {NOT_DIFFERENT}: not significantly different from it "
                      f"(paired bootstrap test, two-sided p >= {method['alpha']}, on the {method['shared_items']} "
                      f"items all models share); unmarked: significantly worse.")
-    if any(row["overall_score_partial"] for row in data["models"]):
+    if any(row[PARTIAL] for row in data["models"]):
         notes.append("* partial overall score: the weighted mean of the available components only "
                      "(see overall_components in batch_evaluation_summary.json).")
-    columns = table_metrics(data)
+    columns, labels = registry.table_metrics(), registry.labels()
     for key, suffix in (("unavailable", "n/a"), ("confidence_interval_unavailable", "no CI")):
         reasons: dict[str, str] = {}
         for row in data["models"]:
@@ -164,13 +157,12 @@ def table_notes(data: dict[str, Any]) -> list[str]:
                 if metric in columns:
                     reasons.setdefault(metric, reason)
         for reason, metrics in group_by_reason(reasons).items():
-            notes.append(f"{', '.join(LABELS[m] for m in metrics)} {suffix}: {reason}")
+            notes.append(f"{', '.join(labels[m] for m in metrics)} {suffix}: {reason}")
     return notes
 
 
 def signature_lines(data: dict[str, Any]) -> list[str]:
-    lines = []
-    columns = table_metrics(data)
+    lines, columns = [], registry.table_metrics()
     for metric, sig in data.get("metric_signatures", {}).items():
         if metric not in columns:
             continue
@@ -182,8 +174,8 @@ def signature_lines(data: dict[str, Any]) -> list[str]:
 
 
 def markdown_table(data: dict[str, Any]) -> str:
-    columns = table_metrics(data)
-    header = ["Rank", "Model", *(LABELS[m] for m in columns), "Pairs", "Coverage"]
+    columns, labels = registry.table_metrics(), registry.labels()
+    header = ["Rank", "Model", *(labels[m] for m in columns), "Pairs", "Coverage"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for row in data["models"]:
         cells = [str(row["rank"]), md_escape(row["model_name"])]
@@ -208,9 +200,9 @@ def csv_table(data: dict[str, Any]) -> str:
     """One row per model; CI bounds and the p-value against the best as extra columns; signatures as # lines."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    columns = table_metrics(data)
+    columns = registry.table_metrics()
     extra = [f"{m}_{part}" for m in columns for part in ("ci_low", "ci_high", "p_vs_best")]
-    writer.writerow(["rank", "model_name", *columns, "overall_score_partial", "pairs", "coverage",
+    writer.writerow(["rank", "model_name", *columns, PARTIAL, "pairs", "coverage",
                      "generated_file", *extra])
 
     def number(value: Any) -> str:
@@ -222,8 +214,8 @@ def csv_table(data: dict[str, Any]) -> str:
             low, high = row["confidence_intervals"].get(metric, (None, None))
             comparison = (data.get("significance") or {}).get(metric, {}).get(row["model_name"]) or {}
             values += [number(low), number(high), number(comparison.get("p"))]
-        writer.writerow([row["rank"], row["model_name"], *(number(row.get(m)) for m in columns),
-                         str(row["overall_score_partial"]).lower(), row["pairs"], row["coverage"],
+        writer.writerow([row["rank"], row["model_name"], *(number(row[m]) for m in columns),
+                         str(row[PARTIAL]).lower(), row["pairs"], row["coverage"],
                          row["generated_file"], *values])
     for line in [*table_notes(data), *(f"WARNING: {w}" for w in data["warnings"]), *signature_lines(data)]:
         buffer.write(f"# {line}\n")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vlmkit.evaluation.metrics import JUDGE_METRICS
+from vlmkit.evaluation.metrics.judges import JUDGE_METRICS
 from vlmkit.io import InputError
 from vlmkit.judges.attributes import DEFAULT_SCHEMA
 from vlmkit.judges.stage import JudgeOptions

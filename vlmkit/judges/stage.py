@@ -25,8 +25,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from vlmkit.evaluation.matching import MatchedPairs
-from vlmkit.evaluation.metrics import JUDGE_METRICS
-from vlmkit.evaluation.signatures import format_signature, model_fingerprint, package_version
+from vlmkit.evaluation.metrics.judges import JUDGE_METRICS
+from vlmkit.evaluation.signatures import model_fingerprint
 from vlmkit.io import InputError
 from vlmkit.judges import prompts
 from vlmkit.judges.attributes import (
@@ -68,7 +68,6 @@ class JudgeScores:
     per_sample: dict[str, np.ndarray] = field(default_factory=dict)
     statistics: dict[str, Any] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
-    signatures: dict[str, str] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)  # -> "judges" in compare_<model>.json
 
 
@@ -160,11 +159,11 @@ class JudgeStage:
         return self.model.generate(prompts_)
 
     # ---- metrics ------------------------------------------------------------------------------------------------
-    def _signature(self, metric: str, prompt: str, extra: dict[str, Any], ci: str) -> str:
-        return format_signature({"judge": self.judge_id, "prompt": prompt, "dec": self.decoding, **extra, "ci": ci,
-                                 "vlmkit": _vlmkit_version(), "transformers": package_version("transformers")})
+    def _signature(self, prompt: str, extra: dict[str, Any]) -> dict[str, Any]:
+        """The metric's own signature fields (the registry adds proto, ci and the versions)."""
+        return {"judge": self.judge_id, "prompt": prompt, "dec": self.decoding, **extra}
 
-    def clair(self, matched: MatchedPairs, out: JudgeScores, ci: str) -> None:
+    def clair(self, matched: MatchedPairs, out: JudgeScores) -> None:
         template = prompts.prompt_hash("clair")
         requests = [((c, r), prompts.CLAIR.format(candidate=c, reference=r))
                     for c, r in zip(matched.generated, matched.references, strict=True)]
@@ -181,8 +180,8 @@ class JudgeStage:
         self._masked("clair", np.array(values), out, f"{len(bad)} of {len(values)} judge answers were not JSON "
                      "with a 0-100 score (listed under judges.clair.unparseable)")
         out.details["clair"] = {"unparseable": _listing(bad, why, raw), "answers": len(values),
-                                "scale": "score/100"}
-        out.signatures["clair"] = self._signature("clair", template, {"parse": "json-score", "scale": "0-1"}, ci)
+                                "scale": "score/100",
+                                "signature": self._signature(template, {"parse": "json-score", "scale": "0-1"})}
 
     def _masked(self, metric: str, values: np.ndarray, out: JudgeScores, all_bad: str) -> None:
         out.per_sample[metric] = values
@@ -194,9 +193,9 @@ class JudgeStage:
             out.metrics[metric] = None
             out.reasons[metric] = all_bad
 
-    def fleur(self, matched: MatchedPairs, out: JudgeScores, ci: str, reason: str | None) -> None:
+    def fleur(self, matched: MatchedPairs, out: JudgeScores, reason: str | None) -> None:
         template = prompts.prompt_hash("fleur")
-        out.signatures["fleur"] = self._signature("fleur", template, {"score": "E[digit]-2dec", "views": "all"}, ci)
+        signature = self._signature(template, {"score": "E[digit]-2dec", "views": "all"})
         if reason:
             out.metrics["fleur"] = None
             out.reasons["fleur"] = reason
@@ -231,12 +230,12 @@ class JudgeStage:
         digits = np.arange(10)
         values = np.array([float(np.dot(a["p1"], digits) / 10 + np.dot(a["p2"], digits) / 100) for a in answers])
         self._masked("fleur", values, out, "no FLEUR score")
-        out.details["fleur"] = {"answers": len(values),
+        out.details["fleur"] = {"answers": len(values), "signature": signature,
                                 "mean_digit_mass": float(np.mean([a["mass1"] for a in answers])),
                                 "definition": "sum_d p1(d)*d/10 + sum_d p2(d)*d/100 after the prefix "
                                               f"{prompts.FLEUR_ANSWER_PREFIX!r}, digits renormalised"}
 
-    def attribute_f1(self, matched: MatchedPairs, out: JudgeScores, ci: str,
+    def attribute_f1(self, matched: MatchedPairs, out: JudgeScores,
                      extracted: dict[str, tuple[dict | None, str | None, str]]) -> None:
         assert self.schema is not None
         per_item, bad, why, raw = [], [], [], []
@@ -260,11 +259,12 @@ class JudgeStage:
                                            "failed (judges.attribute_f1.unparseable), the rest stated no slot")
         else:
             out.statistics["attribute_f1"] = F1Statistic(columns)
+        prompt = prompts.prompt_hash("attribute_f1", _schema_text(self.schema))
         out.details["attribute_f1"] = {**summary, "unparseable": _listing(bad, why, raw),
-                                       "definition": "micro F1 = 2TP/(2TP+FP+FN) over all slots of all items"}
-        extra = prompts.prompt_hash("attribute_f1", _schema_text(self.schema))
-        out.signatures["attribute_f1"] = self._signature("attribute_f1", extra, {
-            "schema": f"{self.schema.name}@{_schema_hash(self.schema)}", "agg": "micro-f1"}, ci)
+                                       "definition": "micro F1 = 2TP/(2TP+FP+FN) over all slots of all items",
+                                       "signature": self._signature(prompt, {
+                                           "schema": f"{self.schema.name}@{_schema_hash(self.schema)}",
+                                           "agg": "micro-f1"})}
 
     def _extract(self, texts: list[str]) -> dict[str, tuple[dict | None, str | None, str]]:
         assert self.schema is not None
@@ -314,7 +314,7 @@ class JudgeStage:
                               "unparseable": _listing(bad, why, raw)}
 
     # ---- everything ---------------------------------------------------------------------------------------------
-    def judge_all(self, jobs: Sequence[tuple[str, MatchedPairs]], ci: str) -> dict[str, JudgeScores]:
+    def judge_all(self, jobs: Sequence[tuple[str, MatchedPairs]]) -> dict[str, JudgeScores]:
         metrics = self.options.metrics
         fleur_reason = self._vision_and_digits() if "fleur" in metrics else None
         extracted = {}
@@ -324,11 +324,11 @@ class JudgeStage:
         for name, matched in jobs:
             scores = JudgeScores()
             if "clair" in metrics:
-                self.clair(matched, scores, ci)
+                self.clair(matched, scores)
             if "fleur" in metrics:
-                self.fleur(matched, scores, ci, fleur_reason)
+                self.fleur(matched, scores, fleur_reason)
             if "attribute_f1" in metrics:
-                self.attribute_f1(matched, scores, ci, extracted)
+                self.attribute_f1(matched, scores, extracted)
             out[name] = scores
         if self.options.pairs and len(jobs) > 1:
             self.pairwise(jobs)
@@ -355,31 +355,3 @@ def _schema_hash(schema: Schema) -> str:
     raw = json.dumps([data, schema.default_era, schema.circa_years, sorted(schema.stop_words)])
     return hashlib.sha256(raw.encode()).hexdigest()[:8]
 
-
-def _vlmkit_version() -> str:
-    from vlmkit import __version__
-
-    return __version__
-
-
-def merge_judge_scores(result, scores: JudgeScores, settings) -> None:
-    """Add one model's judge numbers to its ModelResult (value, per-item values, statistic, CI, signature, reason,
-    details), so the reports, tables and the significance test treat them like every other metric."""
-    from vlmkit.evaluation.bootstrap import confidence_intervals
-
-    result.metrics.update(scores.metrics)
-    result.per_sample.update(scores.per_sample)
-    result.statistics.update(scores.statistics)
-    result.reasons.update({m: r for m, r in scores.reasons.items() if scores.metrics.get(m) is None})
-    result.signatures.update(scores.signatures)
-    result.judges.update(scores.details)
-    n = len(result.matched)
-    if n >= 2 and settings.resamples and scores.statistics:
-        result.confidence_intervals.update(confidence_intervals(scores.statistics, n, settings))
-    for metric in scores.statistics:
-        if metric not in result.confidence_intervals:
-            result.ci_unavailable[metric] = "needs at least 2 items" if n < 2 else "bootstrap off (--bootstrap 0)"
-
-
-def judge_ci_method(settings) -> str:
-    return settings.method("mean")

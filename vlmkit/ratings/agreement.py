@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from vlmkit.evaluation.bootstrap import LOWER_IS_BETTER, resample_counts
-from vlmkit.evaluation.metrics import LABELS
+from vlmkit.evaluation import metrics as registry
+from vlmkit.evaluation.bootstrap import resample_counts
 from vlmkit.io import InputError
 from vlmkit.ratings.analysis import Ratings
 from vlmkit.ratings.compare_run import CompareRun
@@ -64,10 +64,12 @@ def metric_agreement(ratings: Ratings, run: CompareRun, level: float) -> dict[st
         if absent:
             raise InputError(f"{run.folder}: model {m!r} has no per-sample row for voted item {absent[0]!r} "
                              f"({len(absent)} item(s) missing)")
+    optional = {m.key: m.label for g in registry.OPTIONAL_GROUPS for m in g.metrics}  # judge metrics
+    labels, lower = {**optional, **registry.labels()}, registry.lower_is_better()
     per_item = run.per_item_metrics()
     corpus_only = [k for k in dict.fromkeys(k for r in run.models.values() for k in r.metrics)
                    if k not in per_item and all(k in run.models[m].metrics for m in table.models)
-                   and k in LABELS]
+                   and k in labels]
     decided = np.array([v.winner in ("left", "right") for v in table.votes])
     n_items = len(table.items)
     resamples = len(ratings.theta_boot)
@@ -75,7 +77,7 @@ def metric_agreement(ratings: Ratings, run: CompareRun, level: float) -> dict[st
               if resamples else np.empty((0, n_items)))
     rows: list[dict[str, Any]] = []
     for metric in per_item:
-        sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+        sign = -1.0 if metric in lower else 1.0
         raw = [[run.models[m].per_item[it][metric] for m in table.models] for it in table.items]
         values = sign * np.array(raw, dtype=np.float64)  # None (an unreadable judge answer) -> NaN, left out
         ok = np.isfinite(values)
@@ -99,18 +101,18 @@ def metric_agreement(ratings: Ratings, run: CompareRun, level: float) -> dict[st
         if resamples and n.sum():
             with np.errstate(invalid="ignore", divide="ignore"):
                 accuracy_ci = _interval((counts @ hits) / (counts @ n), level)
-        rows.append({"metric": metric, "label": LABELS.get(metric, metric), "kendall_tau": _clean(tau),
+        rows.append({"metric": metric, "label": labels.get(metric, metric), "kendall_tau": _clean(tau),
                      "kendall_tau_ci": tau_ci, "pairwise_accuracy": accuracy, "pairwise_accuracy_ci": accuracy_ci,
                      "decided_votes": int(n.sum()), "metric_ties": int((correct == 0.5).sum()),
                      "votes_without_value": int((decided & ~usable).sum()),
-                     "lower_is_better": metric in LOWER_IS_BETTER})
+                     "lower_is_better": metric in lower})
     for metric in corpus_only:
-        sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+        sign = -1.0 if metric in lower else 1.0
         corpus = sign * np.array([run.models[m].metrics[metric] for m in table.models])
-        rows.append({"metric": metric, "label": LABELS.get(metric, metric),
+        rows.append({"metric": metric, "label": labels.get(metric, metric),
                      "kendall_tau": _clean(float(kendall_tau_b(corpus, ratings.theta)[0])), "kendall_tau_ci": None,
                      "pairwise_accuracy": None, "pairwise_accuracy_ci": None, "decided_votes": int(decided.sum()),
-                     "metric_ties": None, "lower_is_better": metric in LOWER_IS_BETTER,
+                     "metric_ties": None, "lower_is_better": metric in lower,
                      "reason": "a corpus value without per-item values: tau from the corpus values over all "
                                "items, no CI, no pairwise accuracy"})
     rows.sort(key=lambda r: (r["pairwise_accuracy"] is None, -(r["pairwise_accuracy"] or 0.0),
