@@ -105,6 +105,8 @@ def metric_agreement(ratings: Ratings, run: CompareRun, level: float) -> dict[st
                      "kendall_tau_ci": tau_ci, "pairwise_accuracy": accuracy, "pairwise_accuracy_ci": accuracy_ci,
                      "decided_votes": int(n.sum()), "metric_ties": int((correct == 0.5).sum()),
                      "votes_without_value": int((decided & ~usable).sum()),
+                     **({"reason": "the metric gives every model the same mean: tau is undefined"}
+                        if not np.isfinite(tau) else {}),
                      "lower_is_better": metric in lower})
     for metric in corpus_only:
         sign = -1.0 if metric in lower else 1.0
