@@ -8,6 +8,7 @@
 #   CAPTION_DIR=./runs/captions IMAGES_DIR=./data/multiview_images ./compare.sh --allow_missing
 #
 #   PROTOCOL=vasevqa3d ./compare.sh                  # VaseVQA-3D's metric definitions (its Table 3 columns)
+#   JUDGE_MODEL=./models/Qwen2.5-VL-7B-Instruct JUDGE_PAIRS=1 ./compare.sh   # + judge metrics and judge votes
 #
 # Extra arguments go to compare.py unchanged (./compare.sh --metrics semantic,retrieval --no_coco --bootstrap 0).
 # --examples (first argument) scores examples/captions against examples/groundTruth.json with the example renders.
@@ -25,6 +26,8 @@ DEVICE="${DEVICE:-auto}"
 BATCH_SIZE="${BATCH_SIZE:-32}"
 ALLOW_MISSING="${ALLOW_MISSING:-0}"                       # 1 = score the matched subset, record coverage
 NO_COCO="${NO_COCO:-0}"                                   # 1 = skip BLEU/METEOR/ROUGE-L/CIDEr (Java)
+JUDGE_MODEL="${JUDGE_MODEL:-}"                            # a local judge model: clair/fleur/attribute_f1 (docs/judges.md)
+JUDGE_PAIRS="${JUDGE_PAIRS:-0}"                           # 1 = also pairwise judge votes -> judge_votes.jsonl
 PYTHON="${PYTHON:-}"                                      # empty: python3, else python
 # ---- end of settings
 
@@ -65,6 +68,8 @@ ARGS=(--generated "${FILES[@]}" --ground_truth "$GROUND_TRUTH" --output_dir "$OU
 [ -n "$SENTENCE_MODEL" ] && ARGS+=(--sentence_model "$SENTENCE_MODEL")
 [ "$ALLOW_MISSING" = "1" ] && ARGS+=(--allow_missing)
 [ "$NO_COCO" = "1" ] && ARGS+=(--no_coco)
+[ -n "$JUDGE_MODEL" ] && ARGS+=(--judge_model "$JUDGE_MODEL")
+[ "$JUDGE_PAIRS" = "1" ] && ARGS+=(--judge_pairs)
 
 "$PYTHON" "$HERE/compare.py" "${ARGS[@]}" "$@"
 

@@ -24,7 +24,7 @@ MIRRORED = {
                 "MAX_NEW_TOKENS": "max_new_tokens", "DEVICE": "device"},
     "compare.sh": {"GROUND_TRUTH": "ground_truth", "OUTPUT_DIR": "output_dir", "CLIP_MODEL": "clip_model",
                    "DEVICE": "device", "BATCH_SIZE": "batch_size", "IMAGES_DIR": "images_dir",
-                   "SENTENCE_MODEL": "sentence_model", "PROTOCOL": "protocol"},
+                   "SENTENCE_MODEL": "sentence_model", "PROTOCOL": "protocol", "JUDGE_MODEL": "judge_model"},
     "eval_vqa.sh": {"ADAPTER_PATH": "adapter_path", "QUESTIONS": "questions", "IMAGE_DIR": "image_dir",
                     "BATCH_SIZE": "batch_size", "MAX_NEW_TOKENS": "max_new_tokens", "LIMIT": "limit"},
     "train.sh": {"BATCH_SIZE": "per_device_train_batch_size", "LR": "learning_rate", "EPOCHS": "num_train_epochs",
