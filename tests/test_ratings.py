@@ -192,6 +192,15 @@ def test_metric_agreement_tau_and_pairwise_accuracy_by_hand():
     assert rows["half"]["decided_votes"] == 12 and rows["half"]["metric_ties"] == 4
     assert rows["half"]["kendall_tau"] == pytest.approx(kendalltau([0.5, 0.5, 0.2], [3, 2, 1]).statistic)
     assert [r["metric"] for r in metric_agreement(ratings, run, 0.95)["rows"]] == ["good", "half", "bad"]
+    # A pairwise judge: consistent on item 1's A-B pair (A both times), position-following on its B-C pair.
+    j = "judge:j"
+    judge = [vote("A", "B", "left", item="1", source=j, shown=["A", "B"]),
+             vote("A", "B", "left", item="1", source=j, shown=["B", "A"]),
+             vote("B", "C", "left", item="1", source=j, shown=["B", "C"]),
+             vote("B", "C", "right", item="1", source=j, shown=["C", "B"])]
+    row = {r["metric"]: r for r in metric_agreement(ratings, run, 0.95, judge)["rows"]}[j]
+    assert row["pairwise_accuracy"] == pytest.approx((1.0 + 0.5) / 2)  # A>B: 1; B>C: the flip counts half
+    assert (row["decided_votes"], row["votes_without_value"], row["judge_votes"]) == (2, 10, 4)
 
 
 def _write_votes(path, votes):

@@ -15,6 +15,8 @@ value) gets τ from its corpus values and no CI, and no pairwise accuracy (reaso
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -23,7 +25,9 @@ from vlmkit.evaluation import metrics as registry
 from vlmkit.evaluation.bootstrap import resample_counts
 from vlmkit.io import InputError
 from vlmkit.ratings.analysis import Ratings
+from vlmkit.ratings.bradley_terry import LEFT_SCORE, VoteTable, fit_bradley_terry
 from vlmkit.ratings.compare_run import CompareRun
+from vlmkit.votes import Vote
 
 
 def kendall_tau_b(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -48,8 +52,10 @@ def _clean(value: float) -> float | None:
     return None if not np.isfinite(value) else float(value)
 
 
-def metric_agreement(ratings: Ratings, run: CompareRun, level: float) -> dict[str, Any]:
-    """{"rows": [...] best first, "models", "votes", "items", "method"}."""
+def metric_agreement(ratings: Ratings, run: CompareRun, level: float,
+                     judge_votes: Sequence[Vote] = ()) -> dict[str, Any]:
+    """{"rows": [...] best first, "models", "votes", "items", "method"}; ``judge_votes`` (pairwise judge verdicts,
+    e.g. compare.py --judge_pairs) add one row per judge source."""
     table = ratings.table
     not_human = [s for s in ratings.data["sources"] if s != "human"]
     if not_human:
@@ -117,6 +123,7 @@ def metric_agreement(ratings: Ratings, run: CompareRun, level: float) -> dict[st
                      "metric_ties": None, "lower_is_better": metric in lower,
                      "reason": "a corpus value without per-item values: tau from the corpus values over all "
                                "items, no CI, no pairwise accuracy"})
+    rows += judge_rows(ratings, judge_votes, counts, level)
     rows.sort(key=lambda r: (r["pairwise_accuracy"] is None, -(r["pairwise_accuracy"] or 0.0),
                              -(r["kendall_tau"] if r["kendall_tau"] is not None else -2.0), r["metric"]))
     return {
@@ -127,3 +134,53 @@ def metric_agreement(ratings: Ratings, run: CompareRun, level: float) -> dict[st
                   f"BT bootstrap's resamples (B={resamples}); sorted by pairwise accuracy, then tau",
     }
 
+
+
+def judge_rows(ratings: Ratings, judge_votes: Sequence[Vote], counts: np.ndarray, level: float) -> list[dict]:
+    """One agreement row per pairwise judge source: tau of its own BT ranking (on the human items and models)
+    against the humans', and its pairwise accuracy on the human votes: the judge's mean verdict on that item and
+    pair (both shown orders averaged: a flip counts half; ties half; both_bad left out)."""
+    table = ratings.table
+    index = {item: i for i, item in enumerate(table.items)}
+    models = set(table.models)
+    by_source: dict[str, list[Vote]] = defaultdict(list)
+    for vote in judge_votes:
+        if vote.source != "human" and vote.item_id in index and {vote.left, vote.right} <= models:
+            by_source[vote.source].append(vote)
+    decided = [v for v in table.votes if v.winner in ("left", "right")]
+    rows = []
+    for source, votes in sorted(by_source.items()):
+        own = VoteTable.from_votes(votes, models=table.models)
+        tallies = np.zeros((len(table.items), table.k * table.k))
+        for row, item in zip(own.item_tallies(), own.items, strict=True):
+            tallies[index[item]] = row
+        k = table.k
+        theta = fit_bradley_terry(tallies.sum(axis=0).reshape(k, k))
+        tau_ci = None
+        if len(counts):
+            boot = fit_bradley_terry((counts @ tallies).reshape(len(counts), k, k))
+            tau_ci = _interval(kendall_tau_b(boot, ratings.theta_boot), level)
+        verdicts: dict[tuple[str, str, str], list[float]] = defaultdict(list)  # (item, a, b): scores of a
+        for v in own.votes:
+            verdicts[(v.item_id, v.left, v.right)].append(LEFT_SCORE[v.winner])
+            verdicts[(v.item_id, v.right, v.left)].append(1.0 - LEFT_SCORE[v.winner])
+        hits = np.zeros(len(table.items))
+        n = np.zeros(len(table.items))
+        for v in decided:
+            scores = verdicts.get((v.item_id, v.left, v.right))
+            if not scores:
+                continue
+            prefers_left = float(np.mean(scores))
+            hits[index[v.item_id]] += prefers_left if v.winner == "left" else 1.0 - prefers_left
+            n[index[v.item_id]] += 1
+        accuracy_ci = None
+        if len(counts) and n.sum():
+            with np.errstate(invalid="ignore", divide="ignore"):
+                accuracy_ci = _interval((counts @ hits) / (counts @ n), level)
+        rows.append({"metric": source, "label": f"{source} (pairwise votes)",
+                     "kendall_tau": _clean(float(kendall_tau_b(theta, ratings.theta)[0])), "kendall_tau_ci": tau_ci,
+                     "pairwise_accuracy": float(hits.sum() / n.sum()) if n.sum() else None,
+                     "pairwise_accuracy_ci": accuracy_ci, "decided_votes": int(n.sum()),
+                     "votes_without_value": len(decided) - int(n.sum()), "judge_votes": len(own.votes),
+                     "lower_is_better": False})
+    return rows

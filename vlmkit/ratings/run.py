@@ -45,7 +45,8 @@ def run_rating(run: RateRun) -> dict:
     if compare is not None:
         from vlmkit.ratings.agreement import metric_agreement
 
-        data["agreement"] = metric_agreement(ratings, compare, run.options.level)
+        data["agreement"] = metric_agreement(ratings, compare, run.options.level,
+                                             [v for v in votes if v.source != "human"])
     texts = {"ratings.json": json.dumps(data, ensure_ascii=False, indent=2) + "\n",
              "ratings.md": ratings_markdown(data), "ratings.html": ratings_html(data)}
     write_all_or_nothing({os.fspath(run.output_dir / name): text for name, text in texts.items()})
