@@ -327,3 +327,28 @@ def test_fleur_digit_probabilities_do_not_depend_on_the_batch(tiny_qwen2_5_vl_di
     np.testing.assert_allclose(together, alone, atol=1e-4)
     assert judge.digit_ids() is not None
     assert Path(judge.path) == Path(tiny_qwen2_5_vl_dir)
+
+
+def test_a_killed_judge_run_keeps_its_finished_batches(capsys, judge_data, tiny_qwen3_lm_dir, monkeypatch):
+    class Crashing(ScriptedJudge):
+        """STAND-IN judge that dies (as kill -9 would stop it) on its second batch."""
+
+        def generate(self, texts):
+            if self.prompts:
+                raise KeyboardInterrupt
+            return super().generate(texts)
+
+    crashing = Crashing()
+    monkeypatch.setattr(JudgeStage, "_load_transformers", lambda self: crashing)
+    argv = ["--generated", judge_data["good"], judge_data["bad"], "--ground_truth", judge_data["gt"],
+            "--output_dir", judge_data["out"], "--no_coco", "--clip_model", "none", "--metrics", "lexical",
+            "--judge_model", tiny_qwen3_lm_dir, "--judge_metrics", "clair", "--judge_batch_size", "3"]
+    with pytest.raises(SystemExit) as exc:
+        run_main(compare.main, [str(a) for a in argv])
+    assert exc.value.code == 130 and not (judge_data["out"] / "compare_good.json").exists()
+    db = sqlite3.connect(judge_data["out"] / ".judge_cache" / "answers.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == 3  # the first batch, committed
+    resumed = ScriptedJudge()
+    monkeypatch.setattr(JudgeStage, "_load_transformers", lambda self: resumed)
+    run_compare(capsys, judge_data, tiny_qwen3_lm_dir, "--judge_metrics", "clair", "--judge_batch_size", "3")
+    assert len(resumed.prompts) == 2 * len(IDS) - 3  # only what was not finished

@@ -137,11 +137,11 @@ class JudgeStage:
         (each batch committed to the cache at once)."""
         keys = [cache_key(kind, self.judge_id, template, self.decoding, inputs) for inputs, _ in requests]
         found = self.cache.get_many(keys)
-        todo = list(dict.fromkeys(i for i, k in enumerate(keys) if k not in found))
-        todo_keys: dict[str, int] = {}
-        for i in todo:
-            todo_keys.setdefault(keys[i], i)
-        pending = list(todo_keys.values())
+        first_of: dict[str, int] = {}  # a repeated request (same inputs) is asked once
+        for i, key in enumerate(keys):
+            if key not in found:
+                first_of.setdefault(key, i)
+        pending = list(first_of.values())
         size = self.options.batch_size
         bar = tqdm(total=len(pending), desc=f"judge {what}", unit="answer", leave=False,
                    disable=not sys.stderr.isatty() or not pending)
