@@ -255,9 +255,10 @@ def test_a_new_caption_asks_the_judge_only_for_what_is_new(capsys, judge_data, t
     assert db.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == first + 1
 
 
-def test_judge_flags_are_checked_before_anything_is_loaded(capsys, judge_data, tmp_path):
+def test_judge_flags_are_checked_before_anything_is_loaded(capsys, judge_data, tmp_path, tiny_qwen3_lm_dir):
     for extra, message in ((["--judge_model", tmp_path / "nope"], "nope"),
                            (["--judge_pairs"], "--judge_pairs needs --judge_model"),
+                           (["--judge_model", tiny_qwen3_lm_dir, "--judge_pairs"], "pass two or more --generated"),
                            (["--judge_model", tmp_path, "--judge_metrics", "bleurt"], "--judge_metrics: unknown")):
         argv = ["--generated", judge_data["good"], "--ground_truth", judge_data["gt"], "--output_dir",
                 judge_data["out"], "--no_coco", "--clip_model", "none", *extra]

@@ -197,6 +197,8 @@ def _run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | Non
         clip_expected = clip_encoder is not None or (options.clip_model and Path(options.clip_model).exists())
         if registry.groups_requiring("images", groups, protocol) and clip_expected:
             _check_objects(objects, jobs, options.images_dir)  # before minutes of model loading
+    if options.judge is not None and options.judge.pairs and (len(jobs) < 2 or options.output is not None):
+        raise InputError("--judge_pairs compares models: pass two or more --generated files, with --output_dir")
     judge = _judge_stage(options, objects)
     if judge is not None and judge_loader is not None:
         judge._load = judge_loader
