@@ -353,3 +353,17 @@ def test_a_killed_judge_run_keeps_its_finished_batches(capsys, judge_data, tiny_
     monkeypatch.setattr(JudgeStage, "_load_transformers", lambda self: resumed)
     run_compare(capsys, judge_data, tiny_qwen3_lm_dir, "--judge_metrics", "clair", "--judge_batch_size", "3")
     assert len(resumed.prompts) == 2 * len(IDS) - 3  # only what was not finished
+
+
+def test_a_text_only_judge_generates_greedily_and_fleur_says_why_not(tiny_qwen3_lm_dir, tmp_path):
+    from vlmkit.judges.model import JudgeModel
+    from vlmkit.judges.stage import JudgeOptions
+
+    judge = JudgeModel(tiny_qwen3_lm_dir, device="cpu", max_new_tokens=8)
+    assert judge.vision is False
+    prompts_ = [prompts.CLAIR.format(candidate="A red-figure kylix.", reference=TRUTH[1]), "Describe a vase."]
+    batched = judge.generate(prompts_)
+    alone = [judge.generate([p])[0] for p in prompts_]
+    assert batched == alone and all(isinstance(a, str) for a in batched)  # greedy: batching changes nothing
+    stage = JudgeStage(JudgeOptions(model=tiny_qwen3_lm_dir, metrics=("fleur",)), tmp_path / "c.sqlite", objects={})
+    assert stage._vision_and_digits() == "needs a vision-language judge (this judge is text-only)"
