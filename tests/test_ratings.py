@@ -302,3 +302,15 @@ def test_rate_reads_a_real_compare_run(tmp_path, capsys, monkeypatch):
     assert rows["fid_score"]["pairwise_accuracy"] is None and rows["fid_score"]["reason"]
     assert data["length_controlled"]["models"]["good"]["rating"] is not None  # captions came from the compare run
     assert "Which metric agrees" in (out / "ratings.md").read_text()
+
+
+def test_mixed_sources_are_also_rated_each_on_its_own_votes():
+    human = hand_case()
+    judge = [Vote.from_dict({**v.raw, "source": "judge:j", "voter": "j"}) for v in random_votes(60, k=3, seed=5)]
+    judge = [Vote.from_dict({**v.raw, "left": "ABC"[int(v.left[1])], "right": "ABC"[int(v.right[1])],
+                             "shown_order": ["ABC"[int(m[1])] for m in v.shown_order]}) for v in judge]
+    data = compute_ratings(human + judge, RateOptions(baseline="C", resamples=50)).data
+    alone = compute_ratings(human, RateOptions(baseline="C", resamples=50)).data
+    assert data["by_source"]["human"]["models"]["A"]["rating"] == pytest.approx(alone["models"]["A"]["rating"])
+    assert data["by_source"]["human"]["n_votes"] == 11 and data["by_source"]["judge:j"]["n_votes"] == 60
+    assert data["n_votes"] == 71

@@ -158,4 +158,18 @@ def compute_ratings(all_votes: Sequence[Vote], options: RateOptions,
         data["length_bias"] = None
         data["length_controlled"] = None
         data["length_controlled_reason"] = "needs the captions: pass --compare_dir or --captions"
+    sources = data["sources"]
+    if len(sources) > 1:  # humans and judges side by side, each fitted on its own votes
+        data["by_source"] = {source: _source_ratings(votes, source, baseline, options) for source in sources}
     return Ratings(table, theta, theta_boot, data)
+
+
+def _source_ratings(votes: Sequence[Vote], source: str, baseline: str, options: RateOptions) -> dict[str, Any]:
+    own = [v for v in votes if v.source == source]
+    models = sorted({m for v in own for m in (v.left, v.right)})
+    if baseline not in models or not any(v.winner != "both_bad" for v in own):
+        return {"models": {}, "n_votes": len(own), "reason": f"no decided vote of {source} involves {baseline}"}
+    fit = compute_ratings(own, RateOptions(baseline=baseline, anchor=options.anchor, resamples=options.resamples,
+                                           seed=options.seed, sources=(), level=options.level))
+    return {"models": {m: {"rating": r["rating"], "ci": r["ci"]} for m, r in fit.data["models"].items()},
+            "n_votes": fit.data["n_votes"]}

@@ -97,10 +97,25 @@ def _win_matrix(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
+def _by_source(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    sources = list(data["by_source"])
+    head = ["Model", *(f"{s} (n={data['by_source'][s]['n_votes']})" for s in sources)]
+    rows = []
+    for name in data["models"]:
+        cells = []
+        for s in sources:
+            m = data["by_source"][s]["models"].get(name)
+            cells.append("n/a" if m is None else f"{_num(m['rating'])} {_ci(m['ci'])}")
+        rows.append([name, *cells])
+    return head, rows
+
+
 def ratings_markdown(data: dict[str, Any]) -> str:
     lines = ["# Model ratings from pairwise votes", ""]
     lines += _md_table(_rating_header(data), _rating_rows(data))
     lines += [""] + [f"- {md_escape(n)}" for n in _notes(data)]
+    if data.get("by_source"):
+        lines += ["", "## Ratings by source", ""] + _md_table(*_by_source(data))
     lines += ["", "## Win rates", ""] + _md_table(*_win_matrix(data))
     lines += ["", "## Voter consistency", ""] + _md_table(CONSISTENCY_HEAD, _consistency_rows(data))
     agreement = data.get("agreement")
@@ -169,6 +184,8 @@ def ratings_html(data: dict[str, Any]) -> str:
     parts.append(f'<p class="muted">{_esc(legend)}</p>')
     parts.append(_html_table(_rating_header(data), _rating_rows(data)))
     parts.append('<ul class="muted">' + "".join(f"<li>{_esc(n)}</li>" for n in _notes(data)) + "</ul>")
+    if data.get("by_source"):
+        parts.append("<h2>Ratings by source</h2>" + _html_table(*_by_source(data)))
     parts.append("<h2>Win rates</h2>" + _html_table(*_win_matrix(data)))
     parts.append("<h2>Voter consistency</h2>" + _html_table(CONSISTENCY_HEAD, _consistency_rows(data)))
     agreement = data.get("agreement")
