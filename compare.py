@@ -17,6 +17,7 @@ import logging
 from pathlib import Path
 
 from vlmkit.cli import HelpFormatter, run_main, setup_logging
+from vlmkit.embedding_cache import DEFAULT_MAX_GB
 from vlmkit.evaluation.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED
 from vlmkit.evaluation.encoders import DEFAULT_CLIP_MODEL
 from vlmkit.evaluation.metrics import OVERALL_KEY, metric_groups, parse_metric_groups
@@ -80,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch_size", type=int, default=32, help="encoder batch size")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--gallery_items", type=int, default=50, help="items shown in the HTML gallery")
+    parser.add_argument("--cache_dir", type=Path, default=None,
+                        help="persistent embedding cache (texts and renders seen before are not encoded again; "
+                             "numbers are bitwise the same); default $VLMKIT_CACHE_DIR, else "
+                             "$XDG_CACHE_HOME/vlmkit/embeddings (~/.cache/vlmkit/embeddings)")
+    parser.add_argument("--no_cache", action="store_true", help="encode everything, read and write no cache")
+    parser.add_argument("--cache_max_gb", type=float, default=DEFAULT_MAX_GB,
+                        help="bound of the cache; least recently used entries are evicted beyond it")
     add_max_image_pixels_arg(parser)
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
@@ -97,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     for flag in ("bootstrap", "fid_bootstrap"):
         if getattr(args, flag) < 0:
             raise InputError(f"--{flag} must be 0 (off) or a number of resamples, got {getattr(args, flag)}")
+    if args.cache_max_gb <= 0:
+        raise InputError(f"--cache_max_gb must be positive, got {args.cache_max_gb}")
     apply_max_image_pixels(args)
     # Before any model is loaded: the results can be written, and no other run is writing them.
     output = check_output_file(args.output, "--output") if args.output else check_output_dir(args.output_dir)
@@ -111,7 +121,8 @@ def _compare(args: argparse.Namespace, groups: frozenset[str]) -> int:
         output=args.output, clip_model=args.clip_model, sentence_model=args.sentence_model or None,
         images_dir=args.images_dir, allow_missing=args.allow_missing, batch_size=args.batch_size,
         device=args.device, groups=groups, model_names=args.model_name, gallery_limit=args.gallery_items,
-        protocol=args.protocol, bootstrap=args.bootstrap, seed=args.seed, fid_bootstrap=args.fid_bootstrap)
+        protocol=args.protocol, bootstrap=args.bootstrap, seed=args.seed, fid_bootstrap=args.fid_bootstrap,
+        cache=not args.no_cache, cache_dir=args.cache_dir, cache_max_gb=args.cache_max_gb)
     outcome = run_comparison(options)
     pairs = sum(len(r.matched) for r in outcome.results)
     log.info("scored %d pairs of %d model(s) in %.1f s (models loaded in %.1f s)", pairs, len(outcome.results),

@@ -25,6 +25,8 @@ DEVICE="${DEVICE:-auto}"
 BATCH_SIZE="${BATCH_SIZE:-32}"
 ALLOW_MISSING="${ALLOW_MISSING:-0}"                       # 1 = score the matched subset, record coverage
 NO_COCO="${NO_COCO:-0}"                                   # 1 = skip BLEU/METEOR/ROUGE-L/CIDEr (Java)
+CACHE_DIR="${CACHE_DIR:-}"                                # embedding cache; empty = ~/.cache/vlmkit/embeddings
+NO_CACHE="${NO_CACHE:-0}"                                 # 1 = encode everything, no cache
 PYTHON="${PYTHON:-}"                                      # empty: python3, else python
 # ---- end of settings
 
@@ -65,6 +67,8 @@ ARGS=(--generated "${FILES[@]}" --ground_truth "$GROUND_TRUTH" --output_dir "$OU
 [ -n "$SENTENCE_MODEL" ] && ARGS+=(--sentence_model "$SENTENCE_MODEL")
 [ "$ALLOW_MISSING" = "1" ] && ARGS+=(--allow_missing)
 [ "$NO_COCO" = "1" ] && ARGS+=(--no_coco)
+[ -n "$CACHE_DIR" ] && ARGS+=(--cache_dir "$CACHE_DIR")
+[ "$NO_CACHE" = "1" ] && ARGS+=(--no_cache)
 
 "$PYTHON" "$HERE/compare.py" "${ARGS[@]}" "$@"
 

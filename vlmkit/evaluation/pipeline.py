@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vlmkit.embedding_cache import DEFAULT_MAX_GB, open_cache
 from vlmkit.evaluation import metrics as registry
 from vlmkit.evaluation.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, BootstrapSettings
 from vlmkit.evaluation.coco_metrics import CocoScorer, java_unavailable_reason
@@ -68,6 +69,9 @@ class CompareOptions:
     bootstrap: int = DEFAULT_RESAMPLES  # resamples for the CIs and the significance test; 0 = off
     seed: int = DEFAULT_SEED
     fid_bootstrap: int = 0  # resamples for the Fréchet distance's CI (recomputes covariances); 0 = off
+    cache: bool = True  # the persistent embedding cache (vlmkit/embedding_cache.py); False = --no_cache
+    cache_dir: Path | None = None  # None: vlmkit.embedding_cache.default_cache_dir()
+    cache_max_gb: float = DEFAULT_MAX_GB
 
 
 @dataclass
@@ -175,7 +179,7 @@ def run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | None
             _check_objects(objects, jobs, options.images_dir)  # before minutes of model loading
 
     start = time.perf_counter()
-    coco = coco_reason = None
+    coco = coco_reason = cache = None
     wants_coco = bool(registry.groups_requiring("coco", groups, protocol))
     if wants_coco:
         coco_reason = java_unavailable_reason()
@@ -211,11 +215,13 @@ def run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | None
         seconds_loading = time.perf_counter() - start
 
         bootstrap = BootstrapSettings(options.bootstrap, options.seed, options.fid_bootstrap)
+        if (sentence_encoder is not None or clip_encoder is not None) and cache is None:
+            cache = open_cache(options.cache_dir, options.cache_max_gb, options.cache)
         evaluator = CaptionEvaluator(
             sentence_encoder=sentence_encoder, sentence_reason=sentence_reason, clip=clip_encoder,
             clip_reason=clip_reason, coco=coco if not coco_reason else None, coco_reason=coco_reason, groups=groups,
             objects=objects, protocol=protocol, bootstrap=bootstrap,
-            retrieval_chunk_elements=options.retrieval_chunk_elements)
+            retrieval_chunk_elements=options.retrieval_chunk_elements, cache=cache)
         start = time.perf_counter()
         results = evaluator.evaluate_all(jobs)
         significance = evaluator.significance(results) if options.output is None else None
@@ -223,6 +229,8 @@ def run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | None
     finally:
         if coco is not None:
             coco.close()
+        if cache is not None:
+            cache.close()
 
     start = time.perf_counter()
     settings = {
