@@ -33,8 +33,8 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--results", type=Path, required=True,
-                        help="a compare run: the --output_dir of compare.py / compare.sh (batch_evaluation_summary.json, "
-                             "compare_<model>.json and _per_sample.jsonl files)")
+                        help="a compare run: the --output_dir of compare.py / compare.sh "
+                             "(batch_evaluation_summary.json, compare_<model>.json and _per_sample.jsonl files)")
     parser.add_argument("--images_dir", type=Path, default=None,
                         help="the multi-view renders (<UUID>_<n>_..._shaded/front.jpg ...); default: the images_dir "
                              "the run was scored with, if it still exists")

@@ -191,6 +191,10 @@ def create_app(run: ReviewRun, votes_path: Path, *, live: Any = None, loopback_o
     for path in ("/", "/ab", "/item/{item_id}"):
         app.add_api_route(path, page_response, methods=["GET"], include_in_schema=False)
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(status_code=204)  # no icon, and no 404 in the browser console
+
     @app.get("/static/{name}")
     def static_file(name: str) -> Response:
         if name not in static:

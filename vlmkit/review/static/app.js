@@ -269,8 +269,10 @@ async function start() {
   document.getElementById("lightbox").addEventListener("click", closeLightbox);
   document.addEventListener("keydown", (e) => { if (e.key === "Escape") closeLightbox(); });
   meta = await api("/api/meta");
-  document.getElementById("run-info").textContent =
-    `${meta.results_dir} · ${meta.models.length} models · ${meta.items} items · protocol ${meta.protocol}`;
+  const info = document.getElementById("run-info");
+  info.textContent = `${meta.results_dir.split("/").pop()} · ${meta.models.length} models · ${meta.items} items · ` +
+    `protocol ${meta.protocol} · votes → ${meta.votes_file.split("/").pop()}`;
+  info.title = `results: ${meta.results_dir}\nimages: ${meta.images_dir || "none"}\nvotes: ${meta.votes_file}`;
   for (const warning of meta.warnings) app.before(el("div", {class: "warn", text: warning}));
   const path = location.pathname;
   if (path === "/ab") {
