@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import socket
@@ -54,6 +55,12 @@ def hostile_copy(results: Path, dest: Path) -> tuple[Path, str, str]:
     rows[0]["generated"] = HOSTILE
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return dest, rows[0]["id"], model
+
+
+def digest(folder: Path) -> str:
+    """One hash over every file's name and bytes: a folder left exactly as it was."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return hashlib.sha256(b"".join(str(p.relative_to(folder)).encode() + p.read_bytes() for p in files)).hexdigest()
 
 
 def free_port() -> int:

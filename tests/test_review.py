@@ -3,7 +3,6 @@ TestClient), path traversal and Host checks, votes on disk, the live caption pan
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import socket
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.review_helpers import REPO, compare_run, per_sample
+from tests.review_helpers import REPO, compare_run, digest, per_sample
 from vlmkit.io import InputError
 from vlmkit.review.data import load_run, select_items
 from vlmkit.review.pairs import PairScheduler
@@ -255,18 +254,13 @@ def test_bad_existing_votes_file_is_an_input_error(results: Path, tmp_path: Path
         create_app(load_run(results), votes)
 
 
-def _digest(folder: Path) -> str:
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
-    return hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in files)).hexdigest()
-
-
 def test_live_caption_with_a_tiny_model_writes_nothing(results: Path, tmp_path: Path, tiny_qwen2_5_vl_dir) -> None:
     from fastapi.testclient import TestClient
 
     from vlmkit.review.app import create_app
     from vlmkit.review.live import LiveCaptioner
 
-    before = _digest(results)
+    before = digest(results)
     live = LiveCaptioner([tiny_qwen2_5_vl_dir], device="cpu", max_new_tokens=8)
     run = load_run(results)
     with TestClient(create_app(run, tmp_path / "votes.jsonl", live=live), base_url="http://127.0.0.1:7860") as c:
@@ -290,7 +284,7 @@ def test_live_caption_with_a_tiny_model_writes_nothing(results: Path, tmp_path: 
                                                                  list(run.items[0].views))])[0]
         assert c.post("/api/live", json={"item_id": item, "model": 5, "prompt": "x"}).status_code == 422
         assert c.post("/api/live", json={"item_id": item, "model": 0, "prompt": " "}).status_code == 422
-    assert _digest(results) == before and not (tmp_path / "votes.jsonl").exists()
+    assert digest(results) == before and not (tmp_path / "votes.jsonl").exists()
 
 
 def _review(*args: str) -> subprocess.CompletedProcess:

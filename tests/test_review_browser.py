@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.review_helpers import HOSTILE, compare_run, hostile_copy, per_sample, review_server
+from tests.review_helpers import HOSTILE, compare_run, digest, hostile_copy, per_sample, review_server
 from vlmkit.votes import vote_problem
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
@@ -252,3 +252,25 @@ def test_a_caption_with_html_shows_as_text(browser, results: Path, tmp_path: Pat
             assert page.evaluate("window.__pwned") is None
             assert page.locator("b", has_text="bold?").count() == 0
             page.close()
+
+
+def test_live_caption_panel_with_a_tiny_model(browser, results: Path, tmp_path: Path, tiny_qwen2_5_vl_dir) -> None:
+    before = digest(results)
+    votes = tmp_path / "votes.jsonl"
+    item = next(iter(per_sample(results).values()))
+    item_id = next(iter(item))
+    with review_server(results, votes, "--live_model", str(tiny_qwen2_5_vl_dir), "--live_device", "cpu",
+                       "--live_max_new_tokens", "8") as server:
+        page, errors = open_page(browser, f"{server.base_url}/item/{item_id}")
+        assert page.locator("#live-model option").all_inner_texts() == [tiny_qwen2_5_vl_dir.name]
+        assert "6 views: front, back, left, right, top, bottom" in page.input_value("#live-prompt")
+        with page.expect_response("**/api/live", timeout=180_000) as answer:
+            page.click("#live-run")
+        body = answer.value.json()
+        page.wait_for_selector("#live-result:not([hidden])")
+        assert page.locator(".live-caption").inner_text() == body["caption"].strip()
+        assert "never written" in page.locator("#live-status").inner_text()
+        assert page.locator("tr.caption-row").count() == 3  # side by side with the stored captions
+        page.close()
+        assert errors == []
+    assert digest(results) == before and not votes.exists()

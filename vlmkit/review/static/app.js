@@ -3,6 +3,7 @@
 "use strict";
 
 const VOTER_KEY = "vlmkit-review-voter";
+const PAGE = 50;
 const app = document.getElementById("app");
 let meta = null;
 
@@ -110,8 +111,19 @@ async function browse() {
     try {
       const data = await api(`/api/items?${query}`);
       count.textContent = `${data.items.length} of ${data.total} items`;
-      const metric = ["disagreement", "model"].includes(state.sort) ? state.metric : null;
-      list.replaceChildren(...data.items.map((item) => itemCard(item, metric || state.metric, false)));
+      list.replaceChildren();
+      let shown = 0;
+      const more = el("button", {id: "more", type: "button"});
+      const page = () => {  // a long run is drawn PAGE cards at a time (views load lazily as they scroll in)
+        const next = data.items.slice(shown, shown + PAGE);
+        more.before(...next.map((item) => itemCard(item, state.metric, false)));
+        shown += next.length;
+        more.textContent = `show ${Math.min(PAGE, data.items.length - shown)} more (${shown} of ${data.items.length})`;
+        more.hidden = shown >= data.items.length;
+      };
+      more.addEventListener("click", page);
+      list.append(more);
+      page();
     } catch (error) {
       count.textContent = `error: ${error.message}`;
     }
