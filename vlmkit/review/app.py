@@ -213,12 +213,16 @@ def create_app(run: ReviewRun, votes_path: Path, *, live: Any = None, loopback_o
 
     @app.get("/api/items")
     def items(sort: str = "order", metric: str | None = None, model: str | None = None, q: str = "",
-              order: str = "desc") -> dict[str, Any]:
+              order: str = "desc", offset: int = 0, limit: int | None = None) -> dict[str, Any]:
+        if offset < 0 or (limit is not None and limit < 1):
+            raise HTTPException(422, "offset must be >= 0 and limit >= 1")
         try:
             chosen = select_items(run, sort=sort, metric=metric, model=model, q=q[:200], descending=order != "asc")
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
-        return {"total": len(run.items), "items": [item_json(i, run) for i in chosen]}
+        page = chosen[offset:] if limit is None else chosen[offset:offset + limit]
+        return {"total": len(run.items), "matched": len(chosen), "offset": offset,
+                "items": [item_json(i, run) for i in page]}
 
     @app.get("/api/item/{item_id}")
     def one_item(item_id: str) -> dict[str, Any]:

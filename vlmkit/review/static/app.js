@@ -103,30 +103,34 @@ async function browse() {
   const list = el("div", {id: "items"});
   app.replaceChildren(controls, count, list);
   let timer = null;
+  let generation = 0;
   const refresh = async () => {
+    const mine = ++generation;  // a newer refresh (typing) wins over a slower older answer
     for (const key of ["sort", "metric", "model", "order", "q"]) state[key] = document.getElementById(key).value;
     document.getElementById("model").parentElement.hidden = state.sort !== "model";
     const query = new URLSearchParams(state);
     history.replaceState(null, "", `/?${query}`);
-    try {
-      const data = await api(`/api/items?${query}`);
-      count.textContent = `${data.items.length} of ${data.total} items`;
-      list.replaceChildren();
-      let shown = 0;
-      const more = el("button", {id: "more", type: "button"});
-      const page = () => {  // a long run is drawn PAGE cards at a time (views load lazily as they scroll in)
-        const next = data.items.slice(shown, shown + PAGE);
-        more.before(...next.map((item) => itemCard(item, state.metric, false)));
-        shown += next.length;
-        more.textContent = `show ${Math.min(PAGE, data.items.length - shown)} more (${shown} of ${data.items.length})`;
-        more.hidden = shown >= data.items.length;
-      };
-      more.addEventListener("click", page);
-      list.append(more);
-      page();
-    } catch (error) {
-      count.textContent = `error: ${error.message}`;
-    }
+    const more = el("button", {id: "more", type: "button"});
+    list.replaceChildren(more);
+    let shown = 0;
+    const page = async () => {  // a long run is fetched and drawn PAGE cards at a time; views load lazily
+      more.disabled = true;
+      try {
+        const data = await api(`/api/items?${query}&offset=${shown}&limit=${PAGE}`);
+        if (mine !== generation) return;
+        more.before(...data.items.map((item) => itemCard(item, state.metric, false)));
+        shown += data.items.length;
+        count.textContent = `${data.matched} of ${data.total} items`;
+        more.textContent = `show ${Math.min(PAGE, data.matched - shown)} more (${shown} of ${data.matched} shown)`;
+        more.hidden = shown >= data.matched;
+      } catch (error) {
+        count.textContent = `error: ${error.message}`;
+      } finally {
+        more.disabled = false;
+      }
+    };
+    more.addEventListener("click", page);
+    await page();
   };
   controls.addEventListener("change", refresh);
   document.getElementById("q").addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(refresh, 250); });
