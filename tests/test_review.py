@@ -135,6 +135,10 @@ def test_api_items_views_and_one_item(client, results: Path) -> None:
     assert one["id"] == first["id"] and "prev" in one and "next" in one
     assert client.get("/api/item/nope").status_code == 404
     assert client.get("/api/items", params={"sort": "bogus"}).status_code == 422
+    every = sorted(i["id"] for i in body["items"])
+    paged = client.get("/api/items", params={"sort": "id", "offset": 2, "limit": 3}).json()
+    assert [i["id"] for i in paged["items"]] == every[2:5] and paged["matched"] == 6 and paged["total"] == 6
+    assert client.get("/api/items", params={"limit": 0}).status_code == 422
     page = client.get(f"/item/{first['id']}")
     assert page.status_code == 200 and "/static/app.js" in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]
