@@ -242,7 +242,13 @@ def test_votes_are_on_disk_in_the_shared_format_before_the_answer(client, result
     recorded = [json.loads(line) for line in client.votes.read_text().splitlines()]
     swapped = [v["shown_order"] != [v["left"], v["right"]] for v in recorded]
     assert any(swapped) and not all(swapped)  # the order is drawn per vote (seed 0)
+    # one pair at a time per voter: asking again (a reload) retires the earlier pair
+    state = client.app.state.review
+    first = client.get("/api/ab/next", params={"voter": "x"}).json()
     pair = client.get("/api/ab/next", params={"voter": "x"}).json()
+    client.get("/api/ab/next", params={"voter": "y"})
+    assert len(state.pending) == 2 and first["token"] not in state.pending
+    assert client.post("/api/ab/vote", json={"token": first["token"], "choice": "tie", "voter": "x"}).status_code == 410
     assert client.post("/api/ab/vote", json={"token": pair["token"], "choice": "A", "voter": "x"}).status_code == 422
     assert client.post("/api/ab/vote", json={"token": pair["token"], "choice": "tie", "voter": " "}).status_code == 422
     assert client.get("/api/ab/next", params={"voter": ""}).status_code == 422

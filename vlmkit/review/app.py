@@ -120,7 +120,9 @@ class ReviewState:
     def next_pair(self, voter: str) -> dict[str, Any] | None:
         with self.lock:
             now = time.time()
-            for token in [t for t, p in self.pending.items() if now - p.issued > PENDING_SECONDS]:
+            # a voter sees one pair at a time: asking again (a reload, a second tab) drops the earlier one, so
+            # abandoned pairs do not pile up in the scheduling; unanswered pairs expire after PENDING_SECONDS too
+            for token in [t for t, p in self.pending.items() if now - p.issued > PENDING_SECONDS or p.voter == voter]:
                 del self.pending[token]
             while len(self.pending) >= MAX_PENDING:
                 self.pending.pop(next(iter(self.pending)))
