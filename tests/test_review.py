@@ -82,8 +82,9 @@ def test_sorting_and_filtering_match_an_independent_computation(results: Path) -
 
 def test_scheduler_gives_every_pair_votes_and_spreads_items() -> None:
     models = ["a", "b", "c", "d"]
-    captions = {f"item{i}": set(models) for i in range(5)}
-    captions["only_ab"] = {"a", "b"}
+    captions = {f"item{i}": {m: f"{m} says {i}" for m in models} for i in range(5)}
+    captions["only_ab"] = {"a": "one", "b": "two"}
+    captions["same_cd"] = {"a": "x", "b": "y", "c": "same", "d": "same"}  # identical: (c, d) is never asked here
     scheduler = PairScheduler(models, captions, rng=random.Random(0))
     assert len(scheduler.pairs) == 6
     seen = Counter()
@@ -93,9 +94,10 @@ def test_scheduler_gives_every_pair_votes_and_spreads_items() -> None:
         scheduler.record(item, a, b, "v")
         seen[(a, b)] += 1
     assert set(seen) == set(combinations(models, 2)) and set(seen.values()) == {10}
-    # within pair (a, b), 6 items, 10 votes: every item twice before any third time ... (at most one apart)
+    # within pair (a, b), 7 items, 10 votes: every item once before any twice (at most one apart)
     per_item = Counter(i for (p, i), n in scheduler.item_votes.items() if p == ("a", "b") for _ in range(n))
-    assert max(per_item.values()) - min(per_item.values()) <= 1 and len(per_item) == 6
+    assert max(per_item.values()) - min(per_item.values()) <= 1 and len(per_item) == 7
+    assert scheduler.item_votes[(("c", "d"), "same_cd")] == 0 and "same_cd" not in scheduler.items[("c", "d")]
     # pending pairs count: two browsers asking at once get different pairs
     first = scheduler.next("v")
     second = scheduler.next("w", pending=[first])
@@ -107,14 +109,14 @@ def test_scheduler_counts_existing_votes_and_prefers_unseen_items() -> None:
 
     existing = [Vote.from_dict(make_vote(item_id="x", left="b", right="a", winner="tie", voter="ann"))
                 for _ in range(3)]
-    scheduler = PairScheduler(["a", "b", "c"], {"x": {"a", "b", "c"}, "y": {"a", "b", "c"}}, existing,
-                              rng=random.Random(1))
+    texts = {"a": "1", "b": "2", "c": "3"}
+    scheduler = PairScheduler(["a", "b", "c"], {"x": texts, "y": texts}, existing, rng=random.Random(1))
     assert scheduler.pair_votes[("a", "b")] == 3
     for _ in range(6):
         _, a, b = scheduler.next("ann")
         assert (a, b) != ("a", "b")  # the pair with three votes waits until the others catch up
         scheduler.record("x", a, b, "bob")
-    scheduler = PairScheduler(["a", "b"], {"x": {"a", "b"}, "y": {"a", "b"}}, existing, rng=random.Random(2))
+    scheduler = PairScheduler(["a", "b"], {"x": texts, "y": texts}, existing, rng=random.Random(2))
     assert {scheduler.next("ann")[0] for _ in range(20)} == {"y"}  # ann judged (a, b) on x already
 
 

@@ -109,7 +109,7 @@ class ReviewState:
         self.run = run
         self.votes_path = votes_path
         existing = [v for _, v in iter_votes(votes_path)] if votes_path.is_file() else []
-        captions = {item.id: set(item.captions) for item in run.items}
+        captions = {item.id: item.captions for item in run.items}
         self.scheduler = PairScheduler(run.models, captions, (v for v in existing if v.source == "human"),
                                        rng=random.Random(seed))
         self.rng = random.Random(None if seed is None else seed + 1)

@@ -20,12 +20,14 @@ from vlmkit.votes import Vote
 class PairScheduler:
     """Pick (item, model_a, model_b) for the next blind vote. Not thread-safe: the app calls it under its lock."""
 
-    def __init__(self, models: list[str], captions: dict[str, set[str]], votes: Iterable[Vote] = (),
+    def __init__(self, models: list[str], captions: dict[str, dict[str, str]], votes: Iterable[Vote] = (),
                  rng: random.Random | None = None):
-        # `captions`: item id -> the models with a caption for it; a pair is scheduled only on items both have.
+        # `captions`: item id -> {model: caption}. A pair is scheduled only on the items where both models have a
+        # caption and the two captions differ (two identical texts leave nothing to judge).
         self.rank = {m: i for i, m in enumerate(models)}
         every = list(combinations(models, 2))
-        self.items = {p: sorted(i for i, have in captions.items() if p[0] in have and p[1] in have) for p in every}
+        self.items = {(a, b): sorted(i for i, t in captions.items() if a in t and b in t and t[a] != t[b])
+                      for a, b in every}
         self.pairs = [p for p in every if self.items[p]]
         self.rng = rng or random.Random()
         self.pair_votes: Counter[tuple[str, str]] = Counter()

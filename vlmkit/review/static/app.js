@@ -270,6 +270,7 @@ async function abPage() {
   };
   document.addEventListener("keydown", (event) => {
     if (location.pathname !== "/ab" || document.getElementById("voter-dialog").open) return;
+    if (!document.getElementById("lightbox").hidden) return;  // Esc closes the enlarged view first
     if (event.target === comment) { if (event.key === "Escape") comment.blur(); return; }
     if (event.target instanceof HTMLInputElement || event.ctrlKey || event.metaKey || event.altKey) return;
     const keys = {ArrowLeft: "left", 1: "left", ArrowRight: "right", 2: "right", t: "tie", T: "tie", 3: "tie",
