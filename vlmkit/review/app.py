@@ -265,7 +265,8 @@ def create_app(run: ReviewRun, votes_path: Path, *, live: Any = None, loopback_o
             raise HTTPException(422, str(exc)) from None
         pair = state.next_pair(name)
         if pair is None:
-            raise HTTPException(409, "no two models of this run share an item: nothing to compare")
+            raise HTTPException(409, "no two models of this run have different captions of one item: "
+                                     "nothing to compare")
         return pair
 
     class VoteBody(BaseModel):
