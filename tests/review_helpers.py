@@ -46,13 +46,14 @@ def per_sample(results: Path) -> dict[str, dict[str, dict]]:
 
 
 def hostile_copy(results: Path, dest: Path) -> tuple[Path, str, str]:
-    """A copy of the run where one model's caption of the first item is HOSTILE: (folder, item id, model)."""
+    """A copy of the run where one model's captions are HOSTILE + " #<n>": (folder, first item id, model)."""
     shutil.copytree(results, dest)
     summary = json.loads((dest / "batch_evaluation_summary.json").read_text())
     model = summary["models"][1]["model_name"]
     path = dest / f"compare_{model}_per_sample.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
-    rows[0]["generated"] = HOSTILE
+    for n, row in enumerate(rows):
+        row["generated"] = f"{HOSTILE} #{n}"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return dest, rows[0]["id"], model
 

@@ -247,11 +247,26 @@ def test_a_caption_with_html_shows_as_text(browser, results: Path, tmp_path: Pat
         for url in (server.base_url + "/", f"{server.base_url}/item/{item}"):
             page, _ = open_page(browser, url)
             cell = page.locator(f".item-card[data-item='{item}'] tr[data-model='{model}'] .caption-text")
-            assert cell.inner_text() == HOSTILE  # the markup as characters
+            assert cell.inner_text() == f"{HOSTILE} #0"  # the markup as characters
             assert cell.locator("script, img, b").count() == 0
             assert page.evaluate("window.__pwned") is None
             assert page.locator("b", has_text="bold?").count() == 0
             page.close()
+        # the blind A/B screen: two of the three pairs involve that model; vote until one is shown
+        page, _ = open_page(browser, server.base_url + "/")
+        page.evaluate("localStorage.setItem('vlmkit-review-voter', 'tester')")
+        page.goto(server.base_url + "/ab")
+        for n in range(1, 4):
+            page.wait_for_function("() => !document.getElementById('vote-left').disabled")
+            texts = [page.locator(f"#caption-{side}").inner_text() for side in ("left", "right")]
+            if any(t.startswith(HOSTILE) for t in texts):
+                break
+            page.keyboard.press("t")
+            page.wait_for_function(f"() => document.getElementById('status').textContent.startsWith('vote {n} ')")
+        assert any(t.startswith(HOSTILE) for t in texts)
+        assert page.locator(".ab-caption script, .ab-caption img").count() == 0
+        assert page.evaluate("window.__pwned") is None
+        page.close()
 
 
 def test_live_caption_panel_with_a_tiny_model(browser, results: Path, tmp_path: Path, tiny_qwen2_5_vl_dir) -> None:
