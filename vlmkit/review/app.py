@@ -22,6 +22,7 @@ response is sent, so a vote the page showed as recorded survives a killed server
 
 # No `from __future__ import annotations`: FastAPI reads the endpoint annotations (local pydantic models) at
 # definition time.
+import random
 import secrets
 import threading
 import time
@@ -104,8 +105,6 @@ class ReviewState:
     """The mutable part of the app: the pair scheduler, the pairs handed out, the vote count; guarded by one lock."""
 
     def __init__(self, run: ReviewRun, votes_path: Path, seed: int | None = None):
-        import random
-
         self.run = run
         self.votes_path = votes_path
         existing = [v for _, v in iter_votes(votes_path)] if votes_path.is_file() else []
