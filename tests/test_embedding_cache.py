@@ -165,3 +165,22 @@ def test_the_default_folder_follows_the_environment(monkeypatch: pytest.MonkeyPa
     assert default_cache_dir() == tmp_path / "xdg" / "vlmkit" / "embeddings"
     monkeypatch.setenv("VLMKIT_CACHE_DIR", str(tmp_path / "mine"))
     assert default_cache_dir() == tmp_path / "mine"
+
+
+def test_missing_rows_are_committed_a_chunk_at_a_time(tmp_path: Path) -> None:
+    """A run killed during encoding keeps every finished chunk (here: the compute fails on the third chunk)."""
+    def compute(indices: list[int]) -> np.ndarray:
+        if indices[0] >= 20:
+            raise KeyboardInterrupt
+        return np.asarray(indices, dtype=np.float32)[:, None].repeat(4, axis=1)
+
+    texts = [f"t{i}" for i in range(30)]
+    with EmbeddingCache(tmp_path) as cache:
+        with pytest.raises(KeyboardInterrupt):
+            cache.get_or_compute("ns", texts, compute, chunk=10)
+        assert len(cache) == 20
+        calls: list[list[int]] = []
+        rows = cache.get_or_compute("ns", texts, lambda idx: calls.append(idx) or np.full((len(idx), 4), -1.0,
+                                                                                              np.float32), chunk=10)
+    assert calls == [list(range(20, 30))]
+    assert rows[:20, 0].tolist() == list(range(20)) and (rows[20:] == -1).all()

@@ -208,18 +208,22 @@ class EmbeddingCache:
 
     # ---- the one call encoders use ----------------------------------------------------------------------------
     def get_or_compute(self, namespace: str, contents: Sequence[str | bytes],
-                       compute: Callable[[list[int]], np.ndarray]) -> np.ndarray:
+                       compute: Callable[[list[int]], np.ndarray], chunk: int = 2048) -> np.ndarray:
         """Rows for `contents` (texts, or image digests), computing only the missing ones with
-        `compute(indices) -> (len(indices), dim)` and storing them; returns rows in the order of `contents`."""
+        `compute(indices) -> (len(indices), dim)` and storing them; returns rows in the order of `contents`.
+
+        The missing ones are computed and committed `chunk` at a time, so a run killed after an hour of encoding
+        keeps what it finished (the encoders' vectors do not depend on how the texts are chunked)."""
         keys = [content_key(namespace, c) for c in contents]
         found = self.get_many(keys)
         missing = [i for i, k in enumerate(keys) if k not in found]
-        if missing:
-            computed = np.asarray(compute(missing))
-            if len(computed) != len(missing):
-                raise RuntimeError(f"expected {len(missing)} embeddings, got {len(computed)}")
-            self.put_many(namespace, {keys[i]: computed[j] for j, i in enumerate(missing)})
-            for j, i in enumerate(missing):
+        for start in range(0, len(missing), max(1, chunk)):
+            part = missing[start:start + max(1, chunk)]
+            computed = np.asarray(compute(part))
+            if len(computed) != len(part):
+                raise RuntimeError(f"expected {len(part)} embeddings, got {len(computed)}")
+            self.put_many(namespace, {keys[i]: computed[j] for j, i in enumerate(part)})
+            for j, i in enumerate(part):
                 found[keys[i]] = computed[j]
         if not keys:
             return np.zeros((0, 0), dtype=np.float32)
