@@ -44,6 +44,7 @@ class TrainOptions:
     preflight_only: bool = False
     # evaluation
     eval_data: str | None = None
+    eval_image_folder: str | None = None  # default: image_folder
     eval_strategy: str | None = None
     eval_steps: int | None = None
     eval_generate: int = 0
