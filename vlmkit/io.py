@@ -44,6 +44,7 @@ TEXT_ENCODING = "utf-8-sig"
 def read_text(path: str | os.PathLike, what: str = "file") -> str:
     """Read a UTF-8 text file (a leading BOM is dropped); a missing or unreadable file is an `InputError` naming it."""
     path = Path(path)
+    settle_commits(path)
     try:
         return path.read_text(encoding=TEXT_ENCODING)
     except FileNotFoundError:
@@ -71,6 +72,7 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
     UTF-8 is reported with its own number.
     """
     path = Path(path)
+    settle_commits(path)
     try:
         handle = path.open("rb")
     except FileNotFoundError:
@@ -204,27 +206,56 @@ def _finish_commit(staging: Path) -> str:
     return outcome
 
 
-def recover_commits(folder: str | os.PathLike) -> list[tuple[Path, str]]:
+def recover_commits(folder: str | os.PathLike, wait_live: float = 0.0) -> list[tuple[Path, str]]:
     """Complete or undo the multi-file commits that a killed run left in `folder`; returns what was done.
 
-    Every writer calls this before it writes, and readers of a file set may call it before they read, so after a
-    kill -9 at any step a folder holds either the previous complete set or the new complete set.
+    Every writer calls this before it writes, and every reader goes through it (`settle_commits`, called by
+    `read_text`, `read_json` and `iter_jsonl`), so after a kill -9 at any step a reader sees either the previous
+    complete set or the new complete set. A live writer's commit is left alone; with `wait_live` > 0 a reader waits
+    up to that long for a live commit that is past its manifest (publishing: its renames take microseconds).
     """
+    import time
+
     folder = Path(folder)
     done: list[tuple[Path, str]] = []
     if not folder.is_dir():
         return done
     for staging in sorted(folder.glob(COMMIT_PREFIX + "*")):
-        if not staging.is_dir():
-            continue
-        fd = _lock_dir(staging)
+        try:
+            if not staging.is_dir():
+                continue
+            fd = _lock_dir(staging)
+            deadline = time.monotonic() + wait_live
+            while fd is None and (staging / MANIFEST).exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+                fd = _lock_dir(staging)
+        except FileNotFoundError:
+            continue  # its writer finished meanwhile
         if fd is None:
             continue  # a live writer is committing this one
         try:
-            done.append((staging, _finish_commit(staging)))
+            if staging.is_dir():
+                done.append((staging, _finish_commit(staging)))
         finally:
             os.close(fd)
     return done
+
+
+def settle_commits(path: str | os.PathLike, wait_live: float = 5.0) -> None:
+    """Before a file is read: roll forward or back a dead writer's multi-file commit in its folder (or the folder
+    above, where a set spanning subfolders is staged), so no reader of the toolkit ever sees a torn set. Costs one
+    directory listing; a folder the reader cannot write is read as it is."""
+    folder = Path(path).absolute().parent
+    for candidate in (folder, folder.parent):
+        try:
+            pending = any(entry.name.startswith(COMMIT_PREFIX) for entry in os.scandir(candidate))
+        except OSError:
+            continue
+        if pending:
+            try:
+                recover_commits(candidate, wait_live)
+            except OSError:
+                pass
 
 
 def write_all_or_nothing(files: dict[str | os.PathLike, str | bytes]) -> None:
