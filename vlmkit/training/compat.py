@@ -20,14 +20,20 @@ PEFT_PREFIX = "base_model.model."
 
 
 def tensor_shapes(files: list[Path]) -> dict[str, tuple[int, ...]]:
-    """Name -> shape of every tensor of these safetensors files (headers only)."""
-    from safetensors import safe_open
+    """Name -> shape of every tensor of these safetensors files, from their JSON headers (8 bytes of length, then
+    the header: read directly, since safetensors' numpy reader refuses bfloat16 files and its torch one would
+    import torch for a check that needs none)."""
+    import json
+    import struct
 
     shapes: dict[str, tuple[int, ...]] = {}
     for path in files:
-        with safe_open(str(path), "np") as handle:
-            for key in handle.keys():
-                shapes[key] = tuple(handle.get_slice(key).get_shape())
+        with path.open("rb") as handle:
+            (n,) = struct.unpack("<Q", handle.read(8))
+            header = json.loads(handle.read(n))
+        for key, entry in header.items():
+            if key != "__metadata__":
+                shapes[key] = tuple(entry["shape"])
     return shapes
 
 
@@ -39,18 +45,19 @@ def model_weight_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.safetensors"))
 
 
-def _module_shapes(adapter_shapes: dict[str, tuple[int, ...]]) -> dict[str, tuple[str, tuple[int, ...]]]:
-    """Base weight name -> (what, the shape the adapter implies) for the adapter's tensors."""
-    out: dict[str, tuple[str, tuple[int, ...]]] = {}
+def _implied_shapes(adapter_shapes: dict[str, tuple[int, ...]]) -> list[tuple[str, str, int | None, tuple]]:
+    """(base weight name, what, axis, expected) for the adapter's tensors: LoRA A fixes the input size (axis 1),
+    LoRA B the output size (axis 0); a tensor trained in full its whole shape (axis None)."""
+    out = []
     for key, shape in adapter_shapes.items():
         name = key.removeprefix(PEFT_PREFIX)
         for part, axis in ((".lora_A.weight", 1), (".lora_B.weight", 0)):
             if name.endswith(part) and len(shape) == 2:
-                out[name.removesuffix(part) + ".weight"] = (part.strip(".").split(".")[0], (axis, shape[axis]))
+                out.append((name.removesuffix(part) + ".weight", part[1:7], axis, (shape[axis],)))
                 break
         else:
             if "lora_" not in name:
-                out[name] = ("weight", shape)
+                out.append((name, "weight", None, shape))
     return out
 
 
@@ -70,20 +77,19 @@ def base_mismatch(output: str | os.PathLike, base: str | os.PathLike) -> str | N
         return None
     try:
         base_shapes = tensor_shapes(model_weight_files(base))
-        implied = _module_shapes(tensor_shapes(files))
+        implied = _implied_shapes(tensor_shapes(files))
     except Exception:  # noqa: BLE001 - unreadable headers are reported by the file checks that run first
         return None
-    for name, (what, shape) in implied.items():
+    for name, what, axis, expected in implied:
         have = base_shapes.get(name)
         if have is None:
-            continue
-        if what == "weight":
-            if have != shape:
-                return f"{name}: {list(shape)} in the output, {list(have)} in the base (another architecture or size)"
-        else:
-            axis, size = shape
-            if len(have) != 2 or have[axis] != size:
-                side = "output" if what == "lora_B" else "input"
-                return (f"{name}: the LoRA {side} size is {size}, the base's weight is {list(have)} (another "
-                        "architecture or size)")
+            continue  # another naming (converted on load): only the model type above can tell
+        if axis is None:
+            if have != expected:
+                return (f"{name}: {list(expected)} in the output, {list(have)} in the base (another architecture or "
+                        "size)")
+        elif len(have) != 2 or have[axis] != expected[0]:
+            side = "input" if what == "lora_A" else "output"
+            return (f"{name}: the LoRA {side} size is {expected[0]}, the base's weight is {list(have)} (another "
+                    "architecture or size)")
     return None
