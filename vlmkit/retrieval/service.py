@@ -14,8 +14,8 @@ Limits, from the libraries themselves:
 - body size: each endpoint's `max_body_size` (FastAPI/Starlette's RequestBodyLimitMiddleware): a Content-Length
   over the limit is answered 413 before the body is read; a body without one (chunked) is counted while it is read
   and cut at the limit, so a huge request never sits in memory, and an upload is never spooled to disk past it;
-- concurrency: uvicorn's `limit_concurrency`: past `max_concurrency` connections or tasks a request gets 503 at
-  once, instead of a queue that grows without bound under load. The endpoints are plain functions, so FastAPI runs
+- concurrency: uvicorn's `limit_concurrency`: past `max_concurrency` open connections (idle keep-alive ones
+  included) or running requests a request gets 503 at once, instead of a queue that grows without bound under load. The endpoints are plain functions, so FastAPI runs
   them in its thread pool; the searcher serialises the model calls.
 """
 
@@ -115,8 +115,9 @@ def make_server(searcher: Any, *, max_top_k: int = DEFAULT_MAX_TOP_K, max_concur
     """The uvicorn server (run it with `.run(sockets=[bind(host, port)])`)."""
     import uvicorn
 
+    # uvicorn counts the arriving connection itself: limit N serves N - 1 at once, so + 1
     config = uvicorn.Config(create_app(searcher, max_top_k, **limits), log_level=log_level,
-                            limit_concurrency=max_concurrency)
+                            limit_concurrency=max_concurrency + 1)
     return uvicorn.Server(config)
 
 
