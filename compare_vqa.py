@@ -18,7 +18,6 @@ from pathlib import Path
 from vlmkit.cli import HelpFormatter, run_main, setup_logging
 from vlmkit.outputs import OutputLock, check_output_dir
 from vlmkit.ranges import Range, check_flags
-from vlmkit.vqa.compare import compare, write_comparison
 from vlmkit.vqa.stats import DEFAULT_RESAMPLES
 
 log = logging.getLogger("compare_vqa")
@@ -39,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
     check_flags(args, {"bootstrap": Range(0, note="0: no confidence interval"), "seed": Range(0, 2**32 - 1)})
     output_dir = check_output_dir(Path(args.output_dir))
+    from vlmkit.vqa.compare import compare, write_comparison  # after the flag checks: it imports the HTML report
+
     report = compare(args.results, resamples=args.bootstrap, seed=args.seed)
     with OutputLock(output_dir / "comparison.json", "comparison"):
         files = write_comparison(report, output_dir)

@@ -11,6 +11,7 @@ test) and `tests.hub_servers.SilentServer` (a hub that accepts connections and n
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -252,19 +253,17 @@ def test_compare_with_a_100000_character_caption_and_a_killed_java_finishes(
     assert code == 0, err[-3000:]
     long_result = read_json(tmp_path / "out" / "compare_long.json")
     dead_result = read_json(tmp_path / "out" / "compare_dead.json")
-    text_long, text_dead = json.dumps(long_result), json.dumps(dead_result)
+    text_long = json.dumps(long_result)
     assert "1 generated and 0 reference captions longer than 5000 characters were truncated" in text_long
     assert isinstance(_metric(long_result, "meteor"), float)
-    assert _metric(dead_result, "meteor") is None and "METEOR's Java process failed" in text_dead
+    assert _metric(dead_result, "meteor") is None
+    assert "METEOR's Java process failed (BrokenPipeError" in dead_result["unavailable"]["meteor"]
     assert isinstance(_metric(dead_result, "cider"), float)  # the rest of the COCO metrics are still there
 
 
 def _metric(result: dict, name: str):
-    for key in ("metrics", "scores"):
-        if isinstance(result.get(key), dict) and name in result[key]:
-            value = result[key][name]
-            return value.get("value") if isinstance(value, dict) else value
-    raise AssertionError(f"{name} not in {sorted(result)}")
+    assert name in result, sorted(result)  # compare_<model>.json: metric -> value (null: see "unavailable")
+    return result[name]
 
 
 @pytest.mark.slow
@@ -306,7 +305,7 @@ def test_renderer_crashes_leave_no_staging_folder_run_after_run(tmp_path: Path,
                             "front", "--size", "32", "--no_progress"]) == 1
         names = sorted(p.name for p in out.iterdir())
         assert names == ["a_1.glb_shaded", "c_3.glb_shaded", "d_4.glb_shaded", "render_report.json",
-                         "render_views.json"], (attempt, names)
+                         "views.json"], (attempt, names)
 
 
 # ---- retrieval train: resume past an incomplete checkpoint ---------------------------------------------------------
@@ -395,3 +394,24 @@ def test_a_reader_waits_for_a_live_commit_that_is_publishing(tmp_path: Path, mon
     writer.join(10)
     assert results == [{"v": 2}]
 
+
+
+def test_the_parent_removes_what_dead_workers_staged_and_restores_a_retired_folder(tmp_path: Path) -> None:
+    """The crash loop above hits the race only sometimes (0 of 5 runs here without the fix, 1 in 3 full suite
+    runs under load); this pins the clean-up itself with folders named as workers name them."""
+    from vlmkit.render.run import clean_after_dead_workers
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()  # a pid that has exited
+    live = str(os.getpid())
+    out = tmp_path / "views"
+    for name in (f".render-staging-a_1.glb_shaded-{dead}", f".render-staging-b_2.glb_shaded-{live}",
+                 f".render-retired-c_3.glb_shaded-{dead}", f".render-retired-d_4.glb_shaded-{dead}", "d_4.glb_shaded"):
+        (out / name).mkdir(parents=True)
+        (out / name / "front.jpg").write_bytes(name.encode())
+    cleaned = clean_after_dead_workers(out)
+    assert len(cleaned) == 3
+    assert sorted(p.name for p in out.iterdir()) == [f".render-staging-b_2.glb_shaded-{live}", "c_3.glb_shaded",
+                                                     "d_4.glb_shaded"]
+    assert (out / "c_3.glb_shaded" / "front.jpg").read_bytes() == f".render-retired-c_3.glb_shaded-{dead}".encode()
+    assert (out / "d_4.glb_shaded" / "front.jpg").read_bytes() == b"d_4.glb_shaded"
