@@ -279,6 +279,9 @@ def commands(world: Path, tiny_clip_words_dir: Path, tiny_qwen2_5_vl_dir: Path, 
     adapter("qwen_arch", in_f, {"format": "vlmkit-training/1", "arch": "qwen2_5_vl", "stage": "finetune",
                                 "kind": "adapter", "base_model": str(tiny_qwen2_5_vl_dir)})
     adapter("wrong_size", in_f + 8, None)
+    # DeepSpeed configs (train recipes) with a key given twice, and with NaN
+    (w / "ds_duplicate.json").write_text('{"train_batch_size": "auto", "zero_optimization": {"stage": 2, "stage": 3}}')
+    (w / "ds_nan.json").write_text('{"train_batch_size": "auto", "gradient_clipping": NaN}')
     # render: a GLB whose texture claims 20000 x 20000 pixels, and a good one
     _textured_glb(w / "glb_bomb" / "bomb_1.glb", (20000, 20000))
     _textured_glb(w / "glb_bomb" / "good_2.glb")
@@ -655,7 +658,12 @@ CASES = [
          "tokenizer.json does not parse", "STDOUT", "garbage tokenizer.json is not loadable"),
     Case("download", "--model Qwen2.5-3B-Instruct --local_dir {OUT}/models --timeout 0", 2,
          "--timeout 0.0: must be in (0, 3600]", id="download timeout 0"),
-    # ---- train.py: an input error after the preflight leaves nothing behind ------------------------------------------
+    # ---- train.py: DeepSpeed configs as strict as the YAML ones; an input error after the preflight leaves nothing ---
+    Case("train", "--data {W}/train_good.jsonl --output_dir {OUT}/run2 --base_model {qwen} --arch qwen2_5_vl "
+         "--deepspeed {W}/ds_duplicate.json", 2, "ds_duplicate.json: key 'stage' given twice",
+         id="train DeepSpeed config with a duplicate key"),
+    Case("train", "--data {W}/train_good.jsonl --output_dir {OUT}/run2 --base_model {qwen} --arch qwen2_5_vl "
+         "--deepspeed {W}/ds_nan.json", 2, "ds_nan.json: NaN is not a JSON number", id="train DeepSpeed config NaN"),
     Case("train", "--data {W}/train_good.jsonl --output_dir {OUT}/run2 --base_model {qwen} --arch qwen2_5_vl "
          "--lora_target no_such_layer", 2, "--lora_target 'no_such_layer' matches no linear layer",
          id="train bad lora_target leaves no preflight files"),
@@ -690,7 +698,7 @@ def test_bad_input(case: Case, world: Path, tmp_path: Path, capsys: pytest.Captu
     for name, fixture in (("internvl", "tiny_internvl_dir"), ("clip", "tiny_clip_dir")):
         if "{" + name + "}" in case.argv:
             subst[name] = request.getfixturevalue(fixture)
-    if case.cli in NEW_CLIS or "{W}/adapters/qwen_arch" in case.argv or "wrong_size" in case.argv:
+    if case.cli in NEW_CLIS or any(k in case.argv for k in ("adapters/qwen_arch", "wrong_size", "{W}/ds_")):
         subst.update(request.getfixturevalue("commands"))
     argv = shlex.split(case.argv.format(**subst))
     before = snapshot(out)

@@ -415,3 +415,23 @@ def test_the_parent_removes_what_dead_workers_staged_and_restores_a_retired_fold
                                                      "d_4.glb_shaded"]
     assert (out / "c_3.glb_shaded" / "front.jpg").read_bytes() == f".render-retired-c_3.glb_shaded-{dead}".encode()
     assert (out / "d_4.glb_shaded" / "front.jpg").read_bytes() == b"d_4.glb_shaded"
+
+
+# ---- train.sh --tiny with an eval file of one's own ---------------------------------------------------------------
+@pytest.mark.slow
+def test_train_sh_tiny_reads_a_users_eval_data_relative_to_its_own_folder(tmp_path: Path) -> None:
+    import os
+
+    from tests.fixtures.caption_data import make_image, write_jsonl
+    from vlmkit.samples import caption_sample
+
+    data = tmp_path / "mine"
+    make_image(data / "img" / "vase.jpg", (40, 40))
+    write_jsonl(data / "eval.jsonl", [caption_sample("vase_1", ["img/vase.jpg"], "a red vase").to_json()])
+    env = {**os.environ, "PYTHON": sys.executable, "TINY_DIR": str(tmp_path / "tiny"), "ARCH": "qwen2_5_vl"}
+    proc = subprocess.run(["sh", str(REPO / "train.sh"), "--tiny", "--eval_data", str(data / "eval.jsonl"),
+                           "--preflight_only"], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = read_json(tmp_path / "tiny" / "output" / "preflight.json")
+    assert report["eval"]["samples"] == 1 and report["eval"]["kept"] == 1
+    assert report["eval"]["data"].endswith("mine/eval.jsonl")

@@ -65,6 +65,32 @@ def read_json(path: str | os.PathLike) -> Any:
         raise InputError(f"{path}: JSON nested too deeply to read") from None
 
 
+def read_config_json(path: str | os.PathLike, what: str = "config") -> Any:
+    """A JSON settings file a user wrote (a DeepSpeed config): as `read_json`, and the rules of the YAML configs
+    (`vlmkit.safe_yaml`): a key given twice in one object is refused (json keeps the last one silently), and so are
+    NaN and Infinity, which Python's json accepts although JSON has no such numbers."""
+    path = Path(path)
+    text = read_text(path, what)
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                raise InputError(f"{path}: key {quote(key, 60)} given twice in one object")
+            seen[key] = value
+        return seen
+
+    def no_constant(name: str) -> Any:
+        raise InputError(f"{path}: {name} is not a JSON number (write a finite value)")
+
+    try:
+        return json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constant)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deeply to read") from None
+
+
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
     """Yield (line number, parsed object) for each non-blank line of a JSON Lines file (a leading BOM is dropped).
 
