@@ -131,6 +131,9 @@ else
     "$PYTHON" train.py "$@"
 fi
 
+for arg in "$@"; do
+    [ "$arg" = "--preflight_only" ] && MERGE=0  # nothing was trained: nothing to merge
+done
 if [ "$MERGE" = "1" ] && [ "$NODE_RANK" = "0" ]; then
     "$PYTHON" merge_lora_weights.py --adapter "$OUTPUT_DIR" --output_dir "${OUTPUT_DIR}-merged" --overwrite
     echo "merged checkpoint: ${OUTPUT_DIR}-merged"
