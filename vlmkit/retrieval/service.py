@@ -15,8 +15,9 @@ Limits, from the libraries themselves:
   over the limit is answered 413 before the body is read; a body without one (chunked) is counted while it is read
   and cut at the limit, so a huge request never sits in memory, and an upload is never spooled to disk past it;
 - concurrency: uvicorn's `limit_concurrency`: past `max_concurrency` open connections (idle keep-alive ones
-  included) or running requests a request gets 503 at once, instead of a queue that grows without bound under load. The endpoints are plain functions, so FastAPI runs
-  them in its thread pool; the searcher serialises the model calls.
+  included) or running requests a request gets 503 at once, instead of a queue that grows without bound under
+  load. The endpoints are plain functions, so FastAPI runs them in its thread pool; the searcher serialises the
+  model calls.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the endpoint annotations at definition time, and the
