@@ -211,7 +211,8 @@ def test_resuming_from_a_checkpoint_reproduces_the_uninterrupted_run(retrieval_r
     full = SentenceTransformer(str(retrieval_run / "merged")).encode(texts)
     resumed = SentenceTransformer(str(out / "merged")).encode(texts)
     assert np.abs(full - resumed).max() <= 1e-5
-    resumed_rows, full_rows = flatten(read_jsonl(out / "metrics.jsonl")), flatten(read_jsonl(retrieval_run / "metrics.jsonl"))
+    resumed_rows = flatten(read_jsonl(out / "metrics.jsonl"))
+    full_rows = flatten(read_jsonl(retrieval_run / "metrics.jsonl"))
     assert resumed_rows.keys() == full_rows.keys()
     assert resumed_rows == pytest.approx(full_rows)
 
