@@ -162,12 +162,12 @@ def test_compare_runs_with_the_fine_tuned_clip(capsys, monkeypatch, retrieval_ru
     monkeypatch.setattr(pipeline.SentenceEncoder, "load", classmethod(lambda cls, *a, **k: fake))
     out = tmp_path / "cmp"
     with pytest.raises(SystemExit) as exc:
-        run_main(compare.main, ["--generated", str(examples_copy / "captions" / "image_qwen2.5-vl-3B.json"),
+        run_main(compare.main, ["--generated", str(examples_copy / "captions" / "image_illustration-vague.json"),
                                 "--ground_truth", str(examples_copy / "groundTruth.json"), "--images_dir",
                                 str(examples_copy / "multiview_images"), "--clip_model", str(retrieval_run / "merged"),
                                 "--output_dir", str(out), "--no_coco"])
     assert exc.value.code == 0, capsys.readouterr().err
-    result = json.loads((out / "compare_qwen2.5-vl-3B.json").read_text())
+    result = json.loads((out / "compare_illustration-vague.json").read_text())
     assert result["metadata"]["encoders"]["clip"]["path"] == str(retrieval_run / "merged")
     assert result["metadata"]["encoders"]["clip"]["dim"] == 16
     assert result["overall_score_partial"] is False
