@@ -81,6 +81,36 @@ def hf_embeddings(folder: Path, texts: list[str], images: list[str]) -> tuple[np
     return (torch.nn.functional.normalize(t, dim=-1).numpy(), torch.nn.functional.normalize(i, dim=-1).numpy())
 
 
+def t2i_per_query(folder: Path, shape_pairs_dir: Path) -> dict[str, np.ndarray]:
+    """Per-query hits, reciprocal ranks and NDCG@10 from an independent argsort of transformers' embeddings."""
+    pairs = read_jsonl(shape_pairs_dir / "val.jsonl")
+    images = sorted({str(shape_pairs_dir / p["positive"]) for p in pairs})
+    target = np.array([images.index(str(shape_pairs_dir / p["positive"])) for p in pairs])
+    texts, imgs = hf_embeddings(folder, [p["query"] for p in pairs], images)
+    scores = texts @ imgs.T
+    ranks = np.array([int(np.flatnonzero(np.argsort(-scores[q]) == target[q])[0]) + 1 for q in range(len(pairs))])
+    return {"R@1": (ranks <= 1) * 1.0, "R@5": (ranks <= 5) * 1.0, "R@10": (ranks <= 10) * 1.0, "MRR": 1 / ranks,
+            "NDCG@10": np.array([1 / math.log2(r + 1) if r <= 10 else 0.0 for r in ranks])}
+
+
+def test_the_zero_shot_delta_ci_is_the_paired_bootstrap_of_per_query_differences(
+        retrieval_run: Path, tiny_clip_words_dir: Path, shape_pairs_dir: Path, evaluation: dict) -> None:
+    """Each query resampled WITH its two scores (fine-tuned, zero-shot): the same seeded index matrix (200
+    resamples, seed 0) over the per-query differences, percentile 95 %, in percentage points."""
+    tuned = t2i_per_query(retrieval_run / "merged", shape_pairs_dir)
+    zero = t2i_per_query(tiny_clip_words_dir, shape_pairs_dir)
+    n = len(tuned["MRR"])
+    index = np.random.default_rng(0).integers(0, n, size=(200, n))
+    for metric in ("R@1", "R@5", "R@10", "MRR", "NDCG@10"):
+        diff = tuned[metric] - zero[metric]
+        expected = 100 * np.quantile(diff[index].mean(axis=1), [0.025, 0.975])
+        delta = evaluation["delta_points"]["t2i"][metric]
+        assert delta["delta"] == pytest.approx(100 * diff.mean(), abs=1e-7)
+        assert delta["ci95"] == pytest.approx(expected.tolist(), abs=1e-7), metric
+        own = 100 * np.quantile(tuned[metric][index].mean(axis=1), [0.025, 0.975])
+        assert [100 * v for v in evaluation["ci95"]["t2i"][metric]] == pytest.approx(own.tolist(), abs=1e-7)
+
+
 def test_eval_numbers_equal_an_independent_argsort(retrieval_run: Path, shape_pairs_dir: Path,
                                                    evaluation: dict) -> None:
     pairs = read_jsonl(shape_pairs_dir / "val.jsonl")
