@@ -69,3 +69,21 @@ def test_the_sample_set_is_well_formed_and_answerable_from_the_renders() -> None
     assert len(questions) == 12 and len({q["question_id"] for q in questions}) == 12
     for q in questions:
         assert (QUESTIONS.parent / q["image"]).is_file() and q["answers"]
+
+
+def test_the_bundled_examples_are_what_make_examples_writes_and_are_named_as_illustrations() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_examples", REPO / "examples" / "make_examples.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert [json.loads(line) for line in QUESTIONS.read_text().splitlines()] == module.vqa_questions()
+    assert json.loads((REPO / "examples" / "groundTruth.json").read_text()) == module.ground_truth()
+    files = sorted(p.name for p in (REPO / "examples" / "captions").glob("image_*.json"))
+    assert files == ["image_illustration-close.json", "image_illustration-generic.json",
+                     "image_illustration-vague.json"]  # hand-written illustrations, never named after real models
+    for name in files:
+        model = name.removeprefix("image_").removesuffix(".json")
+        records = json.loads((REPO / "examples" / "captions" / name).read_text())
+        assert [r["caption"] for r in records] == [captions[model] for *_, captions in module.VASES]
+        assert {r["data_by"] for r in records} == {model}
