@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmkit.cli import add_views_arg, setup_logging
+from vlmkit.generation import engines
 from vlmkit.generation.hf_backend import require_adapter_dir, require_base_model_dir
 from vlmkit.generation.items import LAYOUTS, discover_items
 from vlmkit.generation.outputs import CaptionFile, caption_record
@@ -96,6 +97,24 @@ def add_hf_args(parser: argparse.ArgumentParser) -> None:
     hf.add_argument("--attn_implementation", default=None, help="e.g. sdpa, flash_attention_2")
 
 
+def optional_model_path(parser: argparse.ArgumentParser, help: str | None = None) -> None:
+    """Relax a required --model_path (checked by `check_model_args`: `--backend openai` needs none)."""
+    for action in parser._actions:  # argparse has no public way to relax a flag another helper added
+        if action.dest == "model_path":
+            action.required = False
+            action.help = help or action.help
+
+
+def captioner_factory(args: argparse.Namespace, local: Callable[[argparse.Namespace], Captioner], *,
+                      max_views: int | None = None) -> Callable[[argparse.Namespace], Captioner]:
+    """The script's own factory, or the engine's for `--backend openai|vllm` (see `vlmkit.generation.engines`);
+    `max_views`: images per prompt at most (vLLM's limit_mm_per_prompt; default: the --views given)."""
+    if engines.backend_of(args) not in engines.ENGINES:
+        return local
+    views = max_views or len(getattr(args, "views", None) or ()) or 6
+    return lambda a: engines.make_engine_captioner(a, generation_settings(a), max_views=views)
+
+
 def make_hf_captioner(args: argparse.Namespace, **kwargs: Any) -> Captioner:
     """The transformers backend from the parsed flags (`add_model_args` + `add_hf_args`); kwargs go to HFCaptioner."""
     from vlmkit.generation.hf_backend import HFCaptioner
@@ -113,14 +132,23 @@ def generation_settings(args: argparse.Namespace) -> GenerationSettings:
 
 def check_model_args(args: argparse.Namespace) -> None:
     """Decoding flags, the model folder and the adapter folder, checked in milliseconds before any work."""
-    generation_settings(args)
+    settings = generation_settings(args)
+    engines.check_engine_args(args, settings)
+    if engines.backend_of(args) == "openai":
+        return  # no local model
+    if not args.model_path:
+        raise InputError("--model_path is required (a local model folder), or use --backend openai with --api_base")
     require_base_model_dir(args.model_path, "model folder")
     if getattr(args, "adapter_path", None):
         require_adapter_dir(args.adapter_path)
 
 
 def model_name(args: argparse.Namespace) -> str:
-    """The model's folder name (the adapter's when one is given): default output name and data_by."""
+    """The model's folder name (the adapter's when one is given; the API model's name): default output name and
+    data_by."""
+    remote = engines.engine_model_name(args)
+    if remote:
+        return remote
     path = Path(getattr(args, "adapter_path", None) or args.model_path).expanduser()
     return path.name or path.resolve().name
 
@@ -179,7 +207,8 @@ def run(args: argparse.Namespace, make_captioner: Callable[[argparse.Namespace],
             if successes:
                 captions.write()
 
-        return run_captioning(pending, make_captioner=lambda: make_captioner(args),
+        factory = captioner_factory(args, make_captioner)
+        return run_captioning(pending, make_captioner=lambda: factory(args),
                               prompt_for=lambda item, loaded: build_prompt(template, loaded), on_batch=on_batch,
                               stats=stats, report_path=report_path, output=out_path, settings=settings,
-                              batch_size=args.batch_size, progress=not args.no_progress)
+                              batch_size=engines.engine_chunk(args), progress=not args.no_progress)
