@@ -7,8 +7,8 @@ r"""Multi-view captions with Qwen2.5-VL (transformers), in the format compare.sh
 All available views of an object go into one user message (front, back, left, right, top, bottom by default), followed
 by the caption prompt; objects are captioned in true batches (--batch_size). Output: <output_dir>/image_<model>.json
 and <model>_caption_generation_report.json. --backend openai sends the same requests to an OpenAI-compatible API
-(--api_base, --api_model, --concurrency), --backend vllm runs vLLM in this process (GPU). Multi-GPU: one process per GPU with --num_shards/--shard_index, then
---merge (see README).
+(--api_base, --api_model, --concurrency), --backend vllm runs vLLM in this process (GPU). Multi-GPU: one process
+per GPU with --num_shards/--shard_index, then --merge (see README).
 """
 
 from __future__ import annotations

@@ -41,8 +41,9 @@ class Captioner(Protocol):
     An entry may instead be an Exception: that request failed on its own (e.g. an API request that failed for good)
     and its item is a listed failure, while the others stand. A returned string with a `finish_reason` attribute of
     "length" was cut off at the token limit: it is kept, and counted and listed in the report. A backend may have a
-    `close()` (the runner calls it when the run ends, also on interruption). A backend may also split `caption` into `prepare(requests) -> inputs` (CPU work: resizing, tokenising) and
-    `generate(inputs) -> captions`; the runner then prepares the next batch while the current one generates.
+    `close()` (the runner calls it when the run ends, also on interruption). A backend may also split `caption`
+    into `prepare(requests) -> inputs` (CPU work: resizing, tokenising) and `generate(inputs) -> captions`;
+    the runner then prepares the next batch while the current one generates.
     """
 
     def caption(self, requests: list[CaptionRequest]) -> list[str]: ...

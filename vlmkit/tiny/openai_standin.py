@@ -4,7 +4,7 @@ It answers `POST /v1/chat/completions` (and `GET /v1/models`) the way vLLM's and
 deterministic text that names what it received, after a fixed `delay`. It records every request (body and
 headers), counts requests in flight, and injects faults per item: the item's key is the first image of its request
 (`image_key`, computed the same way from the view file), and `faults[key]` lists what successive attempts get:
-"429" (with `Retry-After`), "500", "400", "timeout" (no answer until the client gave up), "drop" (the connection
+an HTTP status such as "429" (with `Retry-After`), "500", "400", "401"; "timeout" (no answer until the client gave up), "drop" (the connection
 closed without an answer), "length" (a caption cut off, `finish_reason: length`), "ok".
 
     python -m vlmkit.tiny.openai_standin --port 8000 --delay 0.2     # then qwen.py --backend openai --api_base ...
@@ -107,7 +107,7 @@ class Handler(BaseHTTPRequestHandler):
         key = request_key(body)
         with state.lock:
             state.requests.append(body)
-            state.headers.append(dict(self.headers.items()))
+            state.headers.append({k.lower(): v for k, v in self.headers.items()})
             state.in_flight += 1
             state.max_in_flight = max(state.max_in_flight, state.in_flight)
         action = state.action(key)
@@ -123,11 +123,12 @@ class Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
-            if action in ("429", "500", "400"):
+            if action.isdigit():  # an HTTP error status
                 messages = {"429": "stand-in rate limit", "500": "stand-in internal error",
-                            "400": "stand-in bad request"}
+                            "400": "stand-in bad request", "401": "stand-in: invalid key"}
                 headers = {"Retry-After": state.retry_after} if action == "429" else {}
-                self._send(int(action), {"error": {"message": messages[action], "type": "standin"}}, headers)
+                message = messages.get(action, f"stand-in error {action}")
+                self._send(int(action), {"error": {"message": message, "type": "standin"}}, headers)
                 return
             with state.lock:
                 state.successes[key] += 1
