@@ -4,8 +4,8 @@ It answers `POST /v1/chat/completions` (and `GET /v1/models`) the way vLLM's and
 deterministic text that names what it received, after a fixed `delay`. It records every request (body and
 headers), counts requests in flight, and injects faults per item: the item's key is the first image of its request
 (`image_key`, computed the same way from the view file), and `faults[key]` lists what successive attempts get:
-an HTTP status such as "429" (with `Retry-After`), "500", "400", "401"; "timeout" (no answer until the client gave up), "drop" (the connection
-closed without an answer), "length" (a caption cut off, `finish_reason: length`), "ok".
+an HTTP status such as "429" (with `Retry-After`), "500", "400", "401"; "timeout" (no answer until the client gave
+up); "drop" (the connection closed without an answer); "length" (a caption cut off, `finish_reason: length`); "ok".
 
     python -m vlmkit.tiny.openai_standin --port 8000 --delay 0.2     # then qwen.py --backend openai --api_base ...
 """
