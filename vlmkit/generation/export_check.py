@@ -84,6 +84,17 @@ def check_engine_layout(model_dir: str | Path) -> None:
         raise InputError(f"{model_dir}: not loadable by vLLM as it is: {problems[0]}{more}")
 
 
+def log_engine_layout(model_dir: str | Path) -> bool:
+    """After a merge: say whether the folder is ready for vLLM (the merge itself stands either way)."""
+    problems, warnings = engine_layout_problems(model_dir)
+    for line in problems + warnings:
+        log.warning("%s: for vLLM: %s", model_dir, line)
+    if not problems:
+        log.info("%s: layout loadable by vLLM's own model classes (%s, no peft leftovers, no custom code)",
+                 model_dir, ", ".join(read_json(Path(model_dir) / "config.json").get("architectures") or []))
+    return not problems
+
+
 def base_module_names(base_dir: Path) -> list[str]:
     """Module names of the base model, built on the meta device from its config (no weights read)."""
     import torch
