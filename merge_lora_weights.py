@@ -44,10 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
 def check_inputs(adapter: Path, base_model: str | None) -> None:
     """The adapter (or projector) and its base can load: parsed configs, complete safetensors headers. Cheap, so a
     malformed or truncated folder is one line before the base model is loaded, not a traceback after."""
+    from vlmkit.generation.export_check import refuse_unmatched_adapter
     from vlmkit.models import check_adapter_files, check_model_files, check_safetensors
     from vlmkit.training.checkpoint import PROJECTOR_FILE, TRAINED_FILE, folder_kind, resolve_base
-
-    from vlmkit.generation.export_check import refuse_unmatched_adapter
 
     kind = folder_kind(adapter)
     if kind == "adapter":
