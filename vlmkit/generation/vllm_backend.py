@@ -53,12 +53,12 @@ class VLLMCaptioner:
 
     def __init__(self, model_path: str | Path, *, settings: GenerationSettings, tp: int | None = None,
                  max_images: int = 6, gpu_memory_utilization: float = 0.9, max_model_len: int | None = None,
-                 min_new_tokens: int = 0):
+                 min_new_tokens: int = 0, extra_sampling: dict[str, Any] | None = None):
         from vlmkit.generation.export_check import check_engine_layout
 
         self.model_path = require_model_dir(model_path, "the model")
         check_engine_layout(self.model_path)
-        self.sampling = sampling_kwargs(settings, min_new_tokens)
+        self.sampling = {**sampling_kwargs(settings, min_new_tokens), **(extra_sampling or {})}
         vllm = import_vllm()
         if tp is None:
             tp = visible_gpu_count()
