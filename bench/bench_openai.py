@@ -80,7 +80,7 @@ def one_run(url: str, objects: Path, out: Path, concurrency: int, views: str) ->
     started = time.perf_counter()
     code = qwen.main(["--backend", "openai", "--api_base", url, "--api_model", "standin", "--input_dir", str(objects),
                       "--output_dir", str(out), "--concurrency", str(concurrency), "--views", views,
-                      "--no_progress", "--max_retries", "0"])
+                      "--no_progress"])
     seconds = time.perf_counter() - started
     report = read_json(out / "standin_caption_generation_report.json")
     if code != 0 or report["totals"]["captioned"] != report["totals"]["items"]:

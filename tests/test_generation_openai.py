@@ -141,8 +141,8 @@ def test_every_injected_fault_ends_as_documented_and_resume_retries_the_failures
     monkeypatch.setattr(openai_backend, "backoff_delay", recorded)
     out = tmp_path / "out"
     argv = api_argv("", "--input_dir", str(images), "--output_dir", str(out), "--concurrency", "3",
-                    "--max_retries", "2", "--timeout", "0.5")
-    with Standin(faults=faults, retry_after="0.25", hang=1.5) as server:
+                    "--max_retries", "2", "--timeout", "2")  # generous: a loaded CI machine is slow
+    with Standin(faults=faults, retry_after="0.25", hang=4.0) as server:
         argv[argv.index("--api_base") + 1] = server.url
         assert qwen.main(argv) == 1
         state = server.state
@@ -179,7 +179,7 @@ def test_concurrency_keeps_the_flag_in_flight_and_never_more(tmp_path: Path, api
     rng = np.random.default_rng(0)
     for i in range(24):
         Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(flat / f"img{i:02d}.png")
-    with Standin(delay=0.15) as server:
+    with Standin(delay=0.3) as server:
         assert caption.main(api_argv(server.url, "--input_dir", str(flat), "--output_dir", str(tmp_path / "out"),
                                      "--concurrency", "4", "--batch_size", "1")) == 0
     assert server.state.max_in_flight == 4

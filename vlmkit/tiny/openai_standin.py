@@ -149,15 +149,18 @@ class Handler(BaseHTTPRequestHandler):
                     state.in_flight -= 1
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # listen backlog: a burst of new connections at high concurrency is not reset
+
+
 class Standin:
     """A running stand-in server; use as a context manager (`with Standin(delay=0.2) as server: server.url`)."""
 
     def __init__(self, port: int = 0, **state: Any):
         self.state = StandinState(**state)
         handler = type("BoundHandler", (Handler,), {"state": self.state})
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)  # port 0: a free port chosen by the OS
-        self.server.daemon_threads = True
-        self.server.request_queue_size = 128
+        self.server = _Server(("127.0.0.1", port), handler)  # port 0: a free port chosen by the OS
         self.thread = threading.Thread(target=self.server.serve_forever, name="openai-standin", daemon=True)
 
     @property
