@@ -266,6 +266,8 @@ def test_bad_api_settings_are_one_line_before_any_request(repo_root: Path, tmp_p
     for extra, message in cases:
         with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
             qwen.main([*base, *extra])
+    with pytest.raises(InputError, match="--model_path is required .* or use --backend openai"):
+        caption.main(["--input_dir", str(images), "--output_dir", str(tmp_path / "out")])  # hf needs a model
     with Standin() as server:  # an explicitly named key variable that is not set: refused before any request
         with pytest.raises(InputError, match="NOT_SET_ANYWHERE: that environment variable is not set"):
             qwen.main([*base, "--api_base", server.url, "--api_model", "m", "--api_key_env", "NOT_SET_ANYWHERE"])

@@ -129,10 +129,19 @@ class _ReadyBatch:
     prepare_error: Exception | None = None
 
 
+# Threads that open a batch's images: PIL decodes without the GIL, so large chunks (the API and vLLM backends hand
+# dozens to hundreds of six-view objects) load in parallel instead of starving the requests waiting for them.
+LOAD_THREADS = 4
+
+
 def _load_batch(batch: list[CaptionItem], captioner: Captioner, prompt_for: PromptFor) -> _ReadyBatch:
     ready = _ReadyBatch(len(batch), [], [], [], [])
-    for item in batch:
-        got = load_item(item)
+    if len(batch) > 1:
+        with ThreadPoolExecutor(max_workers=min(LOAD_THREADS, len(batch)), thread_name_prefix="load") as loaders:
+            loaded = list(loaders.map(load_item, batch))
+    else:
+        loaded = [load_item(item) for item in batch]
+    for item, got in zip(batch, loaded, strict=True):
         if not got.images or (got.problems and item.require_all):
             prefix = "no usable image: " if not got.images else "missing or unreadable image: "
             ready.failures.append((item, prefix + "; ".join(got.problems or ["no views requested"])))
