@@ -38,6 +38,8 @@ from vlmkit.prompt import MULTIVIEW_PROMPT, SINGLE_IMAGE_PROMPT, build_prompt, l
 
 log = logging.getLogger(__name__)
 
+NEED_MODEL = "--model_path is required (a local model folder), or use --backend openai with --api_base"
+
 
 def add_common_args(parser: argparse.ArgumentParser, *, default_model_path: str | None,
                     default_batch_size: int = 8, default_max_new_tokens: int = 256) -> None:
@@ -137,7 +139,7 @@ def check_model_args(args: argparse.Namespace) -> None:
     if engines.backend_of(args) == "openai":
         return  # no local model
     if not args.model_path:
-        raise InputError("--model_path is required (a local model folder), or use --backend openai with --api_base")
+        raise InputError(NEED_MODEL)
     require_base_model_dir(args.model_path, "model folder")
     if getattr(args, "adapter_path", None):
         require_adapter_dir(args.adapter_path)
@@ -149,6 +151,10 @@ def model_name(args: argparse.Namespace) -> str:
     remote = engines.engine_model_name(args)
     if remote:
         return remote
+    if engines.backend_of(args) == "openai":
+        engines.api_options(args)  # no usable --api_model: its own one-line error
+    if not (getattr(args, "adapter_path", None) or args.model_path):
+        raise InputError(NEED_MODEL)
     path = Path(getattr(args, "adapter_path", None) or args.model_path).expanduser()
     return path.name or path.resolve().name
 
