@@ -20,6 +20,17 @@ ENGINES = ("openai", "vllm")
 DEFAULT_VLLM_CHUNK = 256
 
 
+def import_engine(module: str, missing: str):
+    """A GPU engine installed in its own environment (requirements-gpu.txt), imported only when chosen: without it,
+    one `error:` line (`missing`, then the ImportError) instead of a traceback."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise InputError(f"{missing} ({exc})") from None
+
+
 def add_engine_args(parser: argparse.ArgumentParser, *, backend: bool = True, tp: bool = True) -> None:
     """`--backend hf|openai|vllm` and the flag groups of the two engines (`backend=False`, `tp=False` where the
     script has its own --backend / --tp)."""

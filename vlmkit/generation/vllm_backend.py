@@ -30,11 +30,9 @@ MISSING = ("vllm is not installed: it is GPU-only, install it in its own environ
 
 
 def import_vllm():
-    try:
-        import vllm
-    except ImportError as exc:
-        raise InputError(f"{MISSING} ({exc})") from None
-    return vllm
+    from vlmkit.generation.engines import import_engine
+
+    return import_engine("vllm", MISSING)
 
 
 def sampling_kwargs(settings: GenerationSettings, min_new_tokens: int = 0) -> dict[str, Any]:
