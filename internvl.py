@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="turbomind/pytorch: lmdeploy engines (GPU); hf: transformers (-hf format, any device); "
                              "openai: an OpenAI-compatible API (--api_*); vllm: vLLM in this process (GPU)")
     engine.add_argument("--tp", type=int, default=None,
-                        help="lmdeploy tensor parallelism (default: every visible GPU, see CUDA_VISIBLE_DEVICES)")
+                        help="lmdeploy/vLLM tensor parallelism (default: every visible GPU, see CUDA_VISIBLE_DEVICES)")
     engine.add_argument("--session_len", type=int, default=8192, help="lmdeploy context window (prompt + answer)")
     engine.add_argument("--cache_max_entry_count", type=float, default=0.8,
                         help="lmdeploy: share of free GPU memory for the KV cache")

@@ -104,11 +104,15 @@ def test_a_folder_vllm_cannot_load_is_refused_before_the_engine_starts(tiny_qwen
     model = tmp_path / "custom"
     shutil.copytree(tiny_qwen2_5_vl_dir, model)
     config = json.loads((model / "config.json").read_text())
-    config["auto_map"] = {"AutoModel": "modeling_custom.Model"}
-    (model / "config.json").write_text(json.dumps(config))
+    (model / "config.json").write_text(json.dumps({**config, "architectures": ["MyCustomVLM"],
+                                                   "auto_map": {"AutoModel": "modeling_custom.Model"}}))
     with pytest.raises(InputError, match="not loadable by vLLM as it is: config.json has auto_map"):
         qwen.main(argv(model, repo_root / "examples" / "multiview_images", tmp_path / "out"))
     assert standin.engines == []
+    # a class vLLM implements itself with config code in the folder (InternVL's original format): trust_remote_code
+    (model / "config.json").write_text(json.dumps({**config, "auto_map": {"AutoConfig": "configuration_x.Config"}}))
+    assert qwen.main(argv(model, repo_root / "examples" / "multiview_images", tmp_path / "out2", "--tp", "1")) == 0
+    assert standin.engines[0]["trust_remote_code"] is True
     with pytest.raises(InputError, match="--adapter_path: merge the adapter first"):
         qwen.main(argv(tiny_qwen2_5_vl_dir, repo_root / "examples" / "multiview_images", tmp_path / "out",
                        "--adapter_path", str(model)))

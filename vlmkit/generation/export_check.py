@@ -3,10 +3,11 @@
 Two traps of serving fine-tunes with engines. vLLM rejects LoRA adapters that carry `modules_to_save`
 (LLaMA-Factory #9545), and vlmkit's LLaVA LoRA keeps its projector there: such an adapter must be merged
 (merge_lora_weights.py), and the merged folder must hold plain weights under an architecture vLLM implements, with no
-peft leftovers (`modules_to_save`, `original_module`, `lora_A/B`, `base_model.model.` prefixes) and no custom code
-(`auto_map`). And an adapter whose target modules match no module of the base is served as the base model without a
-word (vLLM #55193): `unmatched_adapter_problem` matches the adapter's `target_modules` against the base's module
-names with peft's own matcher (`check_target_module_exists`), the base built on the `meta` device from its config (no
+peft leftovers (`modules_to_save`, `original_module`, `lora_A/B`, `base_model.model.` prefixes) and no custom model
+code (`auto_map` is accepted only for an architecture vLLM implements itself, such as InternVL's original format).
+And an adapter whose target modules match no module of the base is served as the base model without a word
+(vLLM #55193): `unmatched_adapter_problem` matches the adapter's `target_modules` against the base's module names
+with peft's own matcher (`check_target_module_exists`), the base built on the `meta` device from its config (no
 weights, no memory), so the refusal comes before any engine or merge starts.
 """
 
@@ -62,8 +63,13 @@ def engine_layout_problems(model_dir: str | Path) -> tuple[list[str], list[str]]
         if name not in VLLM_ARCHITECTURES:
             warnings.append(f"architecture {name} is not among the vision-language models of vLLM 0.11's registry")
     if config.get("auto_map"):
-        problems.append(f"config.json has auto_map ({', '.join(sorted(config['auto_map']))}): the model needs custom "
-                        f"code (trust_remote_code) instead of vLLM's own classes")
+        if architectures and all(name in VLLM_ARCHITECTURES for name in architectures):
+            # e.g. InternVL's original format: vLLM's own model class, only config/tokenizer code from the folder
+            warnings.append(f"config.json has auto_map: vLLM runs its own {architectures[0]} but reads the config "
+                            f"with trust_remote_code")
+        else:
+            problems.append(f"config.json has auto_map ({', '.join(sorted(config['auto_map']))}): the model needs "
+                            f"custom code (trust_remote_code) instead of vLLM's own classes")
     names = weight_names(model_dir)
     if not names:
         problems.append("no .safetensors weights (vLLM loads safetensors; merge_lora_weights.py writes them)")

@@ -20,7 +20,7 @@ from vlmkit.generation.lmdeploy_backend import visible_gpu_count
 from vlmkit.generation.openai_backend import Caption, build_messages
 from vlmkit.generation.runner import CaptionRequest
 from vlmkit.generation.sampling import GenerationSettings
-from vlmkit.io import InputError
+from vlmkit.io import InputError, read_json
 from vlmkit.models import require_model_dir
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,8 @@ class VLLMCaptioner:
         self.engine_kwargs: dict[str, Any] = {
             "model": str(self.model_path), "tensor_parallel_size": tp, "limit_mm_per_prompt": {"image": max_images},
             "gpu_memory_utilization": gpu_memory_utilization, "seed": settings.seed}
+        if read_json(self.model_path / "config.json").get("auto_map"):  # vLLM-native class, config code in folder
+            self.engine_kwargs["trust_remote_code"] = True
         if max_model_len is not None:
             self.engine_kwargs["max_model_len"] = max_model_len
         self.version = getattr(vllm, "__version__", None)
