@@ -93,6 +93,7 @@ def test_requests_match_the_views_and_the_record_layout_equals_the_hf_run(
     record = {item_id(f.name): r["caption"] for f, r in zip(folders(images), api_records, strict=True)}
     assert all(key_of_file(f / "front.jpg") in record[item_id(f.name)] for f in folders(images))  # mapped by id
 
+    assert api_report["settings"]["model_path"] is None  # qwen.py's default folder played no part
     backend = api_report["settings"]["backend"]
     assert backend["backend"] == "openai" and backend["api_model"] == MODEL
     assert backend["endpoint_host"] == server.url.removeprefix("http://").removesuffix("/v1")

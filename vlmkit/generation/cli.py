@@ -80,7 +80,9 @@ def add_model_args(parser: argparse.ArgumentParser, *, default_model_path: str |
     else:
         model.add_argument("--model_path", default=default_model_path,
                            help="local model folder (weights are never downloaded)")
-    model.add_argument("--batch_size", type=int, default=default_batch_size, help="items per generate call")
+    model.add_argument("--batch_size", type=int, default=default_batch_size,
+                       help="items per generate call (--backend openai/vllm: items per write, raised to keep the "
+                            "engine busy)")
     model.add_argument("--max_new_tokens", type=int, default=default_max_new_tokens)
     model.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (reproducible)")
     model.add_argument("--top_p", type=float, default=1.0)
@@ -203,6 +205,8 @@ def run(args: argparse.Namespace, make_captioner: Callable[[argparse.Namespace],
         pending = [it for it in items if it.id not in captions.done_ids]
         stats = RunStats(total=len(items), already_done=len(items) - len(pending))
         settings = _settings(args, layout=layout, prompt_template=template, data_by=data_by, output=str(out_path))
+        if engines.backend_of(args) == "openai":
+            settings["model_path"] = None  # the script's default folder played no part
         log.info("%d items (%s layout), %d already captioned, %d to do -> %s",
                  len(items), layout, stats.already_done, len(pending), out_path)
 
