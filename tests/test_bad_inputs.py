@@ -278,6 +278,8 @@ def commands(world: Path, tiny_clip_words_dir: Path, tiny_qwen2_5_vl_dir: Path, 
 
     adapter("qwen_arch", in_f, {"format": "vlmkit-training/1", "arch": "qwen2_5_vl", "stage": "finetune",
                                 "kind": "adapter", "base_model": str(tiny_qwen2_5_vl_dir)})
+    adapter("llava_arch", in_f, {"format": "vlmkit-training/1", "arch": "llava", "stage": "finetune",
+                                 "kind": "adapter", "base_model": str(tiny_qwen2_5_vl_dir)})
     adapter("wrong_size", in_f + 8, None)
     # DeepSpeed configs (train recipes) with a key given twice, and with NaN
     (w / "ds_duplicate.json").write_text('{"train_batch_size": "auto", "zero_optimization": {"stage": 2, "stage": 3}}')
@@ -648,7 +650,9 @@ CASES = [
     Case("merge", "--adapter {W}/adapters/qwen_arch --atol nan " + MERGE, 2, "--atol nan: must be a finite number",
          id="merge NaN tolerance"),
     Case("merge", "--adapter {W}/adapters/qwen_arch --base_model {clip} " + MERGE, 2,
-         "trained on a qwen2_5_vl model, the base is a clip checkpoint", id="merge onto another architecture"),
+         "not an image-text-to-text checkpoint", id="merge onto a model that is no VLM"),
+    Case("merge", "--adapter {W}/adapters/llava_arch --base_model {qwen} " + MERGE, 2,
+         "trained on a llava model, the base is a qwen2_5_vl checkpoint", id="merge onto another architecture"),
     Case("merge", "--adapter {W}/adapters/wrong_size " + MERGE, 2, "the LoRA input size is",
          id="merge onto a base of another size"),
     # ---- render.py, download_models.py ------------------------------------------------------------------------------
@@ -698,7 +702,8 @@ def test_bad_input(case: Case, world: Path, tmp_path: Path, capsys: pytest.Captu
     for name, fixture in (("internvl", "tiny_internvl_dir"), ("clip", "tiny_clip_dir")):
         if "{" + name + "}" in case.argv:
             subst[name] = request.getfixturevalue(fixture)
-    if case.cli in NEW_CLIS or any(k in case.argv for k in ("adapters/qwen_arch", "wrong_size", "{W}/ds_")):
+    if case.cli in NEW_CLIS or any(k in case.argv for k in ("adapters/qwen_arch", "adapters/llava_arch", "wrong_size",
+                                                         "{W}/ds_")):
         subst.update(request.getfixturevalue("commands"))
     argv = shlex.split(case.argv.format(**subst))
     before = snapshot(out)
