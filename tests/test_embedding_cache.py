@@ -38,8 +38,8 @@ def test_a_warm_run_with_one_new_model_encodes_only_it_and_writes_the_same_bytes
         examples_copy: Path, tmp_path: Path, tiny_clip_dir: Path) -> None:
     cache = tmp_path / "cache"
     roots = {str(tmp_path): "<tmp>", str(examples_copy): "<examples>"}
-    old = ["image_qwen2.5-vl-3B.json", "image_internvl3_5-4B.json"]
-    new = [*old, "image_qwen2.5-vl-3B-sft.json"]
+    old = ["image_illustration-vague.json", "image_illustration-generic.json"]
+    new = [*old, "image_illustration-close.json"]
     cold = run_comparison(_options(examples_copy, tmp_path / "cold", old, tiny_clip_dir, cache))
     assert cold.timings["sentence_encoded"] == cold.timings["sentence_texts"] == 18  # 6 refs + 2 x 6 captions
     warm = run_comparison(_options(examples_copy, tmp_path / "warm", new, tiny_clip_dir, cache))
