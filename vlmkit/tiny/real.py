@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 QWEN_VOCAB = 151_936  # Qwen2/2.5/3 config.json "vocab_size" (embedding rows; the tokenizer itself has ~151.6k)
@@ -230,9 +229,41 @@ def model_class(name: str):
     }[kind]
 
 
+def llava_preset_config(vision: str, lm: str):
+    """The LLaVA-style composition (`vlmkit.training.compose`) of a CLIP/SigLIP preset and an LM preset.
+
+    As `compose_llava` builds it: penultimate-layer features, CLIP's CLS token dropped ("default"), a 2-layer GELU
+    projector. The `<image>` token is the last vocabulary row (a filler entry of the generated tokenizer).
+    """
+    from vlmkit.training.compose import llava_config
+
+    vision_config = PRESETS[vision].config().vision_config
+    text_config = PRESETS[lm].config()
+    patches = (vision_config.image_size // vision_config.patch_size) ** 2
+    strategy = "default" if PRESETS[vision].kind == "clip" else "full"
+    return llava_config(vision_config, text_config, text_config.vocab_size - 1, patches, strategy)
+
+
 def _instantiate(name: str, config):
+    if "+" in name:  # "vision+lm": a LLaVA composition
+        from transformers import LlavaForConditionalGeneration
+
+        return LlavaForConditionalGeneration(config)
     cls = model_class(name)
     return cls.from_config(config) if hasattr(cls, "from_config") else cls(config)
+
+
+def preset_config(name: str):
+    """The config of a preset, or of "VISION+LM" (a LLaVA composition of two presets)."""
+    if "+" in name:
+        vision, lm = name.split("+", 1)
+        return llava_preset_config(vision, lm)
+    return PRESETS[name].config()
+
+
+def build_meta(name: str):
+    """The preset's model without storage (call under `torch.device("meta")`)."""
+    return _instantiate(name, preset_config(name))
 
 
 def count_params(name: str) -> int:
@@ -240,12 +271,12 @@ def count_params(name: str) -> int:
     import torch
 
     with torch.device("meta"):
-        model = _instantiate(name, PRESETS[name].config())
+        model = _instantiate(name, preset_config(name))
     return sum(p.numel() for p in model.parameters())
 
 
 def build_model(name: str, dtype: str = "float32", seed: int = 0):
-    """The preset's model with random weights in `dtype`, in memory (what the folder builder saves).
+    """The preset's model (or "VISION+LM" composition) with random weights in `dtype`, in memory.
 
     The model is created without transformers' weight initialisation (slow at billions of parameters) and every
     parameter is then drawn from N(0, 0.02) (norm weights 1, biases 0), seeded: the costs are the real model's.
@@ -254,7 +285,7 @@ def build_model(name: str, dtype: str = "float32", seed: int = 0):
     from transformers.initialization import no_init_weights
 
     torch_dtype = getattr(torch, dtype)
-    config = PRESETS[name].config()
+    config = preset_config(name)
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch_dtype)
     try:

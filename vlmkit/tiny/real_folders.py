@@ -48,7 +48,8 @@ def _save_qwen2_5_vl(model, out: Path) -> None:
     from vlmkit.tiny.common import set_greedy_generation
     from vlmkit.tiny.tokenizer import QWEN_VL_CHAT_TEMPLATE, build_tokenizer
 
-    tokenizer = padded_tokenizer(build_tokenizer(chat_template=QWEN_VL_CHAT_TEMPLATE), model.config.vocab_size)
+    tokenizer = padded_tokenizer(build_tokenizer(chat_template=QWEN_VL_CHAT_TEMPLATE),
+                                 model.config.text_config.vocab_size)
     config = model.config
     for attr, token in (("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
                         ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>")):
