@@ -110,14 +110,15 @@ def qwen_vl_inputs(model, images: int, text_tokens: int, size: int = 448):
             "image_grid_thw": thw}
 
 
-def prepare_training_model(name: str, dtype: str, checkpointing: bool, deepspeed: bool = False):
+def prepare_training_model(name: str, dtype: str, checkpointing: bool, deepspeed: bool = False,
+                           device: str = "cpu"):
     """The model as train.py prepares it (vlmkit.training.lora: freeze, scope, LoRA; trainable weights fp32)."""
     import torch
 
     from vlmkit.tiny.real import build_model
     from vlmkit.training import lora
 
-    model = build_model(name, dtype)
+    model = build_model(name, dtype, device=device)
     model.config.use_cache = False
     lora.freeze(model)
     llava = "+" in name
@@ -136,9 +137,24 @@ def prepare_training_model(name: str, dtype: str, checkpointing: bool, deepspeed
     return model
 
 
+def import_model_code() -> None:
+    """Import what building the models imports, so the baseline RSS includes the libraries, not just the
+    interpreter (the memory model predicts tensors only)."""
+    import peft  # noqa: F401
+    import transformers
+
+    from vlmkit.tiny import real  # noqa: F401
+    from vlmkit.training import lora  # noqa: F401
+
+    for cls in ("LlavaForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration", "Qwen3ForCausalLM",
+                "CLIPVisionModel"):
+        getattr(transformers, cls)
+
+
 def child_train(spec: dict) -> dict:
     import torch
 
+    import_model_code()
     base = rss_gib()
     t0 = time.perf_counter()
     model = prepare_training_model(spec["model"], spec["weights_dtype"], spec["checkpointing"])
@@ -207,52 +223,67 @@ def child_zero3(spec: dict) -> dict:
 
 # ---------------------------------------------------------------- captioning
 
-def child_caption(spec: dict) -> dict:
+def caption_inputs(processor, batch: int, views: int, size: int):
+    """A batch of objects, each `views` random size^2-px views + a prompt, through the model's chat template."""
     import numpy as np
-    import torch
     from PIL import Image
-    from transformers import AutoModelForImageTextToText, AutoProcessor, LogitsProcessor, LogitsProcessorList
 
-    folder = Path(spec["models_dir"]) / QWEN_VL
-    base = rss_gib()
-    processor = AutoProcessor.from_pretrained(folder)
-    model = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.bfloat16).eval()
-    weights = rss_gib() - base
     rng = np.random.default_rng(0)
-    size = spec["view_px"]
 
     def obj():
-        views = [Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)) for _ in range(spec["views"])]
-        content = [{"type": "image", "image": v} for v in views]
+        images = [Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)) for _ in range(views)]
+        content = [{"type": "image", "image": v} for v in images]
         return [{"role": "user", "content": content + [{"type": "text", "text": "Describe this vase."}]}]
 
-    batch = [obj() for _ in range(spec["batch"])]
     processor.tokenizer.padding_side = "left"
-    inputs = processor.apply_chat_template(batch, tokenize=True, add_generation_prompt=True, return_dict=True,
-                                           return_tensors="pt", padding=True)
+    return processor.apply_chat_template([obj() for _ in range(batch)], tokenize=True, add_generation_prompt=True,
+                                         return_dict=True, return_tensors="pt", padding=True)
+
+
+def timed_generate(model, inputs, new_tokens: int, sync=lambda: None) -> dict:
+    """generate() with a fixed output length; prefill = time to the first token, decode = s per later token."""
+    import torch
+    from transformers import LogitsProcessor, LogitsProcessorList
 
     class Clock(LogitsProcessor):  # called once per generated token, after that token's forward pass
         def __init__(self):
             self.times: list[float] = []
 
         def __call__(self, input_ids, scores):
+            sync()
             self.times.append(time.perf_counter())
             return scores
 
     clock = Clock()
-    reset_peak()
+    sync()
     t0 = time.perf_counter()
     with torch.no_grad():
-        out = model.generate(**inputs, min_new_tokens=spec["new_tokens"], max_new_tokens=spec["new_tokens"],
-                             do_sample=False, logits_processor=LogitsProcessorList([clock]))
+        out = model.generate(**inputs, min_new_tokens=new_tokens, max_new_tokens=new_tokens, do_sample=False,
+                             logits_processor=LogitsProcessorList([clock]))
+    sync()
     total = time.perf_counter() - t0
-    new = out.shape[1] - inputs["input_ids"].shape[1]
-    prefill = clock.times[0] - t0
-    decode = (clock.times[-1] - clock.times[0]) / max(1, len(clock.times) - 1)
-    return {"prompt_tokens": int(inputs["input_ids"].shape[1]), "new_tokens": int(new), "total_s": round(total, 1),
-            "s_per_object": round(total / spec["batch"], 1), "prefill_s": round(prefill, 1),
-            "decode_s_per_token": round(decode, 3), "weights_rss_gib": round(weights, 2),
-            "peak_rss_gib": round(rss_gib("VmHWM"), 2), "base_rss_gib": round(base, 2)}
+    batch = inputs["input_ids"].shape[0]
+    return {"prompt_tokens": int(inputs["input_ids"].shape[1]), "new_tokens": int(out.shape[1] -
+                                                                                   inputs["input_ids"].shape[1]),
+            "total_s": round(total, 2), "s_per_object": round(total / batch, 2),
+            "prefill_s": round(clock.times[0] - t0, 2),
+            "decode_s_per_token": round((clock.times[-1] - clock.times[0]) / max(1, len(clock.times) - 1), 4)}
+
+
+def child_caption(spec: dict) -> dict:
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    folder = Path(spec["models_dir"]) / QWEN_VL
+    base = rss_gib()
+    processor = AutoProcessor.from_pretrained(folder)
+    model = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.bfloat16).eval()
+    weights = rss_gib() - base
+    inputs = caption_inputs(processor, spec["batch"], spec["views"], spec["view_px"])
+    reset_peak()
+    result = timed_generate(model, inputs, spec["new_tokens"])
+    return {**result, "weights_rss_gib": round(weights, 2), "peak_rss_gib": round(rss_gib("VmHWM"), 2),
+            "base_rss_gib": round(base, 2)}
 
 
 # ---------------------------------------------------------------- retrieval
@@ -299,11 +330,12 @@ def child_compare(spec: dict) -> dict:
     from vlmkit.tiny.real import PRESETS, count_params
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_compare import make_pairs  # the synthetic vase captions of the compare benchmark
+    from bench_compare import synthetic_pairs  # the synthetic vase captions of the compare benchmark
 
     probe = matmul_probe(2.0)
     model = SentenceTransformer(str(Path(spec["models_dir"]) / spec["model"]), device="cpu", local_files_only=True)
-    texts = [p[0] for p in make_pairs(spec["texts"])]
+    truth, files = synthetic_pairs(spec["texts"] // 2)
+    texts = [r["caption"] for r in truth] + [r["caption"] for r in files[0]]
     model.encode(texts[:64], batch_size=64)
     t0 = time.perf_counter()
     model.encode(texts, batch_size=64)

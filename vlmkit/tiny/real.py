@@ -275,8 +275,8 @@ def count_params(name: str) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def build_model(name: str, dtype: str = "float32", seed: int = 0):
-    """The preset's model (or "VISION+LM" composition) with random weights in `dtype`, in memory.
+def build_model(name: str, dtype: str = "float32", seed: int = 0, device: str = "cpu"):
+    """The preset's model (or "VISION+LM" composition) with random weights in `dtype`, in memory on `device`.
 
     The model is created without transformers' weight initialisation (slow at billions of parameters) and every
     parameter is then drawn from N(0, 0.02) (norm weights 1, biases 0), seeded: the costs are the real model's.
@@ -289,17 +289,17 @@ def build_model(name: str, dtype: str = "float32", seed: int = 0):
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch_dtype)
     try:
-        with no_init_weights():
+        with no_init_weights(), torch.device(device):
             model = _instantiate(name, config)
     finally:
         torch.set_default_dtype(previous)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device=device).manual_seed(seed)
     with torch.no_grad():
         for pname, p in model.named_parameters():
             if p.ndim == 1:
                 p.fill_(1.0 if pname.endswith("weight") and "norm" in pname.lower() else 0.0)
             else:
-                p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float32).mul_(0.02))
+                p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float32, device=device).mul_(0.02))
     return model.to(torch_dtype).eval()
 
 
