@@ -73,20 +73,24 @@ def _param_counts(model: str, lora_r: int) -> dict[str, int]:
     """total, LoRA, projector, largest decoder layer: the model + train.py's LoRA scope on the meta device."""
     import torch
 
+    from vlmkit.io import InputError
     from vlmkit.tiny.real import build_meta
     from vlmkit.training import lora
 
     with torch.device("meta"):
         net = build_meta(model)
         total = sum(p.numel() for p in net.parameters())
-        layers_name, _ = lora.decoder_layers(net)
-        layer = net.get_submodule(layers_name)[0]
-        layer_params = sum(p.numel() for p in layer.parameters())
+        try:
+            layers_name, _ = lora.decoder_layers(net)  # a VLM: its language model's layers
+        except InputError:
+            layers_name = "model.layers"  # a plain causal LM (what train.py's LoRA targets inside a VLM)
+        layer_list = net.get_submodule(layers_name)
+        layer_params = sum(p.numel() for p in layer_list[0].parameters())
         projector = sum(p.numel() for n, p in net.named_parameters() if lora.PROJECTOR in n.split("."))
         lora_params = 0
-        for name in lora.lora_targets(net, None):
-            m = net.get_submodule(name)
-            lora_params += lora_r * (m.in_features + m.out_features)
+        for name, m in layer_list.named_modules():
+            if name.rsplit(".", 1)[-1] in lora.LM_LINEAR_LAYERS and isinstance(m, torch.nn.Linear):
+                lora_params += lora_r * (m.in_features + m.out_features)
     return {"total": total, "lora": lora_params, "projector": projector, "layer": layer_params}
 
 
