@@ -87,8 +87,10 @@ def llava_inputs(model, images: int, text_tokens: int):
     labels = ids.clone()
     labels[0, : images * per_image] = -100
     size = cfg.vision_config.image_size
-    pixels = torch.randn(images, 3, size, size, generator=g)
-    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels, "pixel_values": pixels}
+    out = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+    if images:
+        out["pixel_values"] = torch.randn(images, 3, size, size, generator=g)
+    return out
 
 
 def qwen_vl_inputs(model, images: int, text_tokens: int, size: int = 448):
@@ -202,7 +204,7 @@ def child_zero3(spec: dict) -> dict:
                                                                      if p.requires_grad], config=ds_config)
     build_s = time.perf_counter() - t0
     inputs = llava_inputs(engine.module.base_model.model, spec["images"], spec["text_tokens"])
-    if spec["weights_dtype"] == "bfloat16":
+    if spec["weights_dtype"] == "bfloat16" and "pixel_values" in inputs:
         inputs["pixel_values"] = inputs["pixel_values"].bfloat16()
     reset_peak()
     t0 = time.perf_counter()
@@ -365,7 +367,8 @@ def specs(part: str, args: argparse.Namespace) -> list[dict]:
     if part == "probe":
         return [{}]
     if part == "caption":
-        return [{"batch": b, "views": 6, "view_px": 448, "new_tokens": 64} for b in args.caption_batches]
+        return [{"batch": b, "views": args.caption_views, "view_px": args.caption_px, "new_tokens": 64}
+                for b in args.caption_batches]
     if part == "train":
         out = []
         for dtype in ("float32", "bfloat16"):
@@ -377,8 +380,10 @@ def specs(part: str, args: argparse.Namespace) -> list[dict]:
                         "images": args.qwen_images, "text_tokens": args.qwen_text_tokens})
         return out
     if part == "zero3":
-        return [{"model": LLAVA, "weights_dtype": "bfloat16", "checkpointing": True, "images": args.llava_images,
-                 "text_tokens": args.llava_text_tokens, "processes": n} for n in (1, 2)]
+        # text-only sequences (no image: the CPU cannot afford two full-length ranks); the point is the weights'
+        # and optimizer states' partitioning, which does not depend on the sequence
+        return [{"model": LLAVA, "weights_dtype": "bfloat16", "checkpointing": True, "images": 0,
+                 "text_tokens": args.zero3_text_tokens, "processes": n} for n in (1, 2)]
     if part == "retrieval":
         return [{"batch": b, "gradcache": gc, "chunk": 32} for b in (64, 256) for gc in (False, True)]
     if part == "compare":
@@ -389,7 +394,7 @@ def specs(part: str, args: argparse.Namespace) -> list[dict]:
 def run_child(part: str, spec: dict, args: argparse.Namespace) -> dict:
     spec = {**spec, "models_dir": str(args.models_dir)}
     payload = json.dumps({"part": part, "spec": spec})
-    if part == "zero3" and spec["processes"] > 1:
+    if part == "zero3":  # torchrun sets the rendezvous variables, for 1 process too
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(spec["processes"]),
                "--master_port", "29524", __file__, "--child", payload]
     else:
@@ -406,6 +411,28 @@ def run_child(part: str, spec: dict, args: argparse.Namespace) -> dict:
     return record
 
 
+def report(path: Path) -> str:
+    """Markdown tables of a results file; training rows get the memory model's CPU prediction (no CUDA term)."""
+    from vlmkit.training.memory_model import GIB as MGIB
+    from vlmkit.training.memory_model import Recipe, predict
+
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    out = ["| model | dtype | checkpointing | seq | s/step | peak RSS | measured (peak - base) | predicted | error | "
+           "load |", "|" + " --- |" * 10]
+    for r in rows:
+        if r["part"] != "train" or "error" in r:
+            continue
+        pred = predict(Recipe(r["model"], r["seq_len"], bf16=r["weights_dtype"] == "bfloat16",
+                              checkpointing=r["checkpointing"]), gpu=False)["total"] / MGIB
+        err = (pred - r["measured_gib"]) / r["measured_gib"]
+        out.append(f"| {r['model']} | {r['weights_dtype']} | {'yes' if r['checkpointing'] else 'no'} | "
+                   f"{r['seq_len']:,} | {r['step_s']} | {r['peak_rss_gib']} GiB | {r['measured_gib']} GiB | "
+                   f"{pred:.2f} GiB | {err:+.0%} | {r['load_before']}-{r['load_after']} |")
+    others = [r for r in rows if r["part"] != "train" or "error" in r]
+    out += ["", "Other records:", ""] + ["    " + json.dumps(r) for r in others]
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--part", default="probe", help=f"comma list of: {', '.join(PARTS)} (default probe)")
@@ -413,12 +440,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="folders built by python -m vlmkit.tiny DIR --size real (caption, retrieval, compare)")
     p.add_argument("--out", type=Path, default=None, help="append each JSON record to this file")
     p.add_argument("--caption_batches", type=int, nargs="+", default=[1, 4])
+    p.add_argument("--caption_views", type=int, default=6, help="views per object (default 6)")
+    p.add_argument("--caption_px", type=int, default=448, help="view size in pixels (default 448: 256 tokens)")
     p.add_argument("--llava_images", type=int, default=1, help="LLaVA: images (576 tokens each) per sequence")
     p.add_argument("--llava_text_tokens", type=int, default=448, help="LLaVA: text tokens after the images")
     p.add_argument("--qwen_images", type=int, default=1, help="Qwen2.5-VL: 448-px views (256 tokens each)")
     p.add_argument("--qwen_text_tokens", type=int, default=254, help="Qwen2.5-VL: text tokens after the views")
     p.add_argument("--compare_texts", type=int, default=512)
+    p.add_argument("--zero3_text_tokens", type=int, default=128, help="zero3: text tokens per rank (no image)")
     p.add_argument("--only", type=int, nargs="*", default=None, help="run only these spec indexes of each part")
+    p.add_argument("--report", type=Path, default=None, help="print markdown tables of a results file and exit")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
@@ -427,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
 
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
+    if args.report:
+        print(report(args.report))
+        return 0
     if args.child:
         import transformers
 

@@ -240,12 +240,13 @@ def recipe_label(r: Recipe) -> str:
 
 
 def fits_table(gpus: tuple[int, ...] = (24, 40, 80)) -> str:
-    """Markdown: each recipe's predicted peak per GPU and whether it fits (GB = 10^9 bytes, as GPUs are sold)."""
+    """Markdown: each recipe's predicted peak and whether it fits a GPU of that size (a "24 GB" card has 24 GiB;
+    5 % is kept free for fragmentation)."""
     head = "| model | seq | recipe | predicted peak | " + " | ".join(f"{g} GB" for g in gpus) + " |"
     lines = [head, "|" + " --- |" * (4 + len(gpus))]
     for label, r in table_recipes():
         total = predict(r)["total"]
-        marks = ["fits" if total <= g * 1e9 * 0.95 else "no" for g in gpus]  # 5 % kept free for fragmentation
+        marks = ["fits" if total <= g * GIB * 0.95 else "no" for g in gpus]
         lines.append(f"| {label} | {r.seq_len:,} | {recipe_label(r)} | {total / GIB:.1f} GiB | "
                      + " | ".join(marks) + " |")
     return "\n".join(lines)
