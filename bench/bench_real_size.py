@@ -143,7 +143,10 @@ def import_model_code() -> None:
     """Import what building the models imports, so the baseline RSS includes the libraries, not just the
     interpreter (the memory model predicts tensors only)."""
     import peft  # noqa: F401
+    import torch._dynamo  # noqa: F401  (imported lazily otherwise, which fails inside deepspeed.zero.Init)
     import transformers
+    import transformers.initialization  # noqa: F401
+    import transformers.modeling_utils  # noqa: F401
 
     from vlmkit.tiny import real  # noqa: F401
     from vlmkit.training import lora  # noqa: F401
@@ -189,8 +192,7 @@ def child_zero3(spec: dict) -> dict:
     import torch
     import torch.distributed as dist
 
-    from vlmkit.tiny.real import build_model  # noqa: F401  (imported before the baseline is taken)
-
+    import_model_code()
     deepspeed.init_distributed(dist_backend="gloo")
     base = rss_gib()
     world = dist.get_world_size()
@@ -405,7 +407,8 @@ def run_child(part: str, spec: dict, args: argparse.Namespace) -> dict:
     record = {"part": part, **{k: v for k, v in spec.items() if k != "models_dir"},
               "load_before": round(load_before, 2), "load_after": round(load(), 2)}
     if proc.returncode != 0 or not lines:
-        record["error"] = (proc.stderr.strip().splitlines() or ["(no output)"])[-1][:300]
+        errors = [ln for ln in proc.stderr.splitlines() if "Error" in ln or "error:" in ln]
+        record["error"] = (errors or proc.stderr.strip().splitlines() or ["(no output)"])[-1][:300]
         return record
     record.update(json.loads(lines[-1][len("RESULT "):]))
     return record

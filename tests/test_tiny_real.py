@@ -82,3 +82,83 @@ def test_generated_tokenizers_have_the_vocabulary_size():
     assert tok.convert_tokens_to_ids("<|im_end|>") == base.convert_tokens_to_ids("<|im_end|>")
     clip = build_clip_tokenizer(vocab_size=49_408)
     assert len(clip) == 49_408 and clip.eos_token_id == 49_407
+
+
+def _small(name: str):
+    """The preset's config with tiny dimensions (same classes, vocabulary and processors' settings): the folder
+    writers run at real size exactly as here, only the matrices are larger."""
+    from vlmkit.tiny.real import PRESETS
+
+    cfg = PRESETS[name].config()
+    text = getattr(cfg, "text_config", None)
+    vision = getattr(cfg, "vision_config", None)
+    for c in [x for x in (cfg if text is None and vision is None else None, text, vision) if x is not None]:
+        for key, value in (("num_hidden_layers", 1), ("depth", 1), ("hidden_size", 32), ("intermediate_size", 64),
+                           ("num_attention_heads", 2), ("num_heads", 2), ("num_key_value_heads", 1),
+                           ("head_dim", 16), ("out_hidden_size", 32), ("fullatt_block_indexes", [0]),
+                           ("projection_dim", 16)):
+            if hasattr(c, key):
+                setattr(c, key, value)
+        if getattr(c, "layer_types", None):
+            c.layer_types = c.layer_types[:1]
+    if name == "Qwen2.5-VL-3B-Instruct":
+        text.rope_parameters = {**text.rope_parameters, "mrope_section": [4, 2, 2]}
+    if hasattr(cfg, "projection_dim"):
+        cfg.projection_dim = 16
+    return cfg
+
+
+@pytest.mark.slow  # six folders with 30k-256k-entry tokenizers: ~1 min on a quiet 2-core machine
+@pytest.mark.parametrize("name", ["Qwen2.5-VL-3B-Instruct", "InternVL3_5-4B-HF", "clip-vit-base-patch32",
+                                  "siglip-base-patch16-224", "gemma-2b", "all-mpnet-base-v2"])
+def test_folders_load_with_the_auto_classes(name, tmp_path, monkeypatch):
+    """Every folder writer (one per kind) produces a folder the project's loaders open; tokenizer = vocabulary."""
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    from vlmkit.tiny import real
+    from vlmkit.tiny.real_folders import build_real
+
+    monkeypatch.setattr(real, "preset_config", _small)
+    out = build_real(name, tmp_path / name, dtype="bfloat16")
+    kind = real.PRESETS[name].kind
+    if kind == "sentence":
+        from sentence_transformers import SentenceTransformer
+
+        st = SentenceTransformer(str(out), device="cpu", local_files_only=True)
+        assert st.encode(["a red-figure amphora"]).shape == (1, 32)
+        assert len(st.tokenizer) == 30_527
+        return
+    config = AutoConfig.from_pretrained(out)
+    vocab = getattr(config, "text_config", config).vocab_size
+    if kind in ("clip", "siglip"):
+        from vlmkit.retrieval.model import load_encoder
+
+        enc = load_encoder(out)
+        assert enc.encode(["a vase"]).shape[0] == 1
+        assert len(enc[0].processor.tokenizer) == vocab
+        return
+    if kind == "causal_lm":
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(out)
+        tok = AutoTokenizer.from_pretrained(out)
+        assert model.dtype == torch.bfloat16 and len(tok) == vocab == 256_000
+        ids = tok.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True,
+                                      return_tensors="pt", return_dict=True)
+        assert model.generate(**ids, max_new_tokens=2, min_new_tokens=2).shape[1] == ids["input_ids"].shape[1] + 2
+        return
+    from PIL import Image
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(out)
+    model = AutoModelForImageTextToText.from_pretrained(out)
+    assert len(processor.tokenizer) == vocab == 151_936
+    msgs = [{"role": "user", "content": [{"type": "image", "image": Image.new("RGB", (448, 448))},
+                                         {"type": "text", "text": "Describe."}]}]
+    inputs = processor.apply_chat_template(msgs, tokenize=True, add_generation_prompt=True, return_dict=True,
+                                           return_tensors="pt")
+    per_view = 256  # both: a 448-px view is 256 visual tokens (Qwen: 32x32 patches merged 2x2; InternVL: one tile)
+    image_id = model.config.image_token_id
+    assert int((inputs["input_ids"] == image_id).sum()) == per_view
+    assert model.generate(**inputs, max_new_tokens=2, min_new_tokens=2).shape[1] == inputs["input_ids"].shape[1] + 2
