@@ -114,7 +114,7 @@ def _small(name: str):
 def test_folders_load_with_the_auto_classes(name, tmp_path, monkeypatch):
     """Every folder writer (one per kind) produces a folder the project's loaders open; tokenizer = vocabulary."""
     import torch
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     from vlmkit.tiny import real
     from vlmkit.tiny.real_folders import build_real
