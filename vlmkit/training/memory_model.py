@@ -11,7 +11,9 @@ or "VISION+LM" compositions; nothing is loaded: every count comes from the meta 
 
 The terms, in bytes:
 - weights: every parameter in the weights dtype; the LLaVA projector once more in fp32 (peft's trainable copy).
-  ZeRO-3 divides the parameters by the number of processes and adds the gathered working set (two layers).
+  ZeRO-3 divides the parameters by the number of processes and adds the gathered working set: up to
+  `stage3_max_live_parameters` (1e9 in configs/deepspeed/zero3.json) stay gathered, so a model under 1B
+  parameters saves nothing on weights (measured: 2 ranks peak at about the 1-process memory).
 - LoRA weights (fp32), their gradients (fp32) and AdamW's two moments (fp32): 16 bytes per trainable parameter.
   ZeRO-1/2 divide the moments (and 2: the gradients), ZeRO-3 all of them, by the number of processes.
 - activations: what autograd saves, measured exactly by running the language model on the meta device under
@@ -34,6 +36,7 @@ from typing import Any
 
 GIB = 1024 ** 3
 CUDA_OVERHEAD = 1.0 * GIB  # CUDA context + caching allocator slack (typical; not measured on this machine)
+MAX_LIVE_PARAMETERS = 1e9  # configs/deepspeed/zero3.json stage3_max_live_parameters
 
 
 @dataclass(frozen=True)
@@ -174,8 +177,10 @@ def predict(recipe: Recipe, gpu: bool = True) -> dict[str, float]:
     n = max(1, r.world_size)
     deepspeed = r.zero_stage > 0
     weights = counts["total"] * wbytes
-    if r.zero_stage == 3:
-        weights = weights / n + 2 * counts["layer"] * wbytes  # partitions + the gathered working set
+    if r.zero_stage == 3 and n > 1:
+        # own partition + the gathered working set: configs/deepspeed/zero3.json lets up to
+        # stage3_max_live_parameters (1e9) parameters stay gathered, i.e. all of a model under 1B parameters
+        weights = weights / n + min(counts["total"], MAX_LIVE_PARAMETERS) * wbytes
     trainable = counts["lora"] + counts["projector"]
     # peft's trainable projector copy (fp32 without DeepSpeed; the model dtype under DeepSpeed)
     projector_copy = counts["projector"] * (wbytes if deepspeed else 4)
