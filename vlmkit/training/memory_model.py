@@ -11,9 +11,9 @@ or "VISION+LM" compositions; nothing is loaded: every count comes from the meta 
 
 The terms, in bytes:
 - weights: every parameter in the weights dtype; the LLaVA projector once more in fp32 (peft's trainable copy).
-  ZeRO-3 divides the parameters by the number of processes and adds the gathered working set: up to
-  `stage3_max_live_parameters` (1e9 in configs/deepspeed/zero3.json) stay gathered, so a model under 1B
-  parameters saves nothing on weights (measured: 2 ranks peak at about the 1-process memory).
+  ZeRO-3 partitions them over the processes, but up to `stage3_max_live_parameters` (1e9 in
+  configs/deepspeed/zero3.json) stay gathered on every rank: only the parameters beyond 1B are divided, so a model
+  under 1B parameters saves nothing on weights (measured: 2 ranks peak at about the 1-process memory).
 - LoRA weights (fp32), their gradients (fp32) and AdamW's two moments (fp32): 16 bytes per trainable parameter.
   ZeRO-1/2 divide the moments (and 2: the gradients), ZeRO-3 all of them, by the number of processes.
 - activations: what autograd saves, measured exactly by running the language model on the meta device under
@@ -178,9 +178,10 @@ def predict(recipe: Recipe, gpu: bool = True) -> dict[str, float]:
     deepspeed = r.zero_stage > 0
     weights = counts["total"] * wbytes
     if r.zero_stage == 3 and n > 1:
-        # own partition + the gathered working set: configs/deepspeed/zero3.json lets up to
-        # stage3_max_live_parameters (1e9) parameters stay gathered, i.e. all of a model under 1B parameters
-        weights = weights / n + min(counts["total"], MAX_LIVE_PARAMETERS) * wbytes
+        # configs/deepspeed/zero3.json lets up to stage3_max_live_parameters (1e9) parameters stay gathered on every
+        # rank; only the rest stays partitioned (measured on CPU: 2 ranks of a 0.9B model peak like 1 process)
+        live = min(counts["total"], MAX_LIVE_PARAMETERS)
+        weights = (live + (counts["total"] - live) / n) * wbytes
     trainable = counts["lora"] + counts["projector"]
     # peft's trainable projector copy (fp32 without DeepSpeed; the model dtype under DeepSpeed)
     projector_copy = counts["projector"] * (wbytes if deepspeed else 4)
