@@ -6,7 +6,8 @@ architectures of released checkpoints with random weights (see `vlmkit.tiny.real
     python -m vlmkit.tiny OUT --models clip-vit-base-patch32 --size real --dtype bfloat16
     python -m vlmkit.tiny --size real --models all --count_only     # parameter counts on the meta device
 
-Prints `name=path` per model (train.sh --tiny reads these lines).
+Prints `name=path` per model (train.sh --tiny reads these lines). `--list` says which script each model is for;
+see `vlmkit.tiny` for what the models are.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from vlmkit.cli import run_main
 from vlmkit.io import InputError
-from vlmkit.tiny import BUILDERS
+from vlmkit.tiny import BUILDERS, USED_BY
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -33,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=DTYPES, default="float32", help="weight dtype of --size real (default float32)")
     p.add_argument("--count_only", action="store_true",
                    help="--size real: print each preset's parameter count (meta device) against the published one")
-    p.add_argument("--list", action="store_true", help="list the builders (of --size) and exit")
+    p.add_argument("--list", action="store_true",
+                   help="list the models (of --size), the script each is for (tiny) or its source (real), and exit")
     return p
 
 
@@ -82,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.count_only or args.dtype != "float32":
         raise InputError("--count_only/--dtype: only with --size real")
     if args.list:
+        print("tiny random models (they load, train and generate, but say nothing meaningful):")
         for name, build in BUILDERS.items():
-            print(f"{name:12s} {build.__doc__}")
+            print(f"  {name:12s} for {USED_BY[name]}\n  {'':12s} built by {build.__doc__}")
         return 0
     if args.out_dir is None:
         raise InputError("OUT_DIR: missing (python -m vlmkit.tiny OUT_DIR --models ...)")
