@@ -7,6 +7,7 @@ r"""Score generated captions against ground truth, matched by item id.
 
 Writes compare_<model>.json / .txt / _per_sample.jsonl for each --generated file and, with --output_dir, the
 comparison of this run: batch_evaluation_summary.json, model_comparison_table.md/.csv, evaluation_report.html.
+The --output_dir holds one run: the per-model files of an earlier run that this one did not rewrite are removed.
 Models are loaded once for all files. Nothing is written unless every input is valid and every metric computed.
 """
 
@@ -17,7 +18,9 @@ import logging
 from pathlib import Path
 
 from vlmkit.cli import HelpFormatter, run_main, setup_logging
+from vlmkit.embedding_cache import DEFAULT_MAX_GB
 from vlmkit.evaluation.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED
+from vlmkit.evaluation.earlier_run import earlier_run_files, remove_earlier_run_files
 from vlmkit.evaluation.encoders import DEFAULT_CLIP_MODEL
 from vlmkit.evaluation.metrics import OVERALL_KEY, metric_groups, parse_metric_groups
 from vlmkit.evaluation.pipeline import CompareOptions, run_comparison
@@ -81,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch_size", type=int, default=32, help="encoder batch size")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--gallery_items", type=int, default=50, help="items shown in the HTML gallery")
+    parser.add_argument("--cache_dir", type=Path, default=None,
+                        help="persistent embedding cache (texts and renders seen before are not encoded again; "
+                             "numbers are bitwise the same); default $VLMKIT_CACHE_DIR, else "
+                             "$XDG_CACHE_HOME/vlmkit/embeddings (~/.cache/vlmkit/embeddings)")
+    parser.add_argument("--no_cache", action="store_true", help="encode everything, read and write no cache")
+    parser.add_argument("--cache_max_gb", type=float, default=DEFAULT_MAX_GB,
+                        help="bound of the cache; least recently used entries are evicted beyond it")
     add_max_image_pixels_arg(parser)
     add_judge_args(parser)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -99,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     for flag in ("bootstrap", "fid_bootstrap"):
         if getattr(args, flag) < 0:
             raise InputError(f"--{flag} must be 0 (off) or a number of resamples, got {getattr(args, flag)}")
+    if args.cache_max_gb <= 0:
+        raise InputError(f"--cache_max_gb must be positive, got {args.cache_max_gb}")
     apply_max_image_pixels(args)
     args.judge = judge_options(args)
     # Before any model is loaded: the results can be written, and no other run is writing them.
@@ -115,8 +127,10 @@ def _compare(args: argparse.Namespace, groups: frozenset[str]) -> int:
         images_dir=args.images_dir, allow_missing=args.allow_missing, batch_size=args.batch_size,
         device=args.device, groups=groups, model_names=args.model_name, gallery_limit=args.gallery_items,
         protocol=args.protocol, bootstrap=args.bootstrap, seed=args.seed, fid_bootstrap=args.fid_bootstrap,
-        judge=args.judge)
+        cache=not args.no_cache, cache_dir=args.cache_dir, cache_max_gb=args.cache_max_gb, judge=args.judge)
+    earlier = earlier_run_files(args.output_dir) if args.output is None else set()
     outcome = run_comparison(options)
+    remove_earlier_run_files(earlier, outcome.files)  # the folder holds this run only (docs/compare.md)
     pairs = sum(len(r.matched) for r in outcome.results)
     log.info("scored %d pairs of %d model(s) in %.1f s (models loaded in %.1f s)", pairs, len(outcome.results),
              outcome.seconds_scoring, outcome.seconds_loading)

@@ -8,7 +8,8 @@ The result is a standalone safetensors checkpoint (with processor, tokenizer and
 `AutoModelForImageTextToText` and `AutoProcessor` load, e.g. for test.sh or qwen.py-style captioning. The base is
 read from the adapter's own metadata (never from folder names); pass --base_model if it has moved. The merge is
 verified: merged logits must equal the adapter's on a probe input, and the saved folder must reproduce them;
-otherwise the script exits non-zero and writes nothing.
+otherwise the script exits non-zero and writes nothing. An adapter whose target modules match nothing in the base is
+refused before anything loads, and the result is checked for a layout vLLM loads (vlmkit.generation.export_check).
 """
 
 from __future__ import annotations
@@ -43,19 +44,28 @@ def build_parser() -> argparse.ArgumentParser:
 def check_inputs(adapter: Path, base_model: str | None) -> None:
     """The adapter (or projector) and its base can load: parsed configs, complete safetensors headers. Cheap, so a
     malformed or truncated folder is one line before the base model is loaded, not a traceback after."""
+    from vlmkit.generation.export_check import refuse_unmatched_adapter
     from vlmkit.models import check_adapter_files, check_model_files, check_safetensors
     from vlmkit.training.checkpoint import PROJECTOR_FILE, TRAINED_FILE, folder_kind, resolve_base
 
     kind = folder_kind(adapter)
     if kind == "adapter":
         check_adapter_files(adapter)
+        refuse_unmatched_adapter(resolve_base(adapter, base_model), adapter)  # it would merge into nothing
     elif kind == "weights":
         for name in (TRAINED_FILE, PROJECTOR_FILE):
             if (adapter / name).is_file():
                 check_safetensors(adapter / name)
     else:
         return  # a standalone checkpoint: merge_adapter refuses it with its own message
-    check_model_files(resolve_base(adapter, base_model), "the base model")
+    base = resolve_base(adapter, base_model)
+    check_model_files(base, "the base model")
+    from vlmkit.io import InputError
+    from vlmkit.training.compat import base_mismatch
+
+    problem = base_mismatch(adapter, base)
+    if problem:
+        raise InputError(f"{adapter}: does not fit the base model {base}: {problem}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,8 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
     from vlmkit.models import resolve_device
     from vlmkit.outputs import OutputLock, check_output_dir
+    from vlmkit.ranges import Range, check_flags
     from vlmkit.training.merge import MergeVerificationError, merge_adapter
 
+    check_flags(args, {"atol": Range(0), "rtol": Range(0)})
     output_dir = check_output_dir(args.output_dir, "--output_dir")
     check_inputs(Path(args.adapter), args.base_model)
     device = resolve_device(args.device)
@@ -77,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     log.info("merged %s (%s) into %s [%s]: max |logit diff| %.3g vs adapter, %.3g after reload", args.adapter,
              result.kind, result.output_dir, result.dtype, result.max_abs_diff, result.reload_max_abs_diff)
+    from vlmkit.generation.export_check import log_engine_layout
+
+    log_engine_layout(result.output_dir)
     return 0
 
 

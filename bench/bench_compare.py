@@ -4,12 +4,16 @@
     python bench/bench_compare.py                 # 2,000 pairs, 3 repeats, both metric sets
     python bench/bench_compare.py --pairs 500 --repeats 1
     python bench/bench_compare.py --sets bootstrap --repeats 2   # cost of --bootstrap 1000, 2,000 pairs x 3 models
+    python bench/bench_compare.py --sets cache    # 5 models cached, a 6th added: warm vs cold, identical tables
 
 Each run goes through `run_comparison` (what compare.py calls): read + validate the JSON files, match by id,
 encode, score, build the reports/table/HTML and write them atomically. Model loading (MiniLM; Java + METEOR's
-paraphrase tables) is timed separately; pairs/s is pairs / (run wall time - loading). Nothing is cached across
-runs: every run starts from fresh encoders. The synthetic captions are vase descriptions in the style of the
-seed (~30 word-piece tokens each), all distinct, so every one of the 2 x N texts is really encoded.
+paraphrase tables) is timed separately; pairs/s is pairs / (run wall time - loading). The throughput sets
+run with --no_cache (every run starts from fresh encoders and encodes everything); the `cache` set measures
+the embedding cache: 5 models scored once (filling an empty cache), then 6 models (the 5 + a new one) with
+the cache (warm) and without it (cold), and checks that both write identical tables. The synthetic captions
+are vase descriptions in the style of the seed (~30 word-piece tokens each), all distinct, so every one of the
+2 x N texts is really encoded.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import logging
 import os
 import platform
 import random
+import re
+import shutil
 import statistics
 import sys
 import time
@@ -29,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vlmkit.evaluation.metrics import ALL_GROUPS  # noqa: E402
+from vlmkit.evaluation.metrics import ALL_GROUPS, OVERALL_KEY  # noqa: E402
 from vlmkit.evaluation.pipeline import CompareOptions, run_comparison  # noqa: E402
 
 SCHOOLS = ["Athenian", "Attic", "Corinthian", "Laconian", "Boeotian", "Apulian", "Campanian", "Lucanian",
@@ -119,7 +125,7 @@ def one_run(options: CompareOptions, pairs: int) -> dict:
     metrics = outcome.results[0].metrics
     return {"wall_s": wall, "load_s": outcome.seconds_loading, "work_s": work, "pairs_per_s": pairs / work,
             "stages_s": outcome.timings, "write_s": outcome.seconds_writing,
-            "overall_score": metrics["overall_score"], "meteor": metrics.get("meteor")}
+            "overall_score": metrics[OVERALL_KEY], "meteor": metrics.get("meteor")}
 
 
 def bootstrap_cost(args: argparse.Namespace, groups: frozenset[str]) -> dict:
@@ -138,7 +144,8 @@ def bootstrap_cost(args: argparse.Namespace, groups: frozenset[str]) -> dict:
         for resamples in runs:
             options = CompareOptions(generated=paths, ground_truth=args.out / "groundTruth.json",
                                      output_dir=args.out / f"results_bootstrap{resamples}", clip_model="none",
-                                     batch_size=args.batch_size, device=args.device, groups=groups, bootstrap=resamples)
+                                     batch_size=args.batch_size, device=args.device, groups=groups, bootstrap=resamples,
+                                     cache=False)
             runs[resamples].append(one_run(options, args.pairs * args.models))
     without = min(r["work_s"] for r in runs[0])
     with_ = min(r["work_s"] for r in runs[args.bootstrap])
@@ -153,6 +160,47 @@ def bootstrap_cost(args: argparse.Namespace, groups: frozenset[str]) -> dict:
     return out
 
 
+def _tables(folder: Path) -> dict[str, str]:
+    """The comparison files of a run, without what changes from run to run (times, dates, the folder)."""
+    out = {}
+    for name in ("model_comparison_table.md", "model_comparison_table.csv", "batch_evaluation_summary.json"):
+        text = (folder / name).read_text().replace(str(folder), "<out>")
+        out[name] = re.sub(r'"(created_at|seconds_[a-z_]+)": [^,\n]+', r'"\1": "<volatile>"', text)
+    return out
+
+
+def cache_gain(args: argparse.Namespace, groups: frozenset[str]) -> dict:
+    """Five models scored into an empty cache; then the five + a new sixth, warm (cache) and cold (--no_cache)."""
+    _, files = synthetic_pairs(args.pairs, models=6)
+    paths = []
+    for m, answers in enumerate(files):
+        paths.append(args.out / f"image_cache-model-{m + 1}.json")
+        paths[-1].write_text(json.dumps([{**a, "data_by": f"cache-model-{m + 1}"} for a in answers]))
+    cache_dir = args.out / "embedding_cache"
+    shutil.rmtree(cache_dir, ignore_errors=True)
+
+    def options(generated: list[Path], name: str, cache: bool) -> CompareOptions:
+        return CompareOptions(generated=generated, ground_truth=args.out / "groundTruth.json",
+                              output_dir=args.out / f"results_cache_{name}", clip_model="none",
+                              batch_size=args.batch_size, device=args.device, groups=groups,
+                              bootstrap=args.bootstrap, cache=cache, cache_dir=cache_dir)
+
+    first = one_run(options(paths[:5], "first5", True), 5 * args.pairs)
+    warm = one_run(options(paths, "warm6", True), 6 * args.pairs)
+    cold = one_run(options(paths, "cold6", False), 6 * args.pairs)
+    identical = _tables(args.out / "results_cache_warm6") == _tables(args.out / "results_cache_cold6")
+    out = {"models_cached": 5, "models": 6, "pairs_per_model": args.pairs, "first5": first, "warm6": warm,
+           "cold6": cold, "speedup_wall": cold["wall_s"] / warm["wall_s"],
+           "speedup_excluding_model_loading": cold["work_s"] / warm["work_s"], "identical_tables": identical,
+           "cache_mb": sum(p.stat().st_size for p in cache_dir.iterdir()) / 1e6}
+    print(f"cache: 6 models x {args.pairs} pairs, 5 of them cached: warm {warm['wall_s']:.1f} s "
+          f"(encoded {warm['stages_s'].get('sentence_encoded')} texts) vs cold {cold['wall_s']:.1f} s "
+          f"(encoded {cold['stages_s'].get('sentence_encoded')}): {out['speedup_wall']:.1f}x wall, "
+          f"{out['speedup_excluding_model_loading']:.1f}x excluding model loading; tables identical: {identical}; "
+          f"first 5-model run {first['wall_s']:.1f} s; cache {out['cache_mb']:.1f} MB")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=2000)
@@ -161,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
     parser.add_argument("--sets", default="no_coco,default,bootstrap",
                         help="comma list of: no_coco, default (throughput of one model), bootstrap (the cost of "
-                             "--bootstrap on --models files, metric set --bootstrap_set)")
+                             "--bootstrap on --models files, metric set --bootstrap_set), cache (warm vs cold with "
+                             "5 models cached and a 6th added, metric set --bootstrap_set)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="resamples (compare.py's default)")
     parser.add_argument("--models", type=int, default=3, help="models of the bootstrap set")
     parser.add_argument("--bootstrap_set", default="no_coco", choices=["no_coco", "default"])
@@ -184,10 +233,13 @@ def main(argv: list[str] | None = None) -> int:
         if name == "bootstrap":
             report["bootstrap"] = bootstrap_cost(args, sets[args.bootstrap_set])
             continue
+        if name == "cache":
+            report["cache"] = cache_gain(args, sets[args.bootstrap_set])
+            continue
         options = CompareOptions(generated=[args.out / "image_bench-model.json"],
                                  ground_truth=args.out / "groundTruth.json", output_dir=args.out / f"results_{name}",
                                  clip_model="none", batch_size=args.batch_size, device=args.device,
-                                 groups=sets[name], bootstrap=args.bootstrap)
+                                 groups=sets[name], bootstrap=args.bootstrap, cache=False)
         runs = [one_run(options, args.pairs) for _ in range(args.repeats)]
         rates = [r["pairs_per_s"] for r in runs]
         report["runs"][name] = {"runs": runs, "best_pairs_per_s": max(rates), "worst_pairs_per_s": min(rates),

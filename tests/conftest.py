@@ -15,6 +15,13 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 
 
+@pytest.fixture(autouse=True)
+def _private_embedding_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never the user's ~/.cache: every test gets its own embedding cache folder (subprocesses inherit it)."""
+    folder = tmp_path_factory.mktemp("vlmkit-cache")
+    monkeypatch.setenv("VLMKIT_CACHE_DIR", str(folder))
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO

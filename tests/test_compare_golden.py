@@ -114,7 +114,7 @@ def test_tiny_clip_vasevqa3d_protocol_matches_the_golden_files(examples_copy: Pa
 def test_single_output_mode_matches_the_golden_files(examples_copy: Path, tmp_path: Path) -> None:
     """--output (one model, VaseVQA-3D style) with a subset of the groups: the reasons of the groups left out."""
     out = tmp_path / "out"
-    run_compare(["--generated", examples_copy / "captions" / "image_qwen2.5-vl-3B.json", "--ground_truth",
+    run_compare(["--generated", examples_copy / "captions" / "image_illustration-vague.json", "--ground_truth",
                  examples_copy / "groundTruth.json", "--output", out / "qwen_eval.json",
                  "--metrics", "semantic,retrieval,lexical", "--clip_model", "none"])
     check_against_golden("single_output", out, _examples(tmp_path, examples_copy), TEXT_OUTPUTS)

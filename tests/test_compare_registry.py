@@ -18,7 +18,7 @@ from vlmkit.evaluation.metrics.spec import GroupScores, GroupSpec, MetricInfo
 from vlmkit.records import load_caption_records
 
 REPO = Path(__file__).resolve().parent.parent
-MODEL = "image_qwen2.5-vl-3B.json"
+MODEL = "image_illustration-vague.json"
 
 TOY = MetricInfo(key="toy_length_ratio", label="Toy length ratio",
                  description="shorter over longer caption length in characters (a test's toy metric)",
@@ -54,21 +54,22 @@ def test_a_toy_metric_is_one_spec_and_appears_in_every_output(toy, examples_copy
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exc:
         run_main(compare.main, [str(a) for a in (
-            "--generated", examples_copy / "captions" / MODEL, examples_copy / "captions" / "image_internvl3_5-4B.json",
+            "--generated", examples_copy / "captions" / MODEL,
+            examples_copy / "captions" / "image_illustration-generic.json",
             "--ground_truth", examples_copy / "groundTruth.json", "--output_dir", out, "--clip_model", "none",
             "--no_coco", "--bootstrap", "100")])
     assert exc.value.code == 0, capsys.readouterr().err
     per_item, value = _expected(examples_copy)
-    result = json.loads((out / "compare_qwen2.5-vl-3B.json").read_text())
+    result = json.loads((out / "compare_illustration-vague.json").read_text())
     assert result[TOY.key] == pytest.approx(value, abs=1e-12)
     low, high = result["confidence_intervals"][TOY.key]
     assert low <= value <= high
     assert result["metric_signatures"][TOY.key] == (
         "proto:vlmkit|unit:chars|agg:mean|ci:paired-bootstrap-percentile95%-B100-seed0|vlmkit:"
         + __import__("vlmkit").__version__)
-    rows = [json.loads(line) for line in (out / "compare_qwen2.5-vl-3B_per_sample.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (out / "compare_illustration-vague_per_sample.jsonl").read_text().splitlines()]
     assert [r[TOY.key] for r in rows] == pytest.approx([round(v, 6) for v in per_item], abs=1e-12)
-    assert f"- Toy length ratio: {value:.4f}" in (out / "compare_qwen2.5-vl-3B.txt").read_text()
+    assert f"- Toy length ratio: {value:.4f}" in (out / "compare_illustration-vague.txt").read_text()
 
     md = (out / "model_comparison_table.md").read_text()
     header = md.splitlines()[0].split(" | ")
@@ -76,7 +77,7 @@ def test_a_toy_metric_is_one_spec_and_appears_in_every_output(toy, examples_copy
     assert f"{TOY.key}: proto:vlmkit|unit:chars" in md
     lines = (out / "model_comparison_table.csv").read_text().splitlines(keepends=True)
     table = list(csv.DictReader(io.StringIO("".join(line for line in lines if not line.startswith("#")))))
-    row = next(r for r in table if r["model_name"] == "qwen2.5-vl-3B")
+    row = next(r for r in table if r["model_name"] == "illustration-vague")
     assert float(row[TOY.key]) == pytest.approx(value, abs=1e-12) and row[f"{TOY.key}_ci_low"]
     summary = json.loads((out / "batch_evaluation_summary.json").read_text())
     assert TOY.key in summary["significance"] and TOY.key in summary["metric_signatures"]
@@ -95,7 +96,7 @@ def test_a_toy_metric_is_a_metrics_group_of_its_own(toy, examples_copy: Path, tm
             "--generated", examples_copy / "captions" / MODEL, "--ground_truth", examples_copy / "groundTruth.json",
             "--output_dir", out, "--metrics", "toy", "--bootstrap", "0")])
     assert exc.value.code == 0
-    result = json.loads((out / "compare_qwen2.5-vl-3B.json").read_text())
+    result = json.loads((out / "compare_illustration-vague.json").read_text())
     assert result[TOY.key] == pytest.approx(_expected(examples_copy)[1], abs=1e-12)
     assert result["semantic_similarity"] is None
     assert result["unavailable"]["semantic_similarity"] == "not requested (--metrics)"

@@ -240,6 +240,12 @@ def test_stand_in_judge_end_to_end_values_cache_and_pairwise_votes(capsys, judge
     data = json.loads((ratings / "ratings.json").read_text())
     source = data["swap_consistency"][f"judge:{tiny_qwen3_lm_dir.name}"]
     assert (source["pairs"], source["flipped"], source["position_first_wins"]) == (4, 0, 0.5)
+    # A later run without --judge_pairs into the same folder leaves no stale judge votes (the folder holds one
+    # run); the judge's answer cache in it stays (the judge is still never loaded).
+    run_compare(capsys, judge_data, tiny_qwen3_lm_dir)
+    assert not (out / "judge_votes.jsonl").exists()
+    assert "judge_pairs" not in json.loads((out / "batch_evaluation_summary.json").read_text())
+    assert json.loads((out / "compare_good.json").read_text())["metadata"]["judge"]["cache_misses"] == 0
 
 
 def test_a_new_caption_asks_the_judge_only_for_what_is_new(capsys, judge_data, tiny_qwen3_lm_dir, monkeypatch):

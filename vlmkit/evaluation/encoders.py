@@ -2,8 +2,19 @@
 
 An `EmbeddingStore` encodes each distinct text once and hands out rows, so semantic similarity, retrieval
 and the Fréchet distance all use the same sentence embeddings, and references shared by several models are
-encoded once per run (nothing is cached across runs). Any object with `name`, `dim` and
-`encode(texts) -> (n, dim) float32 L2-normalised` can stand in for a real encoder (tests inject one).
+encoded once per run; with an `EmbeddingCache` (vlmkit/embedding_cache.py) a text seen by an earlier run is not
+encoded again. Any object with `name`, `dim` and `encode(texts) -> (n, dim) float32 L2-normalised` can stand in
+for a real encoder (tests inject one); it is cached only if it also has `cache_namespace()`.
+
+Batch invariance: a text's embedding must not depend on which other texts share its batch, or a cached vector
+(encoded in an earlier run's batches) would differ in its last bits from a fresh one, and a model's numbers would
+depend on the other models of the run. Two things make them differ, measured here on CPU: padding (up to 1.4e-7
+for MiniLM between a text alone and the same text padded in a batch) and the batch size (CLIP's text tower gives
+other last bits for one text in a batch of 6 than of 24). So both encoders run batches of ONE shape: texts of the
+same token length only (no padding), always `batch_size` rows (a short last batch is filled up with copies of its
+first text, whose rows are dropped). Rows of such batches were measured bitwise independent of their companions
+and positions. The cost is at most batch_size - 1 wasted rows per distinct token length. (GPU kernels may choose
+algorithms differently: there, hit = miss is not promised.)
 
 A store may also keep the embeddings as the encoder returns them (`normalise=False`): [VaseVQA-3D]'s Fréchet
 distance takes sentence-transformers' `encode()` output as it is.
@@ -56,12 +67,31 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return x / np.where(norms > 0, norms, 1.0)
 
 
-class EmbeddingStore:
-    """Distinct text -> embedding row, filled lazily; one per encoder per run."""
+def fixed_batches(lengths: Sequence[int], batch_size: int) -> list[tuple[list[int], int]]:
+    """Batches of one shape: (indices, real) with len(indices) == batch_size, all of one token length (longest
+    first, input order inside); the first `real` indices are the batch's texts, the rest repeat its first one."""
+    groups: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths):
+        groups.setdefault(int(n), []).append(i)
+    out = []
+    for n in sorted(groups, reverse=True):
+        group = groups[n]
+        for start in range(0, len(group), batch_size):
+            real = group[start:start + batch_size]
+            out.append((real + [real[0]] * (batch_size - len(real)), len(real)))
+    return out
 
-    def __init__(self, encoder: TextEncoder, normalise: bool = True):
+
+class EmbeddingStore:
+    """Distinct text -> embedding row, filled lazily; one per encoder per run (persisted through `cache`)."""
+
+    def __init__(self, encoder: TextEncoder, normalise: bool = True, cache: Any = None):
         self.encoder = encoder
         self.normalise = normalise
+        namespace = getattr(encoder, "cache_namespace", None)
+        self.namespace = namespace() if callable(namespace) else None
+        self.cache = cache if self.namespace else None
+        self.encoded = 0  # texts actually run through the encoder (the rest came from the cache)
         self._index: dict[str, int] = {}
         self._matrix = np.zeros((0, encoder.dim), dtype=np.float32)
 
@@ -73,7 +103,18 @@ class EmbeddingStore:
         new = [t for t in dict.fromkeys(texts) if t not in self._index]
         if not new:
             return
-        raw = self.encoder.encode(new)
+        observe = getattr(self.encoder, "observe", None)
+        if callable(observe):  # counts that must not depend on the cache (texts truncated to CLIP's context)
+            observe(new)
+        if self.cache is not None:
+            def compute(indices: list[int]) -> np.ndarray:
+                self.encoded += len(indices)
+                return np.asarray(self.encoder.encode([new[i] for i in indices]), dtype=np.float32)
+
+            raw = self.cache.get_or_compute(self.namespace, new, compute)
+        else:
+            self.encoded += len(new)
+            raw = self.encoder.encode(new)
         vectors = _normalise(raw) if self.normalise else np.asarray(raw, dtype=np.float32)
         if vectors.shape != (len(new), self.encoder.dim):
             raise RuntimeError(f"{self.encoder.name}: expected {(len(new), self.encoder.dim)} embeddings, "
@@ -128,12 +169,38 @@ class SentenceEncoder:
         return cls(model, name, str(folder), dim, batch_size, normalize, model_fingerprint(folder))
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings in input order, batched by token length (no padding: see the module docstring)."""
         import torch
 
+        texts = list(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        limit = getattr(self.model, "max_seq_length", None)
+        tokenizer = self.model.tokenizer
+        lengths = [len(ids) for ids in tokenizer(texts, truncation=limit is not None, max_length=limit,
+                                                  verbose=False)["input_ids"]]
+        bar = tqdm(total=len(texts), desc="sentence embeddings", unit="text",
+                   disable=not _progress() or len(texts) <= 256, leave=False)
         with torch.inference_mode():
-            return self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
-                                     normalize_embeddings=self.normalize,
-                                     show_progress_bar=_progress() and len(texts) > 256)
+            for batch, real in fixed_batches(lengths, self.batch_size):
+                rows = self.model.encode([texts[i] for i in batch], batch_size=self.batch_size, convert_to_numpy=True,
+                                         normalize_embeddings=self.normalize, show_progress_bar=False)
+                out[batch[:real]] = rows[:real]
+                bar.update(real)
+        bar.close()
+        return out
+
+    def cache_namespace(self) -> str | None:
+        """Everything that changes a vector: the signature's encoder id, settings, device and library versions."""
+        if not self.fingerprint:
+            return None
+        from vlmkit.evaluation.signatures import package_version
+
+        return (f"sentence|{self.name}@{self.fingerprint}|max{getattr(self.model, 'max_seq_length', None)}|"
+                f"norm{int(self.normalize)}|fixed-batch{self.batch_size}|{getattr(self.model, 'device', 'cpu')}|"
+                f"st{package_version('sentence-transformers')}|tf{package_version('transformers')}|"
+                f"torch{package_version('torch')}")
 
     def describe(self) -> dict:
         return {"name": self.name, "path": self.path, "dim": self.dim, "library": "sentence-transformers",
@@ -212,18 +279,21 @@ class ClipEncoder:
 
         tokenizer = self.processor.tokenizer
         limit = self.context_length
-        out = []
-        starts = range(0, len(texts), self.batch_size)
+        texts = list(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        lengths = [len(ids) for ids in tokenizer(texts, truncation=False, verbose=False)["input_ids"]]
+        # batches of one shape (token length after truncation, batch_size rows): a row never depends on its batch
+        batches = fixed_batches([min(n, limit) for n in lengths], self.batch_size)
         with torch.inference_mode():
-            for start in tqdm(starts, desc="CLIP text", unit="batch", disable=not _progress() or len(starts) < 4,
-                              leave=False):
-                batch = list(texts[start:start + self.batch_size])
-                lengths = [len(ids) for ids in tokenizer(batch, truncation=False, verbose=False)["input_ids"]]
-                self.truncated_texts += sum(n > limit for n in lengths)
-                enc = tokenizer(batch, padding=self._padding, truncation=True, max_length=limit, return_tensors="pt")
+            for batch, real in tqdm(batches, desc="CLIP text", unit="batch",
+                                    disable=not _progress() or len(batches) < 4, leave=False):
+                enc = tokenizer([texts[i] for i in batch], padding=self._padding, truncation=True, max_length=limit,
+                                return_tensors="pt")
                 feats = self._features(self.model.get_text_features(**enc.to(self.device)))
-                out.append(feats.float().cpu().numpy())
-        return _normalise(np.concatenate(out)) if out else np.zeros((0, self.dim), np.float32)
+                out[batch[:real]] = feats.float().cpu().numpy()[:real]
+        return _normalise(out)
 
     def encode_images(self, images: Sequence[Any]) -> np.ndarray:
         import torch
@@ -235,6 +305,22 @@ class ClipEncoder:
                 feats = self._features(self.model.get_image_features(**pixels.to(self.device)))
                 out.append(feats.float().cpu().numpy())
         return _normalise(np.concatenate(out)) if out else np.zeros((0, self.dim), np.float32)
+
+    def observe(self, texts: Sequence[str]) -> None:
+        """Count the texts longer than the context (called by EmbeddingStore for every distinct text, cached or
+        not, so the count in the report does not depend on the cache)."""
+        ids = self.processor.tokenizer(list(texts), truncation=False, verbose=False)["input_ids"]
+        self.truncated_texts += sum(len(i) > self.context_length for i in ids)
+
+    def cache_namespace(self, kind: str = "text") -> str | None:
+        """Everything that changes a vector (kind "text" or "image"): encoder id, context, padding, device,
+        library versions. The fingerprint covers the processor's JSON configs (image size, normalisation)."""
+        if not self.fingerprint:
+            return None
+        from vlmkit.evaluation.signatures import package_version
+
+        return (f"clip-{kind}|{self.name}@{self.fingerprint}|ctx{self.context_length}|pad{self._padding}|"
+                f"fixed-batch{self.batch_size}|{self.device}|tf{package_version('transformers')}|torch{package_version('torch')}")
 
     def describe(self) -> dict:
         return {"name": self.name, "path": self.path, "dim": self.dim, "library": "transformers",

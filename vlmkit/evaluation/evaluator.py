@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from vlmkit.embedding_cache import EmbeddingCache
 from vlmkit.evaluation import metrics as registry
 from vlmkit.evaluation.bootstrap import BootstrapSettings, Comparison, Statistic, compare_to_best, confidence_intervals
 from vlmkit.evaluation.coco_metrics import CocoScorer
@@ -67,16 +68,18 @@ class CaptionEvaluator:
                  bootstrap: BootstrapSettings | None = None,
                  retrieval_chunk_elements: int = DEFAULT_MAX_CHUNK_ELEMENTS,
                  resources: Mapping[str, Any] | None = None, resource_reasons: Mapping[str, str] | None = None,
-                 store_factory: Any = None):
-        """`resources` / `resource_reasons`: more resources a group may require (name -> object / why absent)."""
+                 cache: EmbeddingCache | None = None):
+        """`resources` / `resource_reasons`: more resources a group may require (name -> object / why absent).
+        `cache`: the persistent embedding cache (None: encode everything); groups find it as the resource
+        "embedding_cache"."""
         self.protocol = protocol
-        store_factory = store_factory or EmbeddingStore
+        self.cache = cache
         # vlmkit: one L2-normalised store for semantic/retrieval/FD; vasevqa3d: FD only, embeddings as returned.
-        self.sentence_store = (store_factory(sentence_encoder, normalise=protocol.fid_normalised)
+        self.sentence_store = (EmbeddingStore(sentence_encoder, normalise=protocol.fid_normalised, cache=cache)
                                if sentence_encoder is not None else None)
         self.sentence_reason = sentence_reason
         self.clip = clip
-        self.clip_store = store_factory(clip) if clip is not None else None
+        self.clip_store = EmbeddingStore(clip, cache=cache) if clip is not None else None
         self.clip_reason = clip_reason
         self.coco = coco
         self.groups = frozenset(registry.all_groups()) if groups is None else groups
@@ -85,7 +88,7 @@ class CaptionEvaluator:
         self.retrieval_chunk_elements = retrieval_chunk_elements
         self.timings: dict[str, float] = {}  # seconds per stage of the last evaluate_all (for bench/)
         self.resources: dict[str, Any] = {"sentence": self.sentence_store, "clip": clip, "images": objects,
-                                          "coco": coco, **(resources or {})}
+                                          "coco": coco, "embedding_cache": cache, **(resources or {})}
         self.reasons: dict[str, str] = {
             "sentence": sentence_reason or "no sentence encoder loaded",
             "clip": clip_reason or "no CLIP model loaded",
@@ -148,6 +151,7 @@ class CaptionEvaluator:
                 label = "clip_text" if kind == "clip" else kind
                 self.timings[f"{label}_encoding"] = time.perf_counter() - start
                 self.timings[f"{label}_texts"] = len(store)
+                self.timings[f"{label}_encoded"] = store.encoded
                 log.info("%s embeddings: %d distinct texts in %.1f s", kind, len(store),
                          self.timings[f"{label}_encoding"])
         start = time.perf_counter()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vlmkit.embedding_cache import DEFAULT_MAX_GB, open_cache
 from vlmkit.evaluation import metrics as registry
 from vlmkit.evaluation.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, BootstrapSettings
 from vlmkit.evaluation.coco_metrics import CocoScorer, java_unavailable_reason
@@ -34,7 +35,7 @@ from vlmkit.evaluation.protocols import DEFAULT_PROTOCOL, get_protocol
 from vlmkit.evaluation.report import model_files, output_names, safe_name
 from vlmkit.evaluation.retrieval import DEFAULT_MAX_CHUNK_ELEMENTS
 from vlmkit.evaluation.tables import csv_table, markdown_table, summary
-from vlmkit.images import ImageProblem, read_image_header
+from vlmkit.images import image_problem
 from vlmkit.io import InputError, write_all_or_nothing
 from vlmkit.models import require_model_dir
 from vlmkit.multiview import ObjectFolder, find_object_dirs_by_id
@@ -68,6 +69,9 @@ class CompareOptions:
     bootstrap: int = DEFAULT_RESAMPLES  # resamples for the CIs and the significance test; 0 = off
     seed: int = DEFAULT_SEED
     fid_bootstrap: int = 0  # resamples for the Fréchet distance's CI (recomputes covariances); 0 = off
+    cache: bool = True  # the persistent embedding cache (vlmkit/embedding_cache.py); False = --no_cache
+    cache_dir: Path | None = None  # None: vlmkit.embedding_cache.default_cache_dir()
+    cache_max_gb: float = DEFAULT_MAX_GB
     judge: Any = None  # vlmkit.judges.stage.JudgeOptions: the judge metrics (off when None)
 
 
@@ -116,17 +120,22 @@ def _resolve_names(paths: list[Path], records: list[list[CaptionRecord]], overri
 
 
 def _check_objects(objects: dict[str, ObjectFolder], jobs: list[tuple[str, MatchedPairs]], images_dir: Path) -> None:
+    checked: set[str] = set()
     for _, matched in jobs:
         for item in matched.ids:
+            if item in checked:
+                continue
+            checked.add(item)
             obj = objects.get(item)
             if obj is None:
                 raise InputError(f"{images_dir}: no object folder for id {item} (from {matched.ground_truth_file})")
             if not obj.view_files:
                 raise InputError(f"{obj.path}: no view images (front/back/left/right/top/bottom) for id {item}")
             for _, path in obj.views_in_order():
-                header = read_image_header(path)  # header only: a non-image, empty or oversized render fails here
-                if isinstance(header, ImageProblem):
-                    raise InputError(f"{header}; id {item}")
+                # decoded (JPEGs at 1/8 scale): a truncated render fails here too, before the encoders load
+                problem = image_problem(path)
+                if problem is not None:
+                    raise InputError(f"{problem}; id {item}")
 
 
 def validate_inputs(options: CompareOptions) -> tuple[GroundTruth, list[tuple[str, MatchedPairs]]]:
@@ -204,7 +213,7 @@ def _run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | Non
         judge._load = judge_loader
 
     start = time.perf_counter()
-    coco = coco_reason = None
+    coco = coco_reason = cache = None
     wants_coco = bool(registry.groups_requiring("coco", groups, protocol))
     if wants_coco:
         coco_reason = java_unavailable_reason()
@@ -240,11 +249,13 @@ def _run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | Non
         seconds_loading = time.perf_counter() - start
 
         bootstrap = BootstrapSettings(options.bootstrap, options.seed, options.fid_bootstrap)
+        if (sentence_encoder is not None or clip_encoder is not None) and cache is None:
+            cache = open_cache(options.cache_dir, options.cache_max_gb, options.cache)
         evaluator = CaptionEvaluator(
             sentence_encoder=sentence_encoder, sentence_reason=sentence_reason, clip=clip_encoder,
             clip_reason=clip_reason, coco=coco if not coco_reason else None, coco_reason=coco_reason, groups=groups,
             objects=objects, protocol=protocol, bootstrap=bootstrap,
-            retrieval_chunk_elements=options.retrieval_chunk_elements,
+            retrieval_chunk_elements=options.retrieval_chunk_elements, cache=cache,
             resources={JUDGE_GROUP: judge} if judge is not None else None)
         start = time.perf_counter()
         try:
@@ -257,6 +268,8 @@ def _run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | Non
     finally:
         if coco is not None:
             coco.close()
+        if cache is not None:
+            cache.close()
 
     start = time.perf_counter()
     settings = {

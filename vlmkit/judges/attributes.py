@@ -35,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from vlmkit.io import InputError
+from vlmkit.io import InputError, read_text
+from vlmkit.safe_yaml import load_yaml
 
 KINDS = ("category", "date_range", "text")
 ABSENT = frozenset({"", "null", "none", "unknown", "n/a", "na", "not stated", "not mentioned", "unspecified", "-"})
@@ -94,9 +95,7 @@ def present(value: Any) -> bool:
 
 def load_schema(path: str | os.PathLike = DEFAULT_SCHEMA) -> Schema:
     """Read and check a schema file; a problem is one InputError naming the file and the slot."""
-    from dataprocess.recipe import safe_load_yaml
-
-    data = safe_load_yaml(path, "judge schema")
+    data = load_yaml(read_text(path, "judge schema"), path, "judge schema")
     where = str(path)
     if not isinstance(data, dict) or not isinstance(data.get("slots"), dict) or not data["slots"]:
         raise InputError(f"{where}: a judge schema is a mapping with a non-empty 'slots' mapping")

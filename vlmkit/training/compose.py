@@ -124,6 +124,23 @@ def build_llava_processor(vision_dir: str | os.PathLike, lm_dir: str | os.PathLi
     return processor, details
 
 
+def llava_config(vision_config, text_config, image_token_index: int, image_seq_length: int, strategy: str,
+                 vision_feature_layer: int = -2):
+    """The composed model's `LlavaConfig` (also used by `vlmkit.tiny.real` for real-size random builds)."""
+    from transformers import LlavaConfig
+
+    return LlavaConfig(
+        vision_config=vision_config,
+        text_config=text_config,
+        image_token_index=image_token_index,
+        image_seq_length=image_seq_length,
+        vision_feature_layer=vision_feature_layer,
+        vision_feature_select_strategy=strategy,
+        projector_hidden_act="gelu",
+        tie_word_embeddings=bool(getattr(text_config, "tie_word_embeddings", False)),
+    )
+
+
 def compose_llava(vision_dir: str | os.PathLike, lm_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                   vision_feature_layer: int = -2, seed: int = 0) -> Path:
     """Build the LLaVA checkpoint in `out_dir` (written to a temp folder and renamed: never half-written).
@@ -133,7 +150,7 @@ def compose_llava(vision_dir: str | os.PathLike, lm_dir: str | os.PathLike, out_
     (Qwen's has). The generation config stops at the template's end-of-turn token and at EOS.
     """
     import torch
-    from transformers import AutoModelForCausalLM, GenerationConfig, LlavaConfig, LlavaForConditionalGeneration
+    from transformers import AutoModelForCausalLM, GenerationConfig, LlavaForConditionalGeneration
     from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
 
     processor, details = build_llava_processor(vision_dir, lm_dir)
@@ -150,16 +167,8 @@ def compose_llava(vision_dir: str | os.PathLike, lm_dir: str | os.PathLike, out_
     if len(tokenizer) > lm.get_input_embeddings().weight.shape[0]:
         lm.resize_token_embeddings(len(tokenizer))
 
-    config = LlavaConfig(
-        vision_config=vision_config,
-        text_config=lm.config,
-        image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
-        image_seq_length=details["image_seq_length"],
-        vision_feature_layer=vision_feature_layer,
-        vision_feature_select_strategy=strategy,
-        projector_hidden_act="gelu",
-        tie_word_embeddings=bool(getattr(lm.config, "tie_word_embeddings", False)),
-    )
+    config = llava_config(vision_config, lm.config, tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
+                          details["image_seq_length"], strategy, vision_feature_layer)
     config.dtype = dtype
     with torch.device("meta"):
         model = LlavaForConditionalGeneration(config)

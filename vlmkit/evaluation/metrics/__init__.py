@@ -179,3 +179,10 @@ def groups_requiring(resource: str, groups, protocol) -> set[str]:
 def encoder_uses(protocol, kind: str) -> str:
     """What an encoder is used for, for the reports: e.g. "semantic similarity, retrieval, FD"."""
     return ", ".join(g.uses_label for g in GROUPS if g.uses_label and g.encoder(protocol) == kind)
+
+
+# Snapshots of the built-in registry for callers that want a constant (readers inside compare call the functions,
+# which also see a group added at run time).
+LABELS: dict[str, str] = labels()
+METRIC_GROUPS: dict[str, tuple[str, ...]] = metric_groups()
+ALL_METRICS: tuple[str, ...] = all_metrics()

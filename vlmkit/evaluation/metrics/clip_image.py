@@ -36,9 +36,19 @@ def prepare(jobs: Sequence[tuple[str, object]], context: GroupContext) -> dict:
     """CLIP embeddings of every view of each item (once per run, shared by all models); a corrupt render fails here,
     before minutes of text encoding."""
     clip, objects = context.resources["clip"], context.resources["images"]
+    cache = context.resources.get("embedding_cache")
+    namespace = clip.cache_namespace("image") if cache is not None and hasattr(clip, "cache_namespace") else None
     todo = list(dict.fromkeys(i for _, m in jobs for i in m.ids))
     embeddings: dict[str, np.ndarray] = {}
     names: dict[str, list[str]] = {}
+    if namespace:  # an item's views as one entry: the same batch as when they were first encoded
+        keys = {item: _views_key(namespace, objects[item]) for item in todo}
+        cached = cache.get_many(list(keys.values()))
+        for item in todo:
+            if keys[item] in cached:
+                embeddings[item] = cached[keys[item]]
+                names[item] = [v for v, _ in objects[item].views_in_order()]
+        todo = [item for item in todo if item not in embeddings]
     incomplete: dict[str, list[str]] = {}
     for item in tqdm(todo, desc="CLIP views", unit="item", disable=not sys.stderr.isatty() or len(todo) < 20,
                      leave=False):
@@ -50,13 +60,23 @@ def prepare(jobs: Sequence[tuple[str, object]], context: GroupContext) -> dict:
             raise InputError(f"{obj.path}: no view images (front/back/left/right/top/bottom) for id {item}")
         embeddings[item] = clip.encode_images(images)
         names[item] = views
-        if len(views) < len(VIEWS):
-            incomplete[item] = [v for v in VIEWS if v not in views]
+        if namespace:
+            cache.put_many(namespace, {_views_key(namespace, obj): embeddings[item]})
+    for item in names:
+        if len(names[item]) < len(VIEWS):
+            incomplete[item] = [v for v in VIEWS if v not in names[item]]
     if incomplete:
         shown = "; ".join(f"{item}: {', '.join(missing)}" for item, missing in list(incomplete.items())[:5])
         log.warning("CLIPScore: %d of %d objects miss views and are scored on the views they have (%s%s)",
-                    len(incomplete), len(todo), shown, "; ..." if len(incomplete) > 5 else "")
+                    len(incomplete), len(names), shown, "; ..." if len(incomplete) > 5 else "")
     return {"embeddings": embeddings, "names": names}
+
+
+def _views_key(namespace: str, obj) -> str:
+    """An item's views by name and file content (a re-rendered view is a new entry)."""
+    from vlmkit.embedding_cache import content_key, file_digest
+
+    return content_key(namespace, "views|" + "|".join(f"{v}:{file_digest(p)}" for v, p in obj.views_in_order()))
 
 
 def _views_summary(ids: Sequence[str], names: dict[str, list[str]]) -> dict:

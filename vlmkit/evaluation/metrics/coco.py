@@ -47,15 +47,19 @@ def compute(matched, context: GroupContext) -> GroupScores:
     if coco.reason:
         out.reasons.update(dict.fromkeys(COCO_METRICS, coco.reason))
         return out
+    out.reasons.update(coco.reasons)  # a metric the Java side could not compute (METEOR), with the reason
+    out.notes += coco.notes
     for metric in COCO_METRICS:
-        out.metrics[metric] = coco.corpus[metric]
-        out.per_sample[metric] = coco.per_sample[metric]
+        if metric in coco.corpus:
+            out.metrics[metric] = coco.corpus[metric]
+            out.per_sample[metric] = coco.per_sample[metric]
     for n, info in enumerate(BLEU, start=1):
         out.statistics[info.key] = BleuStatistic(coco.bleu_counts, n)
     for info in (ROUGE_L, CIDER):  # pycocoevalcap's corpus value is the mean of its per-item scores
         out.statistics[info.key] = MeanStatistic(coco.per_sample[info.key])
-    out.ci_unavailable[METEOR.key] = METEOR_NO_CI
-    out.ci_methods[METEOR.key] = "none(corpus-java)"
+    if METEOR.key in coco.corpus:
+        out.ci_unavailable[METEOR.key] = METEOR_NO_CI
+        out.ci_methods[METEOR.key] = "none(corpus-java)"
     return out
 
 
