@@ -26,21 +26,26 @@ import logging
 import math
 import multiprocessing
 import os
+import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dataprocess.dataset import FORMATS, STATS_KEY, TEXT_VIEWS, Dataset, load_dataset
+from dataprocess.dataset import FORMATS, STATS_KEY, TEXT_VIEWS, Dataset, Input, open_input
 from dataprocess.ops import FilterOp, ImageProblem, Sample
 from dataprocess.outputs import exclusive_outputs
 from dataprocess.recipe import Recipe, load_recipe
+from dataprocess.workdir import WorkDir, work_dir_for
 from vlmkit.cli import HelpFormatter, add_views_arg, run_main, setup_logging
+from vlmkit.executor import add_executor_args, executor_options, map_refs, ray_node_id
 from vlmkit.images import add_max_image_pixels_arg, apply_max_image_pixels, max_image_pixels, set_max_image_pixels
-from vlmkit.io import InputError, write_all_or_nothing
+from vlmkit.io import InputError, StagedCommit
+from vlmkit.streams import OUTPUT_SUFFIXES, SHARDABLE, ChunkRef, shard_paths
 
 log = logging.getLogger("dataprocess.filter")
+DEFAULT_CHUNK = 1000
 
 # A drop: (position of the op in recipe.ops, reason, image path or None, image problem kind or None)
 Drop = tuple[int, str, str | None, str | None]
@@ -123,62 +128,118 @@ def run_filter(dataset: Dataset, recipe: Recipe, np: int = 1, chunk_size: int | 
     return FilterResult([r[0] for r in results], [r[1] for r in results], seconds, np)
 
 
-def output_paths(export_path: Path) -> dict[str, Path]:
-    stem = export_path.with_suffix("")
-    return {"kept": export_path, "stats": Path(f"{stem}_stats.jsonl"), "dropped": Path(f"{stem}_dropped.jsonl"),
-            "summary": Path(f"{stem}_summary.json")}
+class FilterJob:
+    """Filter one chunk: read it, evaluate it, write its kept part, stats and dropped lines, then its summary
+    (the chunk's commit). Picklable, so local pool workers and Ray workers run the same code."""
 
+    def __init__(self, inp: Input, ops: list[FilterOp], work: WorkDir, keep_stats: bool, max_pixels: int | None):
+        self.inp, self.ops, self.work, self.keep_stats, self.max_pixels = inp, ops, work, keep_stats, max_pixels
+        self.writer = inp.part_writer(keep_stats)
 
-def summarize(dataset: Dataset, recipe: Recipe, result: FilterResult, paths: dict[str, Path]) -> dict[str, Any]:
-    per_op = []
-    for pos, op in enumerate(recipe.ops):
-        reached = sum(1 for d in result.drops if d is None or d[0] >= pos)
-        dropped = [d for d in result.drops if d is not None and d[0] == pos]
-        entry = {**op.describe(), "seen": reached, "dropped": len(dropped)}
-        if op.uses_images:
-            entry["dropped_bad_image"] = sum(1 for d in dropped if d[2] is not None)
-        per_op.append(entry)
-    bad = [(item, d) for item, d in zip(dataset.items, result.drops, strict=True) if d is not None and d[2]]
-    kept = len(result.kept_indices)
-    return {
-        "input": str(dataset.path), "format": dataset.format, "text_view": dataset.text_view,
-        "image_root": str(dataset.image_root), "outputs": {k: str(v) for k, v in paths.items()},
-        "total": len(dataset.items), "kept": kept, "dropped": len(dataset.items) - kept,
-        "ops": per_op,
-        "bad_images": {
-            "samples_dropped": len(bad),
-            "missing": sum(1 for _, d in bad if d[3] == "missing"),
-            "unreadable": sum(1 for _, d in bad if d[3] != "missing"),  # every other kind (see by_kind)
-            "by_kind": dict(Counter(d[3] for _, d in bad).most_common()),
-            "items": [{"id": item.id, "where": item.where, "path": d[2], "kind": d[3], "reason": d[1]}
-                      for item, d in bad],
-        },
-        "recipe": recipe.describe(), "np": result.np, "seconds": round(result.seconds, 3),
-        "samples_per_second": round(len(dataset.items) / result.seconds, 1) if result.seconds > 0 else None,
-    }
+    def setup(self) -> None:
+        set_max_image_pixels(self.max_pixels)  # the driver's --max_image_pixels, in every worker
 
-
-def render_outputs(dataset: Dataset, recipe: Recipe, result: FilterResult, summary: dict[str, Any],
-                   paths: dict[str, Path]) -> dict[Path, str]:
-    kept = result.kept_indices
-    kept_items = [dataset.items[k] for k in kept]
-    kept_stats = [result.stats[k] for k in kept] if recipe.keep_stats_in_res_ds else None
-    stats_lines, dropped_lines = [], []
-    for item, stats, drop in zip(dataset.items, result.stats, result.drops, strict=True):
-        stats_lines.append(json.dumps({"id": item.id, "kept": drop is None, STATS_KEY: stats}, ensure_ascii=False))
-        if drop is not None:
-            op = recipe.ops[drop[0]]
+    def __call__(self, ref: ChunkRef) -> dict[str, Any]:
+        self.setup()
+        start = time.perf_counter()
+        items = self.inp.items(ref)
+        results = evaluate(self.ops, [(item.text, item.images) for item in items])
+        kept, stats_lines, dropped_lines, bad = [], [], [], []
+        seen, dropped, dropped_bad = [0] * len(self.ops), [0] * len(self.ops), [0] * len(self.ops)
+        for item, (stats, drop) in zip(items, results, strict=True):
+            stats_lines.append(json.dumps({"id": item.id, "kept": drop is None, STATS_KEY: stats},
+                                          ensure_ascii=False))
+            last = len(self.ops) - 1 if drop is None else drop[0]
+            for pos in range(last + 1):
+                seen[pos] += 1
+            if drop is None:
+                kept.append(self.inp.kept_record(item, stats if self.keep_stats else None))
+                continue
+            dropped[drop[0]] += 1
+            op = self.ops[drop[0]]
             row = {"id": item.id, "where": item.where, "op": op.name, "op_index": op.index, "reason": drop[1],
                    "stats": stats}
             if drop[2] is not None:
+                dropped_bad[drop[0]] += 1
                 row.update({"image": drop[2], "image_problem": drop[3]})
+                bad.append({"id": item.id, "where": item.where, "path": drop[2], "kind": drop[3],
+                            "reason": drop[1]})
             dropped_lines.append(json.dumps(row, ensure_ascii=False))
+        self.writer.write_part(self.work.part(ref.index, "kept"), kept)
+        for name, lines in (("stats", stats_lines), ("dropped", dropped_lines)):
+            tmp = self.work.part(ref.index, name + ".tmp")
+            tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+            os.replace(tmp, self.work.part(ref.index, name))
+        summary = {"index": ref.index, "total": len(items), "kept": len(kept), "seen": seen, "dropped": dropped,
+                   "dropped_bad_image": dropped_bad, "bad": bad, "seconds": time.perf_counter() - start,
+                   "node": ray_node_id(), "pid": os.getpid()}
+        self.work.finish(ref.index, summary)
+        return summary
+
+
+def output_paths(export_path: Path, shards: int = 1) -> dict[str, Any]:
+    stem = export_path.with_suffix("")
+    kept = shard_paths(export_path, shards)
+    return {"kept": kept if shards > 1 else export_path, "stats": Path(f"{stem}_stats.jsonl"),
+            "dropped": Path(f"{stem}_dropped.jsonl"), "summary": Path(f"{stem}_summary.json")}
+
+
+def all_files(paths: dict[str, Any]) -> list[Path]:
+    return [p for v in paths.values() for p in (v if isinstance(v, list) else [v])]
+
+
+def summarize(inp: Input, recipe: Recipe, chunks: list[dict[str, Any]], paths: dict[str, Any], seconds: float,
+              np: int, executor: str) -> dict[str, Any]:
+    """The run's summary from its chunk summaries (in chunk order)."""
+    per_op = []
+    for pos, op in enumerate(recipe.ops):
+        entry = {**op.describe(), "seen": sum(c["seen"][pos] for c in chunks),
+                 "dropped": sum(c["dropped"][pos] for c in chunks)}
+        if op.uses_images:
+            entry["dropped_bad_image"] = sum(c["dropped_bad_image"][pos] for c in chunks)
+        per_op.append(entry)
+    bad = [b for c in chunks for b in c["bad"]]
+    total, kept = sum(c["total"] for c in chunks), sum(c["kept"] for c in chunks)
     return {
-        paths["kept"]: dataset.render(kept_items, kept_stats),
-        paths["stats"]: "".join(line + "\n" for line in stats_lines),
-        paths["dropped"]: "".join(line + "\n" for line in dropped_lines),
-        paths["summary"]: json.dumps(summary, ensure_ascii=False, indent=2) + "\n",
+        "input": str(inp.path), "format": inp.format, "container": inp.source.container,
+        "text_view": inp.text_view if inp.format in ("training", "llava") else None,
+        "image_root": str(inp.root),
+        "outputs": {k: ([str(x) for x in v] if isinstance(v, list) else str(v)) for k, v in paths.items()},
+        "total": total, "kept": kept, "dropped": total - kept,
+        "ops": per_op,
+        "bad_images": {
+            "samples_dropped": len(bad),
+            "missing": sum(1 for b in bad if b["kind"] == "missing"),
+            "unreadable": sum(1 for b in bad if b["kind"] != "missing"),  # every other kind (see by_kind)
+            "by_kind": dict(Counter(b["kind"] for b in bad).most_common()),
+            "items": bad,
+        },
+        "recipe": recipe.describe(), "np": np, "executor": executor, "chunks": len(chunks),
+        "seconds": round(seconds, 3),
+        "samples_per_second": round(total / seconds, 1) if seconds > 0 else None,
     }
+
+
+def commit_outputs(inp: Input, job: FilterJob, chunks: list[dict[str, Any]], summary: dict[str, Any],
+                   paths: dict[str, Any], work: WorkDir) -> None:
+    """Assemble the chunk parts into the final files (streaming, one part at a time) and publish them as one set;
+    the work folder goes at the commit point."""
+    kept_finals = paths["kept"] if isinstance(paths["kept"], list) else [paths["kept"]]
+    with StagedCommit(all_files(paths)) as commit:
+        job.writer.assemble([work.part(c["index"], "kept") for c in chunks], [c["kept"] for c in chunks],
+                            kept_finals, [commit.path(p) for p in kept_finals])
+        for p in kept_finals:
+            commit.staged(p)
+        for name in ("stats", "dropped"):
+            with open(commit.path(paths[name]), "wb") as out:
+                for c in chunks:
+                    with open(work.part(c["index"], name), "rb") as part:
+                        shutil.copyfileobj(part, out)
+            commit.staged(paths[name])
+        commit.path(paths["summary"]).write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n",
+                                                 encoding="utf-8")
+        commit.staged(paths["summary"])
+        commit.commit(before_publish=work.remove)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -201,7 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="text the operators see for conversation inputs: answers = the gpt turns joined with "
                         "newlines; dj = Data-Juicer's llava_to_dj layout (default: answers)")
     p.add_argument("--np", type=int, help="worker processes (default: the recipe's np, else the number of cores)")
-    p.add_argument("--chunk_size", type=int, help="samples per work unit (default: automatic)")
+    p.add_argument("--chunk_size", type=int, help=f"samples per work unit (default: {DEFAULT_CHUNK}); memory use "
+                                                  f"is about np x chunk_size samples, whatever the data set's size")
+    p.add_argument("--output_shards", type=int, help="write the kept data as N part files <stem>-0000k-of-0000N "
+                                                     "(JSONL, Parquet or WebDataset output; default: one file)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a killed run of the same input and recipe: its finished chunks are kept")
     p.add_argument("--skip_unsupported_ops", action="store_true",
                    help="skip recipe operators this tool does not implement (listed in the summary) instead of "
                         "failing")
@@ -210,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parity_samples", type=int, help="compare only the first N samples in --parity mode")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     add_max_image_pixels_arg(p)
+    add_executor_args(p)
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -224,36 +291,71 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError(f"{args.recipe}: no dataset_path in the recipe; pass --dataset_path")
     if not export_path:
         raise InputError(f"{args.recipe}: no export_path in the recipe; pass --export_path")
-    if args.np is not None and args.np < 1:
-        raise InputError(f"--np must be at least 1, got {args.np}")
-    if args.chunk_size is not None and args.chunk_size < 1:
-        raise InputError(f"--chunk_size must be at least 1, got {args.chunk_size}")
+    for flag in ("np", "chunk_size", "output_shards"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise InputError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+    opts = executor_options(args)
     apply_max_image_pixels(args)
-    paths = output_paths(Path(export_path))
-    with exclusive_outputs(list(paths.values()), [Path(dataset_path), Path(args.recipe)], flag="--export_path",
+    shards = args.output_shards or 1
+    paths = output_paths(Path(export_path), shards)
+    with exclusive_outputs(all_files(paths), [Path(dataset_path), Path(args.recipe)], flag="--export_path",
                            what="filter output"):
-        return _filter(args, recipe, dataset_path, export_path, paths)
+        work = WorkDir(work_dir_for(Path(export_path)))
+        try:
+            return _filter(args, recipe, dataset_path, export_path, paths, opts, work, shards)
+        except InputError:
+            work.remove()  # a bad input leaves nothing behind; the input must change before a rerun anyway
+            raise
 
 
 def _filter(args: argparse.Namespace, recipe: Recipe, dataset_path: str, export_path: str,
-            paths: dict[str, Path]) -> int:
-    dataset = load_dataset(dataset_path, args.input_format, text_key=recipe.text_key, image_key=recipe.image_key,
-                           image_folder=args.image_folder, text_view=args.text_view,
-                           eoc_token=recipe.eoc_special_token, multiview_dir=args.multiview_dir, views=args.views)
-    want_suffix = ".jsonl" if dataset.is_jsonl else ".json"
-    if paths["kept"].suffix != want_suffix:
-        raise InputError(f"{export_path}: the kept data keeps the input's format ({dataset.format}), so the export "
-                         f"path must end in {want_suffix}")
+            paths: dict[str, Any], opts, work: WorkDir, shards: int) -> int:
+    from tqdm import tqdm
+
+    inp = open_input(dataset_path, args.input_format, text_key=recipe.text_key, image_key=recipe.image_key,
+                     image_folder=args.image_folder, text_view=args.text_view, eoc_token=recipe.eoc_special_token,
+                     multiview_dir=args.multiview_dir, views=args.views)
+    want_suffix = {v: k for k, v in OUTPUT_SUFFIXES.items()}[inp.output_kind]
+    if Path(export_path).suffix != want_suffix:
+        raise InputError(f"{export_path}: the kept data keeps the input's format ({inp.source.container}), so the "
+                         f"export path must end in {want_suffix}")
+    if shards > 1 and inp.output_kind not in SHARDABLE:
+        raise InputError(f"--output_shards {shards}: a {want_suffix} output is one document; shards need a "
+                         f"JSONL, Parquet or WebDataset output")
+    chunk_size = args.chunk_size or DEFAULT_CHUNK
+    refs = inp.plan(chunk_size)
+    total = sum(r.count for r in refs)
     np = args.np or recipe.np or os.cpu_count() or 1
-    log.info("%s: %d samples (%s format), %d operators, up to %d processes", dataset.path, len(dataset.items),
-             dataset.format, len(recipe.ops), np)
-    result = run_filter(dataset, recipe, np=np, chunk_size=args.chunk_size, progress=not args.no_progress)
-    summary = summarize(dataset, recipe, result, paths)
+    plan = {"input": inp.source.signature(), "format": inp.format, "recipe": recipe.describe(),
+            "chunk_size": chunk_size, "chunks": len(refs), "text_view": args.text_view,
+            "image_folder": args.image_folder, "multiview_dir": args.multiview_dir, "views": list(args.views),
+            "keep_stats": recipe.keep_stats_in_res_ds, "max_image_pixels": max_image_pixels()}
+    done = work.open(plan, args.resume)
+    log.info("%s: %d samples in %d chunks (%s, %s format), %d operators, %s executor%s", inp.path, total, len(refs),
+             inp.source.container, inp.format, len(recipe.ops), opts.executor,
+             f", up to {np} processes" if not opts.is_ray else "")
+    job = FilterJob(inp, recipe.ops, work, recipe.keep_stats_in_res_ds, max_image_pixels())
+    todo = [r for r in refs if r.index not in done]
+    start = time.perf_counter()
+    with tqdm(total=total, initial=sum(r.count for r in refs if r.index in done), desc="filter", unit="sample",
+              disable=args.no_progress or None) as bar:
+        map_refs(job, todo, opts, np=np, on_result=lambda c: bar.update(c["total"]), initializer=job.setup)
+    seconds = time.perf_counter() - start
+    chunks = [work.done(r.index) for r in refs]
+    missing = [r.index for r, c in zip(refs, chunks, strict=True) if c is None]
+    if missing:  # pragma: no cover - every executor returns only after each chunk committed
+        raise RuntimeError(f"chunks {missing[:5]} have no result")
+    summary = summarize(inp, recipe, chunks, paths, seconds, 1 if opts.is_ray else np, opts.executor)
+    summary["resumed_chunks"] = len(done)
+    summary["nodes"] = sorted({c["node"] for c in chunks if c.get("node")})
     if args.parity:
         from dataprocess.parity import run_parity
 
-        summary["parity"] = run_parity(dataset, recipe, result.stats, result.drops, args.parity_samples)
-    write_all_or_nothing(render_outputs(dataset, recipe, result, summary, paths))
+        dataset = inp.dataset() if args.parity_samples is None else _first_items(inp, refs, args.parity_samples)
+        results = evaluate(recipe.ops, [(item.text, item.images) for item in dataset.items])
+        summary["parity"] = run_parity(dataset, recipe, [r[0] for r in results], [r[1] for r in results],
+                                       args.parity_samples)
+    commit_outputs(inp, job, chunks, summary, paths, work)
 
     for entry in summary["ops"]:
         log.info("  %-30s seen %7d  dropped %7d", entry["op"], entry["seen"], entry["dropped"])
@@ -262,12 +364,21 @@ def _filter(args: argparse.Namespace, recipe: Recipe, dataset_path: str, export_
         log.warning("%d samples dropped for a bad image (%d missing, %d unreadable); see %s", bad["samples_dropped"],
                     bad["missing"], bad["unreadable"], paths["dropped"])
     log.info("kept %d of %d samples in %.2f s (%.0f samples/s) -> %s", summary["kept"], summary["total"],
-             result.seconds, summary["samples_per_second"] or 0, paths["kept"])
+             seconds, summary["samples_per_second"] or 0, export_path)
     if args.parity and summary["parity"]["status"] == "mismatch":
         log.error("parity check found %d mismatches with Data-Juicer; see %s", summary["parity"]["mismatches"],
                   paths["summary"])
         return 1
     return 0
+
+
+def _first_items(inp: Input, refs: list[ChunkRef], limit: int) -> Dataset:
+    items = []
+    for ref in refs:
+        if len(items) >= limit:
+            break
+        items.extend(inp.items(ref))
+    return Dataset(inp.path, inp.format, items[:limit], inp.root)
 
 
 if __name__ == "__main__":

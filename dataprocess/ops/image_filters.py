@@ -16,6 +16,14 @@ import sys
 from dataprocess.ops.base import FilterOp, ImageProblem, Sample, check_number
 from vlmkit.images import read_image_header
 from vlmkit.io import InputError, quote
+from vlmkit.streams import EmbeddedImage
+
+
+def read_image(image: str | EmbeddedImage):
+    """The header of an image given as a path or as bytes embedded in the data set."""
+    if isinstance(image, EmbeddedImage):
+        return read_image_header(image.label, image.data)
+    return read_image_header(image)
 
 
 class ImageShapeFilter(FilterOp):
@@ -39,7 +47,7 @@ class ImageShapeFilter(FilterOp):
         for path in sample.images:
             info = image_cache.get(path)
             if info is None:
-                info = image_cache[path] = read_image_header(path)
+                info = image_cache[path] = read_image(path)
             if isinstance(info, ImageProblem):
                 raise info
             widths.append(info.width)
