@@ -176,17 +176,17 @@ class _Apply:
         return {"pos": list(batch["pos"]), "result": out}
 
 
-def _map_ray(fn, refs, opts: ExecutorOptions, on_result, initializer) -> list:
+def _compute(opts: ExecutorOptions, actors: bool):
+    from ray.data import ActorPoolStrategy, TaskPoolStrategy
+
+    if actors:
+        return ActorPoolStrategy(size=opts.num_workers or 1)
+    return TaskPoolStrategy(size=opts.num_workers) if opts.num_workers else None
+
+
+def _iter_ray(ds, refs: list, on_result) -> list:
     import pickle
 
-    import ray
-
-    _preserve_order()
-    rows = [{"pos": k, "ref": pickle.dumps(r)} for k, r in enumerate(refs)]
-    ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-    apply = _Apply(fn, initializer)
-    ds = ds.map_batches(lambda b: apply(b), batch_size=1, batch_format="numpy", num_cpus=1,
-                        concurrency=opts.num_workers, max_retries=4)
     results: list[Any] = [None] * len(refs)
     for row in ds.iter_rows():
         got = pickle.loads(row["result"])
@@ -194,6 +194,60 @@ def _map_ray(fn, refs, opts: ExecutorOptions, on_result, initializer) -> list:
         if on_result is not None:
             on_result(got)
     return results
+
+
+def _dataset(refs: list):
+    import pickle
+
+    import ray
+
+    _preserve_order()
+    rows = [{"pos": k, "ref": pickle.dumps(r)} for k, r in enumerate(refs)]
+    return ray.data.from_items(rows, override_num_blocks=len(rows))
+
+
+def _map_ray(fn, refs, opts: ExecutorOptions, on_result, initializer) -> list:
+    # A function becomes Ray tasks; Ray Data retries a task whose worker died (a system failure) by default.
+    apply = _Apply(fn, initializer)
+    ds = _dataset(refs).map_batches(lambda b: apply(b), batch_size=1, batch_format="numpy", num_cpus=1,
+                                    compute=_compute(opts, actors=False))
+    return _iter_ray(ds, refs, on_result)
+
+
+class _ActorApply:
+    """A Ray Data callable class: `factory()` builds the per-actor worker once (loads a model), then each batch's
+    references go through it."""
+
+    def __init__(self, factory: Callable[[], Callable[[Any], Any]]):
+        self.worker = factory()
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        import pickle
+
+        return {"pos": list(batch["pos"]), "result": [pickle.dumps(self.worker(pickle.loads(r)))
+                                                       for r in batch["ref"]]}
+
+
+def map_actors(factory: Callable[[], Callable[[Any], Any]], refs: list[Any], opts: ExecutorOptions, *,
+               on_result: Callable[[Any], None] | None = None, num_cpus: float = 1) -> list:
+    """`[worker(r) for r in refs]` over an actor pool of `opts.num_workers` actors, each holding one
+    `worker = factory()` and `opts.gpus_per_worker` GPUs; results in the references' order. Outside Ray, one
+    worker is built here and runs every reference."""
+    if not refs:
+        return []
+    if not opts.is_ray:
+        worker = factory()
+        out = []
+        for ref in refs:
+            out.append(worker(ref))
+            if on_result is not None:
+                on_result(out[-1])
+        return out
+    with ray_session(opts):
+        ds = _dataset(refs).map_batches(_ActorApply, fn_constructor_args=(factory,), batch_size=1,
+                                        batch_format="numpy", num_cpus=num_cpus,
+                                        num_gpus=opts.gpus_per_worker or None, compute=_compute(opts, actors=True))
+        return _iter_ray(ds, refs, on_result)
 
 
 def ray_node_id() -> str | None:
