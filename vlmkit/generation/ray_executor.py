@@ -43,9 +43,9 @@ def caption_on_ray(pending: list, opts: ExecutorOptions, *, make_captioner: Call
                    desc: str = "captioning", allow_empty: bool = False) -> dict[str, Any] | None:
     """Caption `pending` on the actor pool; updates `stats` and calls `on_batch` as batches come back, in order.
     Returns the backend's description (from an actor) for the report."""
-    from tqdm.auto import tqdm
-
     import time
+
+    from tqdm.auto import tqdm
 
     batches = [pending[k:k + batch_size] for k in range(0, len(pending), batch_size)]
     backend: dict[str, Any] = {}
