@@ -180,7 +180,8 @@ def _compute(opts: ExecutorOptions, actors: bool):
     from ray.data import ActorPoolStrategy, TaskPoolStrategy
 
     if actors:
-        return ActorPoolStrategy(size=opts.num_workers or 1)
+        # one batch in flight per actor: a batch is a lot of work (a model call), so none waits behind a busy actor
+        return ActorPoolStrategy(size=opts.num_workers or 1, max_tasks_in_flight_per_actor=1)
     return TaskPoolStrategy(size=opts.num_workers) if opts.num_workers else None
 
 
