@@ -83,3 +83,39 @@ def test_qwen_on_a_ray_actor_pool_equals_local(ray_local, tiny_qwen2_5_vl_dir: P
     assert [r["failures"] for r in reports][0] == reports[1]["failures"] and len(reports[1]["failures"]) == 1
     assert reports[1]["settings"]["backend"]["executor"] == "ray"
     assert reports[1]["totals"] == reports[0]["totals"]
+
+
+def test_render_on_ray_gives_the_local_images(ray_local, tmp_path: Path) -> None:
+    import render
+    from vlmkit.render.procedural import SHAPES, Decoration, write_vase_glb
+
+    models = tmp_path / "glb"
+    for k, shape in enumerate(list(SHAPES)[:3]):  # procedural GLBs
+        write_vase_glb(models / f"{shape}_{k + 1}.glb", shape, Decoration("red-figure" if k % 2 else "black-figure"),
+                       segments=32, rows=32, texture_width=128)
+    (models / "broken_9.glb").write_bytes(b"not a mesh")  # a failure of its own model only, in both runs
+    args = ["--input", str(models), "--size", "64", "--views", "front,top", "--no_progress"]
+    assert render.main([*args, "--output_dir", str(tmp_path / "local")]) == 1
+    assert render.main([*args, "--output_dir", str(tmp_path / "ray"), "--executor", "ray", "--num_workers", "2"]) == 1
+    local = sorted(p.relative_to(tmp_path / "local") for p in (tmp_path / "local").rglob("*.jpg"))
+    assert len(local) == 6
+    for rel in local:
+        assert (tmp_path / "ray" / rel).read_bytes() == (tmp_path / "local" / rel).read_bytes(), rel
+    reports = [read_json(tmp_path / d / "render_report.json") for d in ("local", "ray")]
+    assert reports[0]["failures"] == reports[1]["failures"] and len(reports[1]["failures"]) == 1
+
+
+def test_eval_vqa_on_ray_actors_equals_local(ray_local, tiny_qwen2_5_vl_dir: Path, tmp_path: Path) -> None:
+    import eval_vqa
+    from tests.fixtures.vqa_data import write_textvqa
+
+    annotations, images = write_textvqa(tmp_path / "textvqa")
+    args = ["--task", "textvqa", "--annotations", str(annotations), "--image_dir", str(images), "--model_path",
+            str(tiny_qwen2_5_vl_dir), "--max_new_tokens", "3", "--batch_size", "4", "--no_progress",
+            "--bootstrap", "200"]
+    assert eval_vqa.main([*args, "--output_dir", str(tmp_path / "local")]) == 0
+    assert eval_vqa.main([*args, "--output_dir", str(tmp_path / "ray"), "--executor", "ray",
+                          "--num_workers", "2"]) == 0
+    assert (tmp_path / "ray" / "answers.jsonl").read_bytes() == (tmp_path / "local" / "answers.jsonl").read_bytes()
+    local, ray = (read_json(tmp_path / d / "results.json") for d in ("local", "ray"))
+    assert ray["accuracy"] == local["accuracy"] and ray["n"] == 12

@@ -57,8 +57,9 @@ def add_executor_args(parser: argparse.ArgumentParser, *, gpus: bool = False) ->
     g.add_argument("--ray_address", default=None,
                    help="Ray cluster to join: auto (the one `ray start` made on this machine) or HOST:PORT; "
                         "default: start a private local Ray for this run")
-    g.add_argument("--num_workers", type=int, default=None,
-                   help="Ray tasks / actors running at once (default: the cluster's CPUs, 1 actor per GPU)")
+    if "--num_workers" not in parser._option_string_actions:  # render.py has its own (local processes)
+        g.add_argument("--num_workers", type=int, default=None,
+                       help="Ray tasks / actors running at once (default: the cluster's CPUs, 1 actor per GPU)")
     if gpus:
         g.add_argument("--gpus_per_worker", type=float, default=0.0,
                        help="GPUs per Ray actor; fractions share a GPU (0.5: two actors per GPU)")
