@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmkit.cli import HelpFormatter, run_main, setup_logging
+from vlmkit.executor import add_executor_args
 from vlmkit.generation import cli as gen
 from vlmkit.generation.items import CaptionItem
 from vlmkit.generation.outputs import check_writable_target
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("-v", "--verbose", action="store_true")
     gen.add_model_args(parser, default_model_path=None, default_max_new_tokens=64)
     gen.add_hf_args(parser)
+    add_executor_args(parser, gpus=True)
     return parser
 
 
@@ -179,7 +181,8 @@ def _recaption(args: argparse.Namespace, samples: list[TrainingSample], done: di
     return run_captioning(items, make_captioner=lambda: gen.make_hf_captioner(args), prompt_for=prompt_for,
                           on_batch=on_batch, stats=stats, report_path=report_path, output=output_path,
                           settings={k: v for k, v in sorted(vars(args).items())}, batch_size=args.batch_size,
-                          progress=not args.no_progress, desc="re-captioning", on_loaded=on_loaded)
+                          progress=not args.no_progress, desc="re-captioning", on_loaded=on_loaded,
+                          engine=gen.ray_engine(args))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,16 @@ from vlmkit.executor import ExecutorOptions, map_actors, ray_node_id
 from vlmkit.generation.runner import ABORT_AFTER_FAILURES, GenerationAborted, RunStats, Success, caption_items
 
 
+class _Described:
+    """What `on_loaded` sees of a captioner that lives in an actor: its description."""
+
+    def __init__(self, description: dict[str, Any]):
+        self.description = description
+
+    def describe(self) -> dict[str, Any]:
+        return self.description
+
+
 class _BatchCaptioner:
     """One actor's worker: the model, loaded once; captions one batch of items per call."""
 
@@ -40,7 +50,8 @@ class _BatchCaptioner:
 
 def caption_on_ray(pending: list, opts: ExecutorOptions, *, make_captioner: Callable[[], Any], prompt_for: Callable,
                    batch_size: int, on_batch: Callable[[list[Success]], None], stats: RunStats, progress: bool = True,
-                   desc: str = "captioning", allow_empty: bool = False) -> dict[str, Any] | None:
+                   desc: str = "captioning", allow_empty: bool = False,
+                   on_loaded: Callable[[Any], None] | None = None) -> dict[str, Any] | None:
     """Caption `pending` on the actor pool; updates `stats` and calls `on_batch` as batches come back, in order.
     Returns the backend's description (from an actor) for the report."""
     import time
@@ -60,6 +71,8 @@ def caption_on_ray(pending: list, opts: ExecutorOptions, *, make_captioner: Call
         batch = batches[next(position)]
         if "aborted" in got:
             raise GenerationAborted(got["aborted"])
+        if not backend and on_loaded is not None:
+            on_loaded(_Described(got["backend"]))  # the caller reads the backend's description, as from a local one
         backend.update(got["backend"])
         if got.get("node"):
             nodes.add(got["node"])

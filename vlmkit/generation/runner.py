@@ -234,7 +234,7 @@ def run_captioning(pending: list[CaptionItem], *, make_captioner: Callable[[], C
         if pending and engine is not None:
             settings["backend"] = engine(pending, make_captioner=make_captioner, prompt_for=prompt_for,
                                          batch_size=batch_size, on_batch=on_batch, stats=stats, progress=progress,
-                                         desc=desc, allow_empty=allow_empty)
+                                         desc=desc, allow_empty=allow_empty, on_loaded=on_loaded)
         elif pending:
             t0 = time.perf_counter()
             try:
