@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from dataprocess.dataset import FORMATS, STATS_KEY, TEXT_VIEWS, Dataset, Input, open_input
+from dataprocess.dedup_run import part_name
 from dataprocess.ops import FilterOp, ImageProblem, Sample
 from dataprocess.outputs import exclusive_outputs
 from dataprocess.recipe import Recipe, load_recipe
@@ -146,7 +147,12 @@ class FilterJob:
         results = evaluate(self.ops, [(item.text, item.images) for item in items])
         kept, stats_lines, dropped_lines, bad = [], [], [], []
         seen, dropped, dropped_bad = [0] * len(self.ops), [0] * len(self.ops), [0] * len(self.ops)
-        for item, (stats, drop) in zip(items, results, strict=True):
+        hashes = []
+        for pos_in_chunk, (item, (stats, drop)) in enumerate(zip(items, results, strict=True)):
+            value = stats.pop("__hash__", None)  # a deduplicator's hash: not a Data-Juicer stat
+            if drop is None and value:
+                hashes.append({"chunk": ref.index, "pos": pos_in_chunk, "h": value, "id": item.id,
+                               "where": item.where})
             stats_lines.append(json.dumps({"id": item.id, "kept": drop is None, STATS_KEY: stats},
                                           ensure_ascii=False))
             last = len(self.ops) - 1 if drop is None else drop[0]
@@ -170,6 +176,10 @@ class FilterJob:
             tmp = self.work.part(ref.index, name + ".tmp")
             tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
             os.replace(tmp, self.work.part(ref.index, name))
+        if self.ops and getattr(self.ops[-1], "is_deduplicator", False):
+            tmp = self.work.part(ref.index, "hashes.jsonl.tmp")
+            tmp.write_text("".join(json.dumps(h, ensure_ascii=False) + "\n" for h in hashes), encoding="utf-8")
+            os.replace(tmp, self.work.part(ref.index, "hashes.jsonl"))
         summary = {"index": ref.index, "total": len(items), "kept": len(kept), "seen": seen, "dropped": dropped,
                    "dropped_bad_image": dropped_bad, "bad": bad, "seconds": time.perf_counter() - start,
                    "node": ray_node_id(), "pid": os.getpid()}
@@ -226,14 +236,14 @@ def commit_outputs(inp: Input, job: FilterJob, chunks: list[dict[str, Any]], sum
     the work folder goes at the commit point."""
     kept_finals = paths["kept"] if isinstance(paths["kept"], list) else [paths["kept"]]
     with StagedCommit(all_files(paths)) as commit:
-        job.writer.assemble([work.part(c["index"], "kept") for c in chunks], [c["kept"] for c in chunks],
+        job.writer.assemble([work.part(c["index"], part_name(c, "kept")) for c in chunks], [c["kept"] for c in chunks],
                             kept_finals, [commit.path(p) for p in kept_finals])
         for p in kept_finals:
             commit.staged(p)
         for name in ("stats", "dropped"):
             with open(commit.path(paths[name]), "wb") as out:
                 for c in chunks:
-                    with open(work.part(c["index"], name), "rb") as part:
+                    with open(work.part(c["index"], part_name(c, name)), "rb") as part:
                         shutil.copyfileobj(part, out)
             commit.staged(paths[name])
         commit.path(paths["summary"]).write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n",
@@ -345,6 +355,12 @@ def _filter(args: argparse.Namespace, recipe: Recipe, dataset_path: str, export_
     missing = [r.index for r, c in zip(refs, chunks, strict=True) if c is None]
     if missing:  # pragma: no cover - every executor returns only after each chunk committed
         raise RuntimeError(f"chunks {missing[:5]} have no result")
+    if getattr(recipe.ops[-1], "is_deduplicator", False):
+        from dataprocess.dedup_run import apply_duplicates, find_duplicates  # noqa: I001
+
+        dups = find_duplicates(work, chunks, opts)
+        chunks = [apply_duplicates(job, c, dups.get(c["index"], {})) for c in chunks]
+        seconds = time.perf_counter() - start
     summary = summarize(inp, recipe, chunks, paths, seconds, 1 if opts.is_ray else np, opts.executor)
     summary["resumed_chunks"] = len(done)
     summary["nodes"] = sorted({c["node"] for c in chunks if c.get("node")})

@@ -101,3 +101,48 @@ def test_new_operators_in_a_recipe_run_through_the_filter_cli(tmp_path: Path, im
     dropped = {r["id"]: r for r in read_jsonl(tmp_path / "o_dropped.jsonl")}
     assert dropped["under"]["op"] == "image_aspect_ratio_filter"
     assert dropped["under"]["reason"] == "no image of [0.33] has aspect_ratios in [0.333, 3]"
+
+
+def test_image_deduplicator_keeps_the_first_of_each_perceptual_hash(tmp_path: Path) -> None:
+    """Expected hashes come from imagededup itself (the library Data-Juicer's operator calls) on the RGB arrays."""
+    import shutil
+
+    import numpy as np
+    from imagededup.methods import DHash, PHash
+    from PIL import Image
+
+    from dataprocess.filter import main
+    from tests.fixtures.caption_data import read_jsonl, write_jsonl
+
+    rng = np.random.RandomState(0)
+    a = tmp_path / "a.png"
+    Image.fromarray(rng.randint(0, 255, (64, 64, 3)).astype("uint8")).resize((256, 256)).save(a)
+    shutil.copy(a, tmp_path / "a_copy.png")                                     # same bytes, other name
+    Image.open(a).convert("RGB").save(tmp_path / "a_reencoded.jpg", quality=90)  # same picture, other bytes
+    b = tmp_path / "b.png"
+    Image.fromarray(rng.randint(0, 255, (64, 64, 3)).astype("uint8")).resize((256, 256)).save(b)
+    names = ["a.png", "b.png", "a_copy.png", None, "a_reencoded.jpg", None, "b.png"]
+    rows = [{"id": f"s{k}", "text": "same text", "images": [n] if n else []} for k, n in enumerate(names)]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    for method, hasher in (("phash", PHash), ("dhash", DHash)):
+        h = {n: hasher(verbose=False).encode_image(image_array=np.array(Image.open(tmp_path / n).convert("RGB")))
+             for n in set(filter(None, names))}
+        first: dict[str, str] = {}
+        expected = [r["id"] for r, n in zip(rows, names, strict=True)
+                    if n is None or first.setdefault(h[n], r["id"]) == r["id"]]
+        recipe = tmp_path / f"{method}.yaml"
+        recipe.write_text(f"process:\n  - image_deduplicator:\n      method: {method}\n")
+        out = tmp_path / f"{method}.jsonl"
+        assert main(["--recipe", str(recipe), "--dataset_path", str(data), "--export_path", str(out), "--no_progress",
+                     "--np", "1", "--chunk_size", "2"]) == 0  # duplicates across chunks
+        assert [r["id"] for r in read_jsonl(out)] == expected
+        assert expected[:3] == ["s0", "s1", "s3"]  # the copy is always a duplicate; images-less samples kept
+        dropped = {r["id"]: r for r in read_jsonl(tmp_path / f"{method}_dropped.jsonl")}
+        assert dropped["s2"]["duplicate_of"] == "s0" and dropped["s6"]["duplicate_of"] == "s1"
+        stats = read_jsonl(tmp_path / f"{method}_stats.jsonl")
+        assert [s["kept"] for s in stats] == [r["id"] in expected for r in rows]
+
+
+def test_a_deduplicator_must_be_last() -> None:
+    with pytest.raises(InputError, match="must be the recipe's last operator"):
+        build_recipe({"process": [{"image_deduplicator": {}}, {"text_length_filter": {}}]}, "r.yaml")

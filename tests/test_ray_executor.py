@@ -119,3 +119,26 @@ def test_eval_vqa_on_ray_actors_equals_local(ray_local, tiny_qwen2_5_vl_dir: Pat
     assert (tmp_path / "ray" / "answers.jsonl").read_bytes() == (tmp_path / "local" / "answers.jsonl").read_bytes()
     local, ray = (read_json(tmp_path / d / "results.json") for d in ("local", "ray"))
     assert ray["accuracy"] == local["accuracy"] and ray["n"] == 12
+
+
+def test_image_deduplicator_groups_by_hash_on_ray_like_locally(ray_local, tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from tests.fixtures.caption_data import read_jsonl
+
+    rng = np.random.RandomState(1)
+    for k in range(4):  # four distinct noise pictures, reused across chunks
+        Image.fromarray(rng.randint(0, 255, (32, 32, 3)).astype("uint8")).resize((240, 240)).save(tmp_path / f"{k}.png")
+    picks = [0, 1, 0, 2, 3, 1, 2, 0, 3, 3, 1, 2]
+    data = write_jsonl(tmp_path / "data.jsonl", [{"id": f"s{i:02d}", "text": "a long enough caption here",
+                                                 "images": [f"{k}.png"]} for i, k in enumerate(picks)])
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(RECIPE + "  - image_deduplicator:\n      method: phash\n")
+    common = ["--recipe", str(recipe), "--dataset_path", str(data), "--no_progress", "--chunk_size", "3"]
+    assert dp_filter.main([*common, "--export_path", str(tmp_path / "local" / "kept.jsonl"), "--np", "1"]) == 0
+    assert dp_filter.main([*common, "--export_path", str(tmp_path / "ray" / "kept.jsonl"), "--executor", "ray",
+                           "--num_workers", "2"]) == 0
+    for name in FILTER_FILES:
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), name
+    assert [r["id"] for r in read_jsonl(tmp_path / "local" / "kept.jsonl")] == ["s00", "s01", "s03", "s04"]

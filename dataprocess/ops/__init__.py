@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataprocess.ops.base import FilterOp, ImageProblem, Sample
+from dataprocess.ops.dedup import ImageDeduplicator
 from dataprocess.ops.image_filters import ImageAspectRatioFilter, ImageShapeFilter, ImageSizeFilter
 from dataprocess.ops.text_filters import (
     CharacterRepetitionFilter,
@@ -14,7 +15,7 @@ from dataprocess.ops.text_filters import (
 OPERATORS: dict[str, type[FilterOp]] = {
     cls.name: cls
     for cls in (WordsNumFilter, WordRepetitionFilter, CharacterRepetitionFilter, TextLengthFilter, ImageShapeFilter,
-                ImageAspectRatioFilter, ImageSizeFilter)
+                ImageAspectRatioFilter, ImageSizeFilter, ImageDeduplicator)
 }
 
 __all__ = ["OPERATORS", "FilterOp", "ImageProblem", "Sample"]
