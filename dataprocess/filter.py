@@ -35,7 +35,7 @@ from typing import Any
 
 from dataprocess.dataset import FORMATS, STATS_KEY, TEXT_VIEWS, Dataset, Input, open_input
 from dataprocess.dedup_run import part_name
-from dataprocess.ops import FilterOp, ImageProblem, Sample
+from dataprocess.ops import OPERATORS, FilterOp, ImageProblem, Sample
 from dataprocess.outputs import exclusive_outputs
 from dataprocess.recipe import Recipe, load_recipe
 from dataprocess.workdir import WorkDir, work_dir_for
@@ -254,9 +254,9 @@ def commit_outputs(inp: Input, job: FilterJob, chunks: list[dict[str, Any]], sum
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(formatter_class=HelpFormatter, prog="python -m dataprocess.filter",
-        description="Filter a data set with a Data-Juicer recipe (words_num_filter, word_repetition_filter, "
-                    "character_repetition_filter, text_length_filter, image_shape_filter; Data-Juicer 1.6.1 "
-                    "semantics). Writes the kept data, per-sample stats, a dropped manifest and a summary.")
+        description=f"Filter a data set with a Data-Juicer recipe ({', '.join(OPERATORS)}; Data-Juicer 1.6.1 "
+                    "semantics), streaming in chunks, locally or on Ray. Writes the kept data, per-sample stats, "
+                    "a dropped manifest and a summary.")
     p.add_argument("--recipe", required=True, help="Data-Juicer YAML recipe (process: list of operators)")
     p.add_argument("--dataset_path", help="input file; overrides the recipe's dataset_path")
     p.add_argument("--export_path", help="kept-data file (same format as the input); overrides the recipe's")

@@ -146,3 +146,55 @@ def test_image_deduplicator_keeps_the_first_of_each_perceptual_hash(tmp_path: Pa
 def test_a_deduplicator_must_be_last() -> None:
     with pytest.raises(InputError, match="must be the recipe's last operator"):
         build_recipe({"process": [{"image_deduplicator": {}}, {"text_length_filter": {}}]}, "r.yaml")
+
+
+def test_image_text_similarity_filter_scores_chunks_like_data_juicer(tmp_path: Path, tiny_clip_dir: Path) -> None:
+    """Expected values: CLIP run directly (transformers) on the chunks Data-Juicer's loop forms from each text."""
+    import torch
+    from PIL import Image, ImageOps
+    from transformers import CLIPModel, CLIPProcessor
+
+    red = make_image(tmp_path / "red.png", (64, 48), "PNG", color=(220, 30, 30))
+    blue = make_image(tmp_path / "blue.png", (40, 64), "PNG", color=(20, 40, 230))
+    img, eoc = "<__dj__image>", "<|__dj__eoc|>"
+    texts = [
+        f"{img} a red vase {eoc}",                                   # one chunk, one image
+        f"{img}{img} two vases {eoc} no image here {eoc}",           # two images in one chunk; an imageless chunk
+        f"first {img} {eoc}{img} second",                            # two chunks, one image each (the last without eoc)
+        "no special tokens at all",                                  # nothing scored: kept
+    ]
+    images = [(red,), (red, blue), (blue, red), (red,)]
+    model, processor = CLIPModel.from_pretrained(tiny_clip_dir).eval(), CLIPProcessor.from_pretrained(tiny_clip_dir)
+
+    def clip(text: str, files: list, flip: bool = False) -> torch.Tensor:
+        pics = [Image.open(f).convert("RGB") for f in files]
+        pics = [ImageOps.mirror(p) for p in pics] if flip else pics
+        inputs = processor(text=text, images=pics, return_tensors="pt", truncation=True, padding=True,
+                           max_length=model.config.text_config.max_position_embeddings)
+        with torch.no_grad():
+            return model(**inputs).logits_per_text / 100.0
+
+    expected = [[float(clip("a red vase", [red]).mean())],
+                [float(clip("two vases", [red, blue]).mean())],
+                [float(clip("first", [blue]).mean()), float(clip("second", [red]).mean())],
+                []]
+    params = {"hf_clip": str(tiny_clip_dir), "min_score": -1.0, "max_score": 1.0}
+    recipe = build_recipe({"process": [{"image_text_similarity_filter": params}]}, "t")
+    out = evaluate(recipe.ops, [(t, tuple(str(p) for p in ims)) for t, ims in zip(texts, images, strict=True)])
+    got = [s["image_text_similarity"] for s, _ in out]
+    for g, e in zip(got, expected, strict=True):
+        assert g == pytest.approx(e, abs=1e-6)
+    assert all(d is None for _, d in out)
+    # max reduce + horizontal flip on the two-image chunk; a threshold between the two chunk scores of text 2
+    recipe = build_recipe({"process": [{"image_text_similarity_filter": {**params, "reduce_mode": "max",
+                                                                          "horizontal_flip": True}}]}, "t")
+    (stats, _), = evaluate(recipe.ops, [(texts[1], (str(red), str(blue)))])
+    assert stats["image_text_similarity"] == pytest.approx([float(clip("two vases", [red, blue], True).max())],
+                                                           abs=1e-6)
+    lo, hi = sorted(expected[2])
+    recipe = build_recipe({"process": [{"image_text_similarity_filter": {**params, "min_score": (lo + hi) / 2,
+                                                                          "any_or_all": "all"}}]}, "t")
+    assert [d is None for _, d in evaluate(recipe.ops, [(texts[2], (str(blue), str(red)))])] == [False]
+    with pytest.raises(InputError, match="local CLIP model folder"):
+        build_recipe({"process": [{"image_text_similarity_filter": {"hf_clip": "openai/clip-vit-base-patch32"}}]},
+                     "t")
