@@ -22,6 +22,7 @@ word_frequency_analysis.png, image_analysis.png.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import logging
@@ -50,6 +51,7 @@ from vlmkit.images import (
 )
 from vlmkit.io import InputError, write_all_or_nothing
 from vlmkit.outputs import check_output_dir
+from vlmkit.streams import EmbeddedImage
 
 log = logging.getLogger("dataprocess.explore")
 OUTPUT_NAMES = ("explore.json", "explore.md", "text_length_analysis.png", "word_frequency_analysis.png",
@@ -122,8 +124,13 @@ def text_statistics(texts: list[str], short_words: int, long_words: int, bins: i
     }
 
 
-def _inspect_image(job: tuple[str, bool]) -> tuple[str, ImageInfo | tuple[str, str], str | None]:
+def _inspect_image(job: tuple[str | EmbeddedImage, bool]) -> tuple[str, ImageInfo | tuple[str, str], str | None]:
     path, want_hash = job
+    if isinstance(path, EmbeddedImage):  # bytes inside a Parquet / HF / WebDataset record
+        info = read_image_header(path.label, path.data)
+        if not isinstance(info, ImageInfo):
+            return path.label, (info.kind, info.detail), None
+        return path.label, info, hashlib.sha256(path.data).hexdigest() if want_hash else None
     info = read_image_header(path)
     if not isinstance(info, ImageInfo):
         return path, (info.kind, info.detail), None
@@ -150,11 +157,12 @@ def inspect_images(paths: list[str], want_hash: bool, np_: int) -> list[tuple[st
 
 
 def image_statistics(dataset: Dataset, want_hash: bool, small_side: int, bins: int, np_: int) -> dict[str, Any]:
-    refs = Counter(p for item in dataset.items for p in item.images)
+    refs = Counter(str(p) for item in dataset.items for p in item.images)
+    embedded = {p.label: p for item in dataset.items for p in item.images if isinstance(p, EmbeddedImage)}
     without = sum(1 for item in dataset.items if not item.images)
     if not refs:
         return {"unavailable": "no sample refers to an image", "samples_without_images": without}
-    results = inspect_images(sorted(refs), want_hash, np_)
+    results = inspect_images([embedded.get(p, p) for p in sorted(refs)], want_hash, np_)
     ok = [(p, info, h) for p, info, h in results if isinstance(info, ImageInfo)]
     bad = [(p, info) for p, info, _ in results if not isinstance(info, ImageInfo)]
     bad_paths = {p for p, _ in bad}
@@ -175,7 +183,8 @@ def image_statistics(dataset: Dataset, want_hash: bool, small_side: int, bins: i
         "unreadable": sum(1 for _, (kind, _) in bad if kind != "missing"),  # every other kind (see by_kind)
         "by_kind": dict(Counter(kind for _, (kind, _) in bad).most_common()),
         "problems": [{"path": p, "kind": kind, "detail": detail} for p, (kind, detail) in bad[:100]],
-        "samples_with_bad_images": sum(1 for item in dataset.items if any(p in bad_paths for p in item.images)),
+        "samples_with_bad_images": sum(1 for item in dataset.items
+                                       if any(str(p) in bad_paths for p in item.images)),
         "samples_without_images": without,
         "width": {**describe(widths), "histogram": int_histogram(widths, bins)} if ok else none_readable,
         "height": {**describe(heights), "histogram": int_histogram(heights, bins)} if ok else none_readable,

@@ -187,3 +187,22 @@ def test_jsonl_chunks_name_their_lines(tmp_path: Path) -> None:
     assert [w for _, w in src.read(refs[0])] == [f"{data}: line 1", f"{data}: line 3"]
     with pytest.raises(Exception, match="line 5: malformed JSON"):
         src.read(refs[1])
+
+
+def test_explore_reads_parquet_with_embedded_images(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dataprocess import explore
+
+    data = rows(tmp_path)
+    embedded = [{**r, "images": [(tmp_path / p).read_bytes() for p in r["images"]]} for r in data]
+    pq.write_table(pa.Table.from_pylist(embedded), tmp_path / "emb.parquet")
+    assert explore.main(["--input", str(tmp_path / "emb.parquet"), "--output_dir", str(tmp_path / "ex"),
+                         "--np", "1"]) == 0
+    report = json.loads((tmp_path / "ex" / "explore.json").read_text())
+    assert report["text"]["samples"] == 12
+    images = report["images"]
+    assert images["references"] == 12 and images["readable"] == 11 and images["unreadable"] == 1
+    # the same pictures as files: identical bytes are content duplicates (5 big, 3 wide, 3 small copies)
+    assert images["content_duplicates"]["redundant_files"] == 8
