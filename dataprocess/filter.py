@@ -347,9 +347,19 @@ def _filter(args: argparse.Namespace, recipe: Recipe, dataset_path: str, export_
     job = FilterJob(inp, recipe.ops, work, recipe.keep_stats_in_res_ds, max_image_pixels())
     todo = [r for r in refs if r.index not in done]
     start = time.perf_counter()
-    with tqdm(total=total, initial=sum(r.count for r in refs if r.index in done), desc="filter", unit="sample",
-              disable=args.no_progress or None) as bar:
-        map_refs(job, todo, opts, np=np, on_result=lambda c: bar.update(c["total"]), initializer=job.setup)
+    bars: list = []  # made at the first result: a local pool forks before the bar's monitor thread starts
+
+    def progress(chunk: dict[str, Any]) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, initial=sum(r.count for r in refs if r.index in done), desc="filter",
+                             unit="sample", disable=args.no_progress or None))
+        bars[0].update(chunk["total"])
+
+    try:
+        map_refs(job, todo, opts, np=np, on_result=progress, initializer=job.setup)
+    finally:
+        for bar in bars:
+            bar.close()
     seconds = time.perf_counter() - start
     chunks = [work.done(r.index) for r in refs]
     missing = [r.index for r, c in zip(refs, chunks, strict=True) if c is None]

@@ -28,6 +28,19 @@ def read_image(image: str | EmbeddedImage):
     return read_image_header(image)
 
 
+def image_headers(sample: Sample, image_cache: dict) -> list:
+    """The header of each of the sample's images (cached per chunk); the first bad one is raised."""
+    out = []
+    for path in sample.images:
+        info = image_cache.get(path)
+        if info is None:
+            info = image_cache[path] = read_image(path)
+        if isinstance(info, ImageProblem):
+            raise info
+        out.append(info)
+    return out
+
+
 class ImageShapeFilter(FilterOp):
     name = "image_shape_filter"
     stat_keys = ("image_width", "image_height")
@@ -45,17 +58,9 @@ class ImageShapeFilter(FilterOp):
     def compute(self, sample: Sample, stats, image_cache):
         if "image_width" in stats and "image_height" in stats:
             return
-        widths, heights = [], []
-        for path in sample.images:
-            info = image_cache.get(path)
-            if info is None:
-                info = image_cache[path] = read_image(path)
-            if isinstance(info, ImageProblem):
-                raise info
-            widths.append(info.width)
-            heights.append(info.height)
-        stats["image_width"] = widths
-        stats["image_height"] = heights
+        infos = image_headers(sample, image_cache)
+        stats["image_width"] = [info.width for info in infos]
+        stats["image_height"] = [info.height for info in infos]
 
     def _image_ok(self, w: int, h: int) -> bool:
         return self.in_range(w, self.min_width, self.max_width) and self.in_range(h, self.min_height, self.max_height)
@@ -121,15 +126,7 @@ class ImageAspectRatioFilter(_PerImageFilter):
     def compute(self, sample: Sample, stats, image_cache):
         if "aspect_ratios" in stats:
             return
-        ratios = []
-        for path in sample.images:
-            info = image_cache.get(path)
-            if info is None:
-                info = image_cache[path] = read_image(path)
-            if isinstance(info, ImageProblem):
-                raise info
-            ratios.append(info.width / info.height)
-        stats["aspect_ratios"] = ratios
+        stats["aspect_ratios"] = [info.width / info.height for info in image_headers(sample, image_cache)]
 
 
 # Data-Juicer's size_to_bytes units (data_juicer/utils/mm_utils.py): binary multiples, case-insensitive.
