@@ -97,9 +97,22 @@ def run(args: argparse.Namespace) -> dict:
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peak = [0]
 
+    progress = out.with_name(out.name + ".progress.jsonl")
+    work = out / ".kept.jsonl.work"
+
     def sample() -> None:
+        last = 0.0
         while proc.poll() is None:
             peak[0] = max(peak[0], tree_rss(proc.pid))
+            now = time.perf_counter()
+            if now - last > 30:  # a progress line, so a run stopped early still reports its rate and memory
+                last = now
+                done = len(list(work.glob("chunk-*.json"))) if work.is_dir() else 0
+                with open(progress, "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps({"elapsed_s": round(now - start, 1), "chunks_done": done,
+                                             "samples_done": done * args.chunk_size,
+                                             "peak_rss_mib": round(peak[0] / 2**20, 1),
+                                             "load": [round(x, 2) for x in os.getloadavg()]}) + "\n")
             time.sleep(0.5)
 
     watcher = threading.Thread(target=sample, daemon=True)
