@@ -68,12 +68,11 @@ def stop(folders: list[str]) -> None:
 def two_nodes():
     import secrets
 
-    # Ray 2.60 heads require a token from joining nodes and drivers: one random token for this cluster, given to
-    # the nodes and to this process (the driver) through the environment, never written to ~/.ray.
-    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
-    saved = {k: os.environ.get(k) for k in auth}
-    os.environ.update(auth)
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
+    # Ray 2.60 heads ask joining nodes and drivers for a token: one random token for this cluster, in the
+    # environment of the nodes and of the drivers (the CLIs run in subprocesses: a Ray process caches its token, so
+    # this pytest process, which may have run a local Ray already, cannot be a driver here). Nothing goes to ~/.ray.
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
+           "RAY_AUTH_TOKEN": secrets.token_hex(16),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     head_tmp, node_tmp = tempfile.mkdtemp(prefix="vrh", dir="/tmp"), tempfile.mkdtemp(prefix="vrn", dir="/tmp")
     port = free_port()
@@ -87,31 +86,32 @@ def two_nodes():
                         "--num-gpus", "0", "--temp-dir", node_tmp, "--resources", json.dumps({"second_node": 1})],
                        env=env, check=True, capture_output=True, timeout=120)
         time.sleep(2)
-        yield address
+        yield address, env
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         stop([head_tmp, node_tmp])
         assert processes_under(head_tmp) == [] and processes_under(node_tmp) == []
         shutil.rmtree(head_tmp, ignore_errors=True)
         shutil.rmtree(node_tmp, ignore_errors=True)
 
 
-def test_filter_and_captioning_run_on_both_nodes(two_nodes: str, tmp_path: Path, tiny_qwen2_5_vl_dir: Path,
+def cli(env: dict, *argv: str) -> int:
+    """A driver: the command as a user runs it, in its own process."""
+    return subprocess.run([sys.executable, *argv], cwd=REPO, env=env, capture_output=True, timeout=900).returncode
+
+
+def test_filter_and_captioning_run_on_both_nodes(two_nodes, tmp_path: Path, tiny_qwen2_5_vl_dir: Path,
                                                  examples_copy: Path) -> None:
+    address, env = two_nodes
     data = write_jsonl(tmp_path / "data.jsonl", rows(tmp_path) * 4)
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(RECIPE)
     common = ["--recipe", str(recipe), "--dataset_path", str(data), "--no_progress", "--chunk_size", "4"]
     assert dp_filter.main([*common, "--export_path", str(tmp_path / "local" / "kept.jsonl"), "--np", "1"]) == 0
-    assert dp_filter.main([*common, "--export_path", str(tmp_path / "ray" / "kept.jsonl"), "--executor", "ray",
-                           "--ray_address", two_nodes, "--num_workers", "2"]) == 0
+    assert cli(env, "-m", "dataprocess.filter", *common, "--export_path", str(tmp_path / "ray" / "kept.jsonl"),
+               "--executor", "ray", "--ray_address", address, "--num_workers", "2") == 0
     for name in ("kept.jsonl", "kept_stats.jsonl", "kept_dropped.jsonl"):
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
-    assert len(read_jsonl_summary(tmp_path / "ray" / "kept_summary.json")["nodes"]) == 2
+    assert len(json.loads((tmp_path / "ray" / "kept_summary.json").read_text())["nodes"]) == 2
 
     prompt = tmp_path / "prompt.txt"
     prompt.write_text("Describe the vase ({views_phrase}).")
@@ -123,13 +123,9 @@ def test_filter_and_captioning_run_on_both_nodes(two_nodes: str, tmp_path: Path,
             "--max_new_tokens", "4", "--min_pixels", "784", "--max_pixels", "3136", "--prompt_file", str(prompt),
             "--no_progress", "--batch_size", "1"]
     assert qwen.main([*argv, "--output_dir", str(tmp_path / "cap_local")]) == 0
-    assert qwen.main([*argv, "--output_dir", str(tmp_path / "cap_ray"), "--executor", "ray", "--ray_address",
-                      two_nodes, "--num_workers", "2"]) == 0
+    assert cli(env, "qwen.py", *argv, "--output_dir", str(tmp_path / "cap_ray"), "--executor", "ray",
+               "--ray_address", address, "--num_workers", "2") == 0
     name = "image_Qwen2.5-VL-tiny.json"
     assert read_json(tmp_path / "cap_ray" / name) == read_json(tmp_path / "cap_local" / name)
     report = read_json(tmp_path / "cap_ray" / "Qwen2.5-VL-tiny_caption_generation_report.json")
     assert len(report["settings"]["backend"]["ray_nodes"]) == 2  # one actor per 1-CPU node
-
-
-def read_jsonl_summary(path: Path) -> dict:
-    return json.loads(path.read_text())
