@@ -206,3 +206,19 @@ def test_explore_reads_parquet_with_embedded_images(tmp_path: Path) -> None:
     assert images["references"] == 12 and images["readable"] == 11 and images["unreadable"] == 1
     # the same pictures as files: identical bytes are content duplicates (5 big, 3 wide, 3 small copies)
     assert images["content_duplicates"]["redundant_files"] == 8
+
+
+def test_ray_is_imported_only_when_asked_for(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    data = write_jsonl(tmp_path / "data.jsonl", rows(tmp_path))
+    (tmp_path / "recipe.yaml").write_text(RECIPE)
+    code = ("import sys; from dataprocess import filter as f; import qwen, render, eval_vqa; "
+            f"assert f.main(['--recipe', {str(tmp_path / 'recipe.yaml')!r}, '--dataset_path', {str(data)!r}, "
+            f"'--export_path', {str(tmp_path / 'o' / 'k.jsonl')!r}, '--no_progress', '--np', '1']) == 0; "
+            "print('ray' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"
