@@ -12,6 +12,12 @@ operators and their semantics are in `dataprocess.ops`). Outputs, written togeth
     <stem>_dropped.jsonl         one line per dropped sample: id, where, op, op_index, reason, stats
     <stem>_summary.json          counts per operator, bad images, timing, recipe, parity report
 
+The data set streams in chunks of `--chunk_size` samples (JSONL, JSON, Parquet, WebDataset, HF datasets: see
+`vlmkit.streams`), over `--np` local processes or Ray Data tasks (`--executor ray`); each chunk writes its parts into
+a hidden work folder (`dataprocess.workdir`, what `--resume` continues), and the parts are streamed into the final
+files (one, or `--output_shards N`) at the end, so memory does not grow with the number of samples. An
+`image_deduplicator` at the end of the recipe adds a group-by on its hash (`dataprocess.dedup_run`).
+
 Unlike Data-Juicer, a missing or unreadable image drops only its own sample; it is counted and listed in the
 summary and the dropped manifest (reason "<kind> image: ...": missing, empty, not a file, unreadable, truncated, or
 too large for --max_image_pixels, the decompression-bomb guard of `vlmkit.images`). Images are read only by
