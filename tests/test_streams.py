@@ -222,3 +222,25 @@ def test_ray_is_imported_only_when_asked_for(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize(("extra", "export", "message"), [
+    (["--output_shards", "2"], "kept.json", "a .json output is one document"),
+    ([], "kept.jsonl", "must end in .json"),
+    (["--ray_address", "auto"], "kept.json", "--ray_address / --gpus_per_worker / --ray_tmpdir need --executor ray"),
+    (["--output_shards", "0"], "kept.json", "--output_shards must be at least 1"),
+])
+def test_bad_streaming_settings_are_one_line_errors(tmp_path: Path, capsys, extra, export, message) -> None:
+    from vlmkit.cli import run_main
+
+    make_image(tmp_path / "a_front.jpg", (300, 300))
+    data = tmp_path / "caps.json"
+    data.write_text(json.dumps([{"images": ["a_front.jpg"], "caption": "a caption with enough words"}]))
+    (tmp_path / "recipe.yaml").write_text(RECIPE)
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(dp_filter.main, ["--recipe", str(tmp_path / "recipe.yaml"), "--dataset_path", str(data),
+                                  "--export_path", str(tmp_path / "o" / export), "--no_progress", *extra])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
