@@ -173,6 +173,10 @@ class Input:
             fmt = None
         self.schema = fmt
 
+    def __getstate__(self) -> dict[str, Any]:
+        # sent to every worker: a JSON document's parsed cache stays behind (each process parses it once)
+        return {k: v for k, v in self.__dict__.items() if k != "_json_cache"}
+
     def plan(self, chunk_size: int) -> list[ChunkRef]:
         refs = self.source.plan(chunk_size)
         if not refs:
