@@ -303,6 +303,9 @@ def run_render(models: list[Path], output_dir: Path, options: RenderOptions, *, 
                 for entry in _results(todo, output_dir, options, num_workers):
                     take(entry)
             bar.close()
+            # a worker killed mid-model (its pool broke on another model's crash) leaves its staging folder; the
+            # model itself was retried. We hold the lock: no live writer owns one any more.
+            remove_leftovers(output_dir)
             failed = [e for e in entries.values() if e["status"] == "failed"]
             status = "complete" if not failed else "failed"
         finally:
