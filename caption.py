@@ -2,6 +2,7 @@
 
     python caption.py --model_path ./checkpoints/llava-qwen-merged --input_dir ./data/multiview_images
     python caption.py --model_path ./models/base --adapter_path ./checkpoints/lora --input_dir ./photos
+    python caption.py --backend openai --api_base http://127.0.0.1:8000/v1 --api_model my-served-model
 
 --input_dir holds multi-view object folders (one caption per object, all views in one prompt) or images directly
 (one caption per image; the record's images is [file name]). The output is VaseVQA-3D's caption file
@@ -14,12 +15,15 @@ import argparse
 
 from vlmkit.cli import HelpFormatter, run_main
 from vlmkit.generation import cli as gen
+from vlmkit.generation import engines
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     gen.add_common_args(parser, default_model_path=None)
+    gen.optional_model_path(parser, "local model folder (weights are never downloaded); not with --backend openai")
     gen.add_hf_args(parser)
+    engines.add_engine_args(parser)
     return parser
 
 

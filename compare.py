@@ -7,6 +7,7 @@ r"""Score generated captions against ground truth, matched by item id.
 
 Writes compare_<model>.json / .txt / _per_sample.jsonl for each --generated file and, with --output_dir, the
 comparison of this run: batch_evaluation_summary.json, model_comparison_table.md/.csv, evaluation_report.html.
+The --output_dir holds one run: the per-model files of an earlier run that this one did not rewrite are removed.
 Models are loaded once for all files. Nothing is written unless every input is valid and every metric computed.
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from vlmkit.cli import HelpFormatter, run_main, setup_logging
 from vlmkit.evaluation.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED
+from vlmkit.evaluation.earlier_run import earlier_run_files, remove_earlier_run_files
 from vlmkit.evaluation.encoders import DEFAULT_CLIP_MODEL
 from vlmkit.evaluation.metrics import METRIC_GROUPS, parse_metric_groups
 from vlmkit.evaluation.pipeline import CompareOptions, run_comparison
@@ -112,7 +114,9 @@ def _compare(args: argparse.Namespace, groups: frozenset[str]) -> int:
         images_dir=args.images_dir, allow_missing=args.allow_missing, batch_size=args.batch_size,
         device=args.device, groups=groups, model_names=args.model_name, gallery_limit=args.gallery_items,
         protocol=args.protocol, bootstrap=args.bootstrap, seed=args.seed, fid_bootstrap=args.fid_bootstrap)
+    earlier = earlier_run_files(args.output_dir) if args.output is None else set()
     outcome = run_comparison(options)
+    remove_earlier_run_files(earlier, outcome.files)  # the folder holds this run only (docs/compare.md)
     pairs = sum(len(r.matched) for r in outcome.results)
     log.info("scored %d pairs of %d model(s) in %.1f s (models loaded in %.1f s)", pairs, len(outcome.results),
              outcome.seconds_scoring, outcome.seconds_loading)

@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/sh
 # compare.sh: score every image_*.json in CAPTION_DIR against GROUND_TRUTH in ONE compare.py run (models loaded once)
 # and build the comparison of THIS run in OUTPUT_DIR: model_comparison_table.md/.csv, batch_evaluation_summary.json
 # and a self-contained evaluation_report.html.
@@ -11,7 +11,9 @@
 #
 # Extra arguments go to compare.py unchanged (./compare.sh --metrics semantic,retrieval --no_coco --bootstrap 0).
 # --examples (first argument) scores examples/captions against examples/groundTruth.json with the example renders.
-set -euo pipefail
+# OUTPUT_DIR holds one run: files an earlier run wrote there and this run did not (the compare_<model>.* files of a
+# model no longer compared) are removed once the new set is written (docs/compare.md).
+set -eu
 
 # ---- settings
 CAPTION_DIR="${CAPTION_DIR:-./data/captions}"            # where image_<model>.json files are
@@ -28,7 +30,7 @@ NO_COCO="${NO_COCO:-0}"                                   # 1 = skip BLEU/METEOR
 PYTHON="${PYTHON:-}"                                      # empty: python3, else python
 # ---- end of settings
 
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/vlmkit/launcher.sh"
 launcher_start "$0" "$HERE/compare.py" "$@"
 
@@ -42,31 +44,37 @@ if [ ! -d "$CAPTION_DIR" ]; then
     echo "error: $CAPTION_DIR: caption folder not found (set CAPTION_DIR, or ./compare.sh --examples)" >&2; exit 2
 fi
 
-# Every image_*.json except the ground truth (in case it lives in the same folder under such a name).
+# compare.py's arguments: the settings' flags, then every image_*.json except the ground truth (in case it lives in
+# the same folder under such a name), then the user's extra arguments last (POSIX sh has no arrays: the extra
+# arguments already in "$@" are rotated to the end).
+NUM_EXTRA=$#
+set -- "$@" --generated
 gt_real="$(cd "$(dirname "$GROUND_TRUTH")" 2>/dev/null && pwd)/$(basename "$GROUND_TRUTH")"
-FILES=()
-shopt -s nullglob
+NUM_FILES=0
 for f in "$CAPTION_DIR"/image_*.json; do
+    [ -e "$f" ] || continue  # the pattern itself when nothing matches
     f_real="$(cd "$(dirname "$f")" && pwd)/$(basename "$f")"
     if [ "$(basename "$f")" = "groundTruth.json" ] || [ "$f_real" = "$gt_real" ]; then
         echo "compare.sh: skipping ground truth $f"; continue
     fi
-    FILES+=("$f")
+    set -- "$@" "$f"
+    NUM_FILES=$((NUM_FILES + 1))
 done
-shopt -u nullglob
-if [ ${#FILES[@]} -eq 0 ]; then
+if [ "$NUM_FILES" -eq 0 ]; then
     echo "error: $CAPTION_DIR: no image_*.json caption files" >&2; exit 2
 fi
+set -- "$@" --ground_truth "$GROUND_TRUTH" --output_dir "$OUTPUT_DIR" --clip_model "$CLIP_MODEL" \
+    --protocol "$PROTOCOL" --device "$DEVICE" --batch_size "$BATCH_SIZE"
+if [ -n "$IMAGES_DIR" ]; then set -- "$@" --images_dir "$IMAGES_DIR"; fi
+if [ -n "$SENTENCE_MODEL" ]; then set -- "$@" --sentence_model "$SENTENCE_MODEL"; fi
+if [ "$ALLOW_MISSING" = "1" ]; then set -- "$@" --allow_missing; fi
+if [ "$NO_COCO" = "1" ]; then set -- "$@" --no_coco; fi
+while [ "$NUM_EXTRA" -gt 0 ]; do
+    set -- "$@" "$1"; shift; NUM_EXTRA=$((NUM_EXTRA - 1))
+done
 
-echo "compare.sh: ${#FILES[@]} caption file(s) in $CAPTION_DIR vs $GROUND_TRUTH -> $OUTPUT_DIR"
-ARGS=(--generated "${FILES[@]}" --ground_truth "$GROUND_TRUTH" --output_dir "$OUTPUT_DIR"
-      --clip_model "$CLIP_MODEL" --protocol "$PROTOCOL" --device "$DEVICE" --batch_size "$BATCH_SIZE")
-[ -n "$IMAGES_DIR" ] && ARGS+=(--images_dir "$IMAGES_DIR")
-[ -n "$SENTENCE_MODEL" ] && ARGS+=(--sentence_model "$SENTENCE_MODEL")
-[ "$ALLOW_MISSING" = "1" ] && ARGS+=(--allow_missing)
-[ "$NO_COCO" = "1" ] && ARGS+=(--no_coco)
-
-"$PYTHON" "$HERE/compare.py" "${ARGS[@]}" "$@"
+echo "compare.sh: $NUM_FILES caption file(s) in $CAPTION_DIR vs $GROUND_TRUTH -> $OUTPUT_DIR"
+"$PYTHON" "$HERE/compare.py" "$@"
 
 echo
 echo "compare.sh: table    $OUTPUT_DIR/model_comparison_table.md (.csv)"

@@ -12,10 +12,13 @@
 # i of GPU_LIST (CUDA_VISIBLE_DEVICES) in the background, its log in $OUTPUT_DIR/logs/; when all are done the chunks
 # are merged into $OUTPUT_DIR/results.json. Compare runs with compare_vqa.py. Exit status: 0 all answered, 1 some
 # questions failed (listed in results.json; RESUME=1 retries them), 2 bad input (nothing started), 130 interrupted.
+# While the chunks run it prints their progress (answered/total per chunk) and, once loaded, the device and dtype
+# each model really is on (from the chunk's log); without a GPU the chunks run on the CPU and it says so.
 set -eu
 
 # ---- settings
-GPU_LIST="${GPU_LIST:-0}"                 # comma-separated GPU ids; one chunk (process) per GPU
+GPU_LIST="${GPU_LIST:-auto}"              # comma-separated GPU ids, one chunk (process) per GPU; auto = every
+                                          # GPU present, or one chunk on the CPU when there is none
 MODEL_PATH="${MODEL_PATH:-./models/Qwen2.5-VL-3B-Instruct}"
 ADAPTER_PATH="${ADAPTER_PATH:-}"          # optional LoRA adapter folder; empty = MODEL_PATH is used as it is
 NAME="${NAME:-my-model}"                  # the model's name in results.json and comparisons
@@ -42,6 +45,17 @@ case "$TASK" in
     mmbench) DATA="--tsv $TSV${IMAGE_DIR:+ --image_dir $IMAGE_DIR}" ;;
     *) DATA="--questions $QUESTIONS${IMAGE_DIR:+ --image_dir $IMAGE_DIR}" ;;
 esac
+GPUS_FOUND=$(launcher_gpus)
+GPU_NOTE=
+if [ "$GPU_LIST" = "auto" ]; then
+    if [ "$GPUS_FOUND" -gt 0 ]; then GPU_LIST=$(seq -s, 0 $((GPUS_FOUND - 1))); else GPU_LIST=cpu; fi
+fi
+if [ "$GPU_LIST" = "cpu" ] || [ "$GPUS_FOUND" -eq 0 ]; then
+    ON_GPU=0
+    [ "$GPU_LIST" = "cpu" ] || GPU_NOTE=" (GPU_LIST=$GPU_LIST, but no GPU was found)"
+else
+    ON_GPU=1
+fi
 NUM_CHUNKS=$(echo "$GPU_LIST" | tr ',' '\n' | grep -c .)
 MODE=$([ "$RESUME" = "1" ] && echo --resume || echo --overwrite)
 for arg in "$@"; do case "$arg" in --resume|--overwrite) MODE= ;; esac; done  # an explicit flag wins over RESUME
@@ -55,18 +69,49 @@ set -- --task "$TASK" $DATA --model_path "$MODEL_PATH" --output_dir "$OUTPUT_DIR
 # Check everything once (question set, images, model, adapter, outputs) before any process starts.
 "$PYTHON" "$HERE/eval_vqa.py" "$@" --chunk_idx 0 --dry_run
 
-echo "eval_vqa.sh: $NAME <- $MODEL_PATH${ADAPTER_PATH:+ + adapter $ADAPTER_PATH} on $TASK, $NUM_CHUNKS chunk(s) on GPU $GPU_LIST"
+ON=$([ "$ON_GPU" = "1" ] && echo "GPU $GPU_LIST" || echo "the CPU${GPU_NOTE}")
+echo "eval_vqa.sh: $NAME <- $MODEL_PATH${ADAPTER_PATH:+ + adapter $ADAPTER_PATH} on $TASK, $NUM_CHUNKS chunk(s) on $ON"
 mkdir -p "$OUTPUT_DIR/logs"
 IDX=0
 PIDS=
 for GPU in $(echo "$GPU_LIST" | tr ',' ' '); do
     LOG="$OUTPUT_DIR/logs/chunk-$IDX-of-$NUM_CHUNKS.log"
-    CUDA_VISIBLE_DEVICES=$GPU "$PYTHON" "$HERE/eval_vqa.py" "$@" --chunk_idx "$IDX" --no_progress > "$LOG" 2>&1 &
+    if [ "$ON_GPU" = "1" ]; then
+        CUDA_VISIBLE_DEVICES=$GPU "$PYTHON" "$HERE/eval_vqa.py" "$@" --chunk_idx "$IDX" > "$LOG" 2>&1 &
+        WHERE="GPU $GPU"
+    else
+        CUDA_VISIBLE_DEVICES= "$PYTHON" "$HERE/eval_vqa.py" "$@" --device cpu --chunk_idx "$IDX" > "$LOG" 2>&1 &
+        WHERE="CPU"
+    fi
     PIDS="$PIDS $!"
-    echo "  chunk $IDX on GPU $GPU: pid $!, log $LOG"
+    echo "  chunk $IDX on $WHERE: pid $!, log $LOG"
     IDX=$((IDX + 1))
 done
 trap 'for P in $PIDS; do kill "$P" 2>/dev/null || true; done; exit 130' INT TERM
+
+# Progress while the chunks run: each chunk's last "answered/total" (its progress bar in the log) and, once its
+# model is loaded, the device and dtype it really is on (the log line "loaded <model> (<class>, <device>, <dtype>)").
+SHOWN=
+LAST=
+while :; do
+    RUNNING=0
+    for PID in $PIDS; do kill -0 "$PID" 2>/dev/null && RUNNING=1; done
+    STATUS=
+    IDX=0
+    for PID in $PIDS; do
+        LOG="$OUTPUT_DIR/logs/chunk-$IDX-of-$NUM_CHUNKS.log"
+        DEV=$(sed -n 's/.* loaded .* (\([^,]*\), \([^,]*\), \([^)]*\))$/\2, \3/p' "$LOG" 2>/dev/null | tail -n 1)
+        case " $SHOWN " in *" $IDX "*) ;; *) if [ -n "$DEV" ]; then
+            echo "  chunk $IDX: model on $DEV"; SHOWN="$SHOWN $IDX"; fi ;; esac
+        DONE=$(tr '\r' '\n' < "$LOG" 2>/dev/null | grep '^answering:' | tail -n 1 |
+            grep -o '[0-9][0-9]*/[0-9][0-9]* \[' | tr -d ' [') || DONE=
+        STATUS="$STATUS chunk $IDX ${DONE:-starting}"
+        IDX=$((IDX + 1))
+    done
+    if [ "$STATUS" != "$LAST" ]; then echo "  answering:$STATUS"; LAST=$STATUS; fi
+    [ "$RUNNING" = "1" ] || break
+    sleep "${PROGRESS_SECONDS:-2}"
+done
 
 WORST=0
 IDX=0

@@ -18,11 +18,12 @@ import json
 
 from vlmkit.cli import HelpFormatter, run_main
 from vlmkit.generation import cli as gen
+from vlmkit.generation import engines
 from vlmkit.io import InputError
 from vlmkit.models import require_model_dir
 
 DEFAULT_MODEL_PATH = "./models/OpenGVLab/InternVL3_5-4B"
-BACKENDS = ("auto", "turbomind", "pytorch", "hf")
+BACKENDS = ("auto", "turbomind", "pytorch", "hf", "openai", "vllm")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,15 +31,17 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_common_args(parser, default_model_path=DEFAULT_MODEL_PATH)
     engine = parser.add_argument_group("InternVL backend")
     engine.add_argument("--backend", default="auto", choices=BACKENDS,
-                        help="turbomind/pytorch: lmdeploy engines (GPU); hf: transformers (-hf format, any device)")
+                        help="turbomind/pytorch: lmdeploy engines (GPU); hf: transformers (-hf format, any device); "
+                             "openai: an OpenAI-compatible API (--api_*); vllm: vLLM in this process (GPU)")
     engine.add_argument("--tp", type=int, default=None,
-                        help="lmdeploy tensor parallelism (default: every visible GPU, see CUDA_VISIBLE_DEVICES)")
+                        help="lmdeploy/vLLM tensor parallelism (default: every visible GPU, see CUDA_VISIBLE_DEVICES)")
     engine.add_argument("--session_len", type=int, default=8192, help="lmdeploy context window (prompt + answer)")
     engine.add_argument("--cache_max_entry_count", type=float, default=0.8,
                         help="lmdeploy: share of free GPU memory for the KV cache")
     engine.add_argument("--max_patches", type=int, default=1,
                         help="InternVL tiles per view (448 px, 256 tokens each); more = finer detail, longer prompts")
     gen.add_hf_args(parser)
+    engines.add_engine_args(parser, backend=False, tp=False)
     return parser
 
 

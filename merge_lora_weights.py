@@ -8,7 +8,8 @@ The result is a standalone safetensors checkpoint (with processor, tokenizer and
 `AutoModelForImageTextToText` and `AutoProcessor` load, e.g. for test.sh or qwen.py-style captioning. The base is
 read from the adapter's own metadata (never from folder names); pass --base_model if it has moved. The merge is
 verified: merged logits must equal the adapter's on a probe input, and the saved folder must reproduce them;
-otherwise the script exits non-zero and writes nothing.
+otherwise the script exits non-zero and writes nothing. An adapter whose target modules match nothing in the base is
+refused before anything loads, and the result is checked for a layout vLLM loads (vlmkit.generation.export_check).
 """
 
 from __future__ import annotations
@@ -43,12 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
 def check_inputs(adapter: Path, base_model: str | None) -> None:
     """The adapter (or projector) and its base can load: parsed configs, complete safetensors headers. Cheap, so a
     malformed or truncated folder is one line before the base model is loaded, not a traceback after."""
+    from vlmkit.generation.export_check import refuse_unmatched_adapter
     from vlmkit.models import check_adapter_files, check_model_files, check_safetensors
     from vlmkit.training.checkpoint import PROJECTOR_FILE, TRAINED_FILE, folder_kind, resolve_base
 
     kind = folder_kind(adapter)
     if kind == "adapter":
         check_adapter_files(adapter)
+        refuse_unmatched_adapter(resolve_base(adapter, base_model), adapter)  # it would merge into nothing
     elif kind == "weights":
         for name in (TRAINED_FILE, PROJECTOR_FILE):
             if (adapter / name).is_file():
@@ -77,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     log.info("merged %s (%s) into %s [%s]: max |logit diff| %.3g vs adapter, %.3g after reload", args.adapter,
              result.kind, result.output_dir, result.dtype, result.max_abs_diff, result.reload_max_abs_diff)
+    from vlmkit.generation.export_check import log_engine_layout
+
+    log_engine_layout(result.output_dir)
     return 0
 
 

@@ -6,8 +6,9 @@ r"""Multi-view captions with Qwen2.5-VL (transformers), in the format compare.sh
 
 All available views of an object go into one user message (front, back, left, right, top, bottom by default), followed
 by the caption prompt; objects are captioned in true batches (--batch_size). Output: <output_dir>/image_<model>.json
-and <model>_caption_generation_report.json. Multi-GPU: one process per GPU with --num_shards/--shard_index, then
---merge (see README).
+and <model>_caption_generation_report.json. --backend openai sends the same requests to an OpenAI-compatible API
+(--api_base, --api_model, --concurrency), --backend vllm runs vLLM in this process (GPU). Multi-GPU: one process
+per GPU with --num_shards/--shard_index, then --merge (see README).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 
 from vlmkit.cli import HelpFormatter, run_main
 from vlmkit.generation import cli as gen
+from vlmkit.generation import engines
 from vlmkit.io import InputError
 
 DEFAULT_MODEL_PATH = "./models/Qwen2.5-VL-3B-Instruct"
@@ -29,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     gen.add_common_args(parser, default_model_path=DEFAULT_MODEL_PATH)
     gen.add_hf_args(parser)
+    engines.add_engine_args(parser)
     qwen = parser.add_argument_group("Qwen2.5-VL image resolution")
     qwen.add_argument("--min_pixels", type=int, default=MIN_PIXELS, help="lower bound on pixels per view")
     qwen.add_argument("--max_pixels", type=int, default=MAX_PIXELS, help="upper bound on pixels per view")

@@ -16,7 +16,8 @@
 set -eu
 
 # ---- settings
-NUM_GPUS="${NUM_GPUS:-1}"                 # processes, one per GPU; > 1 = torchrun (or accelerate launch)
+NUM_GPUS="${NUM_GPUS:-auto}"              # processes, one per GPU; > 1 = torchrun (or accelerate launch);
+                                          # auto = the GPUs present (none: one CPU process)
 CONFIG="${CONFIG:-configs/retrieval/clip_text_to_image.yaml}"  # YAML config (python retrieval.py train --list_keys)
 LAUNCHER="${LAUNCHER:-torchrun}"          # torchrun | accelerate (used when NUM_GPUS > 1)
 MASTER_PORT="${MASTER_PORT:-29501}"
@@ -45,6 +46,10 @@ if [ "${1:-}" = "--tiny" ]; then
         logging_steps=1 save_total_limit=null "$@"
 fi
 
+GPUS_FOUND=$(launcher_gpus)
+if [ "$NUM_GPUS" = "auto" ]; then NUM_GPUS=$([ "$GPUS_FOUND" -gt 0 ] && echo "$GPUS_FOUND" || echo 1); fi
+case "$NUM_GPUS" in ''|*[!0-9]*|0) echo "error: NUM_GPUS=$NUM_GPUS: a number of processes (1 or more) or auto" >&2; exit 2 ;; esac
+echo "retrieval.sh: $GPUS_FOUND GPU(s) found -> $NUM_GPUS process(es) on $([ "$GPUS_FOUND" -gt 0 ] && echo GPU || echo CPU) (set NUM_GPUS to choose)"
 export TOKENIZERS_PARALLELISM=false
 set -- train "$CONFIG" "$@"
 if [ "$NUM_GPUS" -gt 1 ]; then

@@ -14,7 +14,7 @@
 set -eu
 
 # ---- settings
-MODEL_PATH="${MODEL_PATH:-./checkpoints/llava-qwen2.5-merged}"
+MODEL_PATH="${MODEL_PATH:-./outputs/llava-finetune-merged}"   # train.sh's output (its OUTPUT_DIR + -merged)
 ADAPTER_PATH="${ADAPTER_PATH:-}"          # optional LoRA adapter folder; empty = MODEL_PATH is used as it is
 INPUT_DIR="${INPUT_DIR:-./data/multiview_images}"
 OUTPUT_DIR="${OUTPUT_DIR:-./data/captions}"

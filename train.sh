@@ -10,13 +10,16 @@
 #
 # Every setting can also come from the environment (NUM_GPUS=4 sh train.sh). Settings marked "recipe" differ from
 # train.py's own defaults on purpose: they are the multi-GPU recipe (DeepSpeed ZeRO-3, bf16, 16-step accumulation).
+# By default it fits the machine: one process per GPU present with ZeRO-3 and bf16; without a GPU, ONE CPU process
+# in fp32 without DeepSpeed. It prints what it chose before starting.
 # --tiny (first argument) uses tiny random models (python -m vlmkit.tiny) and the bundled examples.
 # Before starting several processes, train.py --preflight_only checks settings and data once: bad input is one line.
 set -eu
 cd "$(dirname "$0")"
 
 # ---- settings
-NUM_GPUS=${NUM_GPUS:-8}                       # processes per machine (one per GPU); 1 = no launcher needed
+NUM_GPUS=${NUM_GPUS:-auto}                    # processes per machine (one per GPU); 1 = no launcher needed;
+                                              # auto = the GPUs present (none: one CPU process)
 LAUNCHER=${LAUNCHER:-torchrun}                # torchrun | deepspeed (used when NUM_GPUS > 1 or ZERO_CONFIG is set)
 MASTER_PORT=${MASTER_PORT:-29500}
 NNODES=${NNODES:-1}                           # torchrun: machines; run this script on each with its own NODE_RANK
@@ -35,7 +38,8 @@ IMAGE_FOLDER=${IMAGE_FOLDER:-}                # where image paths are relative t
 PROMPT=${PROMPT:-}                            # caption-only data: the prompt you will caption with (empty: the
                                               # caption prompt qwen.py/test.sh use for multi-view objects)
 OUTPUT_DIR=${OUTPUT_DIR:-./outputs/${ARCH}-${STAGE}}
-ZERO_CONFIG=${ZERO_CONFIG-zero3}              # recipe: zero2 | zero3 | zero3_offload | empty for no DeepSpeed
+ZERO_CONFIG=${ZERO_CONFIG-auto}               # recipe: zero2 | zero3 | zero3_offload | empty for no DeepSpeed;
+                                              # auto = zero3 with GPUs, none without
 BATCH_SIZE=${BATCH_SIZE:-1}                   # per GPU
 GRAD_ACCUM=${GRAD_ACCUM:-16}                  # recipe (train.py: 1)
 LR=${LR:-2e-4}                                # LoRA (pretrain: the projector's; LLaVA used 1e-3)
@@ -46,7 +50,8 @@ SAVE_STEPS=${SAVE_STEPS:-500}
 LOGGING_STEPS=${LOGGING_STEPS:-10}
 LORA_R=${LORA_R:-16}
 LORA_ALPHA=${LORA_ALPHA:-32}
-BF16=${BF16:-1}                               # recipe: 1 = bfloat16 mixed precision (train.py: off)
+BF16=${BF16:-auto}                            # recipe: 1 = bfloat16 mixed precision (train.py: off);
+                                              # auto = 1 with GPUs, 0 (fp32) without
 GRAD_CKPT=${GRAD_CKPT:-1}                     # recipe: 1 = gradient checkpointing, less memory, ~30% slower (off)
 MERGE=${MERGE:-1}                             # 1 = merge the final adapter into ${OUTPUT_DIR}-merged
 PYTHON=${PYTHON:-}                            # empty: python3, else python
@@ -74,6 +79,16 @@ if [ "${1:-}" = "--tiny" ]; then
     BATCH_SIZE=2 GRAD_ACCUM=1 LR=5e-3 EPOCHS=1 MAX_STEPS=6 SAVE_STEPS=3 LOGGING_STEPS=1
     BF16=0 GRAD_CKPT=0 MERGE=1
 fi
+
+# Fit the machine: "auto" settings follow the GPUs present; say what was chosen.
+GPUS_FOUND=$(launcher_gpus)
+if [ "$NUM_GPUS" = "auto" ]; then NUM_GPUS=$([ "$GPUS_FOUND" -gt 0 ] && echo "$GPUS_FOUND" || echo 1); fi
+if [ "$ZERO_CONFIG" = "auto" ]; then ZERO_CONFIG=$([ "$GPUS_FOUND" -gt 0 ] && echo zero3 || echo); fi
+if [ "$BF16" = "auto" ]; then BF16=$([ "$GPUS_FOUND" -gt 0 ] && echo 1 || echo 0); fi
+case "$NUM_GPUS" in ''|*[!0-9]*|0) echo "error: NUM_GPUS=$NUM_GPUS: a number of processes (1 or more) or auto" >&2; exit 2 ;; esac
+echo "train.sh: $GPUS_FOUND GPU(s) found -> $NUM_GPUS process(es) per machine on $([ "$GPUS_FOUND" -gt 0 ] && echo GPU || echo CPU)," \
+    "$([ "$BF16" = "1" ] && echo bf16 || echo fp32), ${ZERO_CONFIG:+DeepSpeed $ZERO_CONFIG}${ZERO_CONFIG:-no DeepSpeed}" \
+    "(set NUM_GPUS, BF16, ZERO_CONFIG to choose)"
 
 # Build train.py's arguments; prepending keeps any extra command-line flags last, so they win.
 if [ "$ARCH" = "llava" ] && [ -z "$BASE_VLM" ] && [ -z "$PRETRAINED_PROJECTOR" ]; then

@@ -2,6 +2,8 @@ r"""Re-caption a training set with a local image-to-text model (BLIP-2 class cap
 
     python -m dataprocess.augment --input data/train.jsonl --output data/train_recaptioned.jsonl \
         --model_path ./models/Qwen2.5-VL-3B-Instruct --batch_size 8
+    python -m dataprocess.augment --input data/train.jsonl --output data/train_gpt.jsonl \
+        --backend openai --api_base https://api.openai.com/v1 --api_model gpt-4o --concurrency 16
 
 Reads and writes the training JSONL of `vlmkit.samples` (one sample per line: id, images, conversations). Each
 single-answer sample gets its answer replaced by the model's caption of the sample's images; the old answer is kept in
@@ -26,6 +28,7 @@ from typing import Any
 from vlmkit.cli import HelpFormatter, run_main, setup_logging
 from vlmkit.executor import add_executor_args
 from vlmkit.generation import cli as gen
+from vlmkit.generation import engines
 from vlmkit.generation.items import CaptionItem
 from vlmkit.generation.outputs import check_writable_target
 from vlmkit.generation.runner import RunStats, Success, now_iso, run_captioning
@@ -58,8 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_max_image_pixels_arg(io)
     io.add_argument("-v", "--verbose", action="store_true")
     gen.add_model_args(parser, default_model_path=None, default_max_new_tokens=64)
+    gen.optional_model_path(parser, "local model folder (weights are never downloaded); not with --backend openai")
     gen.add_hf_args(parser)
+<<<<<<< HEAD
     add_executor_args(parser, gpus=True)
+=======
+    engines.add_engine_args(parser)
+>>>>>>> main
     return parser
 
 
@@ -150,13 +158,19 @@ def _recaption(args: argparse.Namespace, samples: list[TrainingSample], done: di
         obj = ObjectFolder(sample.id, input_root, sample.images[0], files)
         items.append(CaptionItem(obj, views, require_all=True, payload=sample))
 
+    backend = engines.backend_of(args)
     provenance_base = {
         "tool": "dataprocess.augment",
         "model": gen.model_name(args),
-        "model_path": str(Path(args.model_path).expanduser().resolve()),
+        "model_path": str(Path(args.model_path).expanduser().resolve()) if backend != "openai" else None,
         "adapter_path": str(Path(args.adapter_path).resolve()) if args.adapter_path else None,
         "generation": settings.to_json(),
     }
+    if backend != "hf":
+        provenance_base["backend"] = backend
+    if backend == "openai":
+        provenance_base.update(engines.engine_identity(args))
+    loaded: list[Any] = []
     results: dict[str, dict[str, Any]] = dict(done)
     order = {s.id: i for i, s in enumerate(samples)}
 
@@ -164,8 +178,11 @@ def _recaption(args: argparse.Namespace, samples: list[TrainingSample], done: di
         if not successes:
             return  # a batch of failures changes nothing on disk
         created = now_iso()
+        served = loaded[0].describe().get("served_model_ids") if loaded else None
         for s in successes:
             provenance = {**provenance_base, "prompt": s.prompt, "created": created}
+            if served is not None:
+                provenance["served_model_ids"] = served
             results[s.item.id] = recaptioned(s.item.payload, s.caption, input_root, output_root, provenance)
         rows = sorted(results.values(), key=lambda r: order.get(r["id"], -1))
         atomic_write_jsonl(output_path, rows)
@@ -174,15 +191,24 @@ def _recaption(args: argparse.Namespace, samples: list[TrainingSample], done: di
         return sample_question(item.payload) if prompt is None else prompt
 
     def on_loaded(captioner: Any) -> None:
-        provenance_base["model_class"] = captioner.describe().get("model_class")
+        loaded.append(captioner)
+        if backend == "hf":
+            provenance_base["model_class"] = captioner.describe().get("model_class")
 
     log.info("%d samples, %d already re-captioned, %d to do -> %s", len(samples), stats.already_done, len(items),
              output_path)
-    return run_captioning(items, make_captioner=lambda: gen.make_hf_captioner(args), prompt_for=prompt_for,
+    factory = gen.captioner_factory(args, gen.make_hf_captioner,
+                                    max_views=max((len(it.views) for it in items), default=1))
+    return run_captioning(items, make_captioner=lambda: factory(args), prompt_for=prompt_for,
                           on_batch=on_batch, stats=stats, report_path=report_path, output=output_path,
+<<<<<<< HEAD
                           settings={k: v for k, v in sorted(vars(args).items())}, batch_size=args.batch_size,
                           progress=not args.no_progress, desc="re-captioning", on_loaded=on_loaded,
                           engine=gen.ray_engine(args))
+=======
+                          settings={k: v for k, v in sorted(vars(args).items())}, batch_size=engines.engine_chunk(args),
+                          progress=not args.no_progress, desc="re-captioning", on_loaded=on_loaded)
+>>>>>>> main
 
 
 if __name__ == "__main__":

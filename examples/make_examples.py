@@ -4,10 +4,16 @@ captions of three example "models".
     python examples/make_examples.py                       # from the repository root
     python examples/make_examples.py --glb_dir ./data/glb  # also keep the GLB models (about 0.6 MB each)
 
+    python examples/make_examples.py --data_dir ./data     # only the GLB models + ground truth, into ./data (the
+                                                           # README tour's first step; examples/ is not touched)
+
 The vases come from `vlmkit.render.procedural` (surfaces of revolution with black-figure or red-figure friezes, bands
-and handles); render.py draws their six views at 256 px. The ground truth describes what each render shows; the three
-caption files imitate a fine-tuned model (close to the ground truth), its base model (right shape and technique,
-vaguer decoration) and a generic captioner.
+and handles); render.py draws their six views at 256 px. The ground truth describes what each render shows. The three
+caption files are HAND-WRITTEN ILLUSTRATIONS, not model outputs: `illustration-close` imitates a fine-tuned model
+(close to the ground truth), `illustration-vague` its base model (right shape and technique, vaguer decoration) and
+`illustration-generic` a generic captioner, so that the demo table shows a good, a middling and a poor captioner.
+`vqa/questions.jsonl` is a small VQA sample set on the renders (shape and technique of each vase; eval_vqa.py
+--task vqa), for trying eval_vqa.sh without TextVQA or MMBench.
 """
 
 from __future__ import annotations
@@ -37,10 +43,10 @@ VASES = [
         "Attic black-figure lekythos: two warriors with shields and spears fighting on the body, a draped figure "
         "behind, a meander band and tongues on the shoulder, rays above the foot.",
         {
-            "qwen2.5-vl-3B": "Black-figure lekythos with warriors in combat, Athens, late 6th century BCE.",
-            "qwen2.5-vl-3B-sft": "Attic black-figure lekythos with two warriors fighting on the body, a draped figure "
+            "illustration-vague": "Black-figure lekythos with warriors in combat, Athens, late 6th century BCE.",
+            "illustration-close": "Attic black-figure lekythos with two warriors fighting on the body, a draped figure "
                                  "behind, a meander and tongues on the shoulder, rays at the foot.",
-            "internvl3_5-4B": "A tall narrow oil flask with black figures of soldiers on an orange body.",
+            "illustration-generic": "A tall narrow oil flask with black figures of soldiers on an orange body.",
         },
     ),
     (
@@ -49,10 +55,10 @@ VASES = [
         "Attic red-figure neck amphora: a warrior with shield and spear facing a draped woman on one side, two draped "
         "youths on the other, a meander band below and tongues on the shoulder.",
         {
-            "qwen2.5-vl-3B": "Red-figure amphora showing a warrior and a woman, Athens, 5th century BCE.",
-            "qwen2.5-vl-3B-sft": "Attic red-figure neck amphora: a warrior with shield and spear before a draped "
+            "illustration-vague": "Red-figure amphora showing a warrior and a woman, Athens, 5th century BCE.",
+            "illustration-close": "Attic red-figure neck amphora: a warrior with shield and spear before a draped "
                                  "woman, two draped youths on the back, a meander band below.",
-            "internvl3_5-4B": "A large two-handled vase with orange figures of people on a black background.",
+            "illustration-generic": "A large two-handled vase with orange figures of people on a black background.",
         },
     ),
     (
@@ -61,10 +67,10 @@ VASES = [
         "Attic black-figure hydria with three handles: a procession of draped women on the body, a meander and "
         "tongues on the shoulder, rays above the foot.",
         {
-            "qwen2.5-vl-3B": "Black-figure hydria with women carrying water jars, Attic, late 6th century BCE.",
-            "qwen2.5-vl-3B-sft": "Attic black-figure hydria with three handles, a procession of draped women on the "
+            "illustration-vague": "Black-figure hydria with women carrying water jars, Attic, late 6th century BCE.",
+            "illustration-close": "Attic black-figure hydria with three handles, a procession of draped women on the "
                                  "body, tongues and a meander on the shoulder.",
-            "internvl3_5-4B": "A water jar with three handles decorated with black figures of women.",
+            "illustration-generic": "A water jar with three handles decorated with black figures of women.",
         },
     ),
     (
@@ -73,10 +79,10 @@ VASES = [
         "Attic red-figure calyx krater: a frieze of dancing revellers around the bowl, a meander band below the rim, "
         "tongues on the lower body and two upturned handles.",
         {
-            "qwen2.5-vl-3B": "Red-figure krater with Dionysian revelers, Greek, 5th century BCE.",
-            "qwen2.5-vl-3B-sft": "Attic red-figure calyx krater with dancing revellers around the bowl, a meander "
+            "illustration-vague": "Red-figure krater with Dionysian revelers, Greek, 5th century BCE.",
+            "illustration-close": "Attic red-figure calyx krater with dancing revellers around the bowl, a meander "
                                  "below the rim and two upturned handles.",
-            "internvl3_5-4B": "A wide bowl-shaped vase with red figures dancing around.",
+            "illustration-generic": "A wide bowl-shaped vase with red figures dancing around.",
         },
     ),
     (
@@ -85,10 +91,10 @@ VASES = [
         "Attic red-figure kylix on a tall stem: a running athlete in the tondo framed by a reserved ring, running "
         "athletes on the outside, two horizontal handles.",
         {
-            "qwen2.5-vl-3B": "Red-figure drinking cup with an athlete inside, Athens, early 5th century BCE.",
-            "qwen2.5-vl-3B-sft": "Attic red-figure kylix on a stem: an athlete running in the tondo, athletes "
+            "illustration-vague": "Red-figure drinking cup with an athlete inside, Athens, early 5th century BCE.",
+            "illustration-close": "Attic red-figure kylix on a stem: an athlete running in the tondo, athletes "
                                  "running on the outside.",
-            "internvl3_5-4B": "A shallow cup with two handles and a painted figure of a man in the center.",
+            "illustration-generic": "A shallow cup with two handles and a painted figure of a man in the center.",
         },
     ),
     (
@@ -97,13 +103,29 @@ VASES = [
         "Corinthian-style black-figure oinochoe with a trefoil mouth: two friezes of animals around the body, "
         "tongues on the shoulder and rays above the foot.",
         {
-            "qwen2.5-vl-3B": "Black-figure wine jug with animal friezes, Corinthian, early 6th century BCE.",
-            "qwen2.5-vl-3B-sft": "Corinthian-style black-figure oinochoe with a trefoil mouth and two friezes of "
+            "illustration-vague": "Black-figure wine jug with animal friezes, Corinthian, early 6th century BCE.",
+            "illustration-close": "Corinthian-style black-figure oinochoe with a trefoil mouth and two friezes of "
                                  "animals, tongues on the shoulder.",
-            "internvl3_5-4B": "A jug with a trefoil mouth and bands of painted animals in dark paint.",
+            "illustration-generic": "A jug with a trefoil mouth and bands of painted animals in dark paint.",
         },
     ),
 ]
+
+
+def vqa_questions() -> list[dict]:
+    """Two questions per vase, answered from what the renders show (image paths relative to examples/vqa/)."""
+    questions = []
+    for uuid, n, shape, decoration, *_ in VASES:
+        image = f"../multiview_images/{uuid}_{n}_{COLLECTION}_textured_4k.glb_shaded/front.jpg"
+        questions.append({"question_id": len(questions), "image": image, "answers": [shape],
+                          "question": "What is the shape of this vase? Answer with one word."})
+        questions.append({"question_id": len(questions), "image": image, "answers": [decoration.technique],
+                          "question": "Is this vase black-figure or red-figure?"})
+    return questions
+
+
+def ground_truth() -> list[dict]:
+    return [{"images": [f"{uuid}_{n}_{COLLECTION}.jpg"], "caption": gt} for uuid, n, _s, _d, gt, _c in VASES]
 
 
 def write_models(glb_dir: Path) -> None:
@@ -143,7 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--glb_dir", type=Path, default=None, help="keep the generated GLB models here")
     parser.add_argument("--size", type=int, default=SIZE, help="pixels per view")
+    parser.add_argument("--data_dir", type=Path, default=None,
+                        help="write only DATA_DIR/glb/*.glb and DATA_DIR/groundTruth.json (examples/ untouched)")
     args = parser.parse_args(argv)
+    if args.data_dir:
+        write_models(args.data_dir / "glb")
+        (args.data_dir / "groundTruth.json").write_text(json.dumps(ground_truth(), indent=2, ensure_ascii=False) + "\n")
+        print(f"wrote {len(VASES)} GLB models to {args.data_dir / 'glb'} and {args.data_dir / 'groundTruth.json'}")
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         glb_dir = args.glb_dir or Path(tmp) / "glb"
         write_models(glb_dir)
@@ -164,7 +193,10 @@ def main(argv: list[str] | None = None) -> int:
         truth.append({"images": [name], "caption": gt})
         for model, caption in captions.items():
             generated.setdefault(model, []).append({"images": [name], "caption": caption, "data_by": model})
+    assert truth == ground_truth()
     (HERE / "groundTruth.json").write_text(json.dumps(truth, indent=2, ensure_ascii=False) + "\n")
+    (HERE / "vqa").mkdir(exist_ok=True)
+    (HERE / "vqa" / "questions.jsonl").write_text("".join(json.dumps(q) + "\n" for q in vqa_questions()))
     captions_dir = HERE / "captions"
     captions_dir.mkdir(exist_ok=True)
     for model, records in generated.items():

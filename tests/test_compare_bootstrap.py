@@ -117,11 +117,21 @@ def test_a_clearly_better_model_is_significant_and_a_noisy_tie_is_not() -> None:
     rng = np.random.default_rng(8)
     base = rng.uniform(0.3, 0.7, size=100)
     better = {"m": MeanStatistic(base + 0.05 + rng.normal(0, 0.02, 100))}
-    same = {"m": MeanStatistic(base + rng.normal(0, 0.05, 100))}
+    noise = rng.normal(0, 0.05, 100)
+    # the noisy tie: the best model's values with zero-mean noise, 0.002 lower on average (SE of the diff ~0.005)
+    same = {"m": MeanStatistic(better["m"].values + noise - noise.mean() - 0.002)}
     worse = {"m": MeanStatistic(base)}
     models = [("worse", _ids(100), worse), ("better", _ids(100), better), ("same", _ids(100), same)]
     result, _ = compare_to_best(models, SETTINGS)
     assert result["m"]["better"].best and result["m"]["better"].p == 1.0
+    tie = result["m"]["same"]
+    assert not tie.best and tie.diff == pytest.approx(-0.002, abs=1e-12)
+    # independent paired bootstrap (same seeded index matrix): d_b per resample, two-sided p, percentile CI
+    index = np.random.default_rng(SETTINGS.seed).integers(0, 100, size=(SETTINGS.resamples, 100))
+    d_b = same["m"].values[index].mean(axis=1) - better["m"].values[index].mean(axis=1)
+    p = (1 + np.count_nonzero(np.abs(d_b - tie.diff) >= abs(tie.diff))) / (SETTINGS.resamples + 1)
+    assert tie.p == pytest.approx(p, abs=1e-12) and tie.p > 0.5  # not significant (two-sided; one-sided would halve it)
+    assert tie.ci == pytest.approx(tuple(np.quantile(d_b, [0.025, 0.975])), abs=1e-12) and tie.ci[0] < 0 < tie.ci[1]
     worse_vs_best = result["m"]["worse"]
     assert worse_vs_best.p < 0.01 and worse_vs_best.ci[1] < 0 < -worse_vs_best.diff
     assert worse_vs_best.diff == pytest.approx(base.mean() - better["m"].values.mean())

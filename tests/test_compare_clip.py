@@ -19,7 +19,7 @@ from vlmkit.ids import VIEWS
 from vlmkit.multiview import find_object_dirs_by_id
 from vlmkit.records import load_caption_records
 
-MODEL_FILE = "image_qwen2.5-vl-3B.json"
+MODEL_FILE = "image_illustration-vague.json"
 
 
 @pytest.fixture()
@@ -50,9 +50,9 @@ def test_clip_text_score_clipscore_and_refclipscore_match_direct_computation(
         capsys, encoder, examples_copy: Path, tiny_clip_dir: Path, tmp_path: Path) -> None:
     code, err = run(capsys, *args(examples_copy, tiny_clip_dir, tmp_path / "out"))
     assert code == 0, err
-    result = json.loads((tmp_path / "out" / "compare_qwen2.5-vl-3B.json").read_text())
+    result = json.loads((tmp_path / "out" / "compare_illustration-vague.json").read_text())
     rows = {json.loads(line)["id"]: json.loads(line)
-            for line in (tmp_path / "out" / "compare_qwen2.5-vl-3B_per_sample.jsonl").read_text().splitlines()}
+            for line in (tmp_path / "out" / "compare_illustration-vague_per_sample.jsonl").read_text().splitlines()}
     assert result["overall_score_partial"] is False and result["overall"]["weight_covered"] == pytest.approx(1.0)
     assert result["metadata"]["encoders"]["clip"]["dim"] == 16
     assert result["metadata"]["encoders"]["clip"]["texts_truncated_to_context"] > 0  # char-level: > 77 tokens
@@ -118,17 +118,17 @@ def test_a_missing_view_is_warned_and_counted(capsys, caplog, encoder, examples_
     assert code == 0, err
     item = folder.name.split("_ac001001")[0]
     assert "CLIPScore: 1 of 6 objects miss views" in caplog.text and f"{item}: left, top" in caplog.text
-    result = json.loads((tmp_path / "out" / "compare_qwen2.5-vl-3B.json").read_text())
+    result = json.loads((tmp_path / "out" / "compare_illustration-vague.json").read_text())
     assert result["views"] == {"expected_per_item": 6, "views_used": 34, "views_missing": 2,
                                "items_with_missing_views": 1, "ids": [item],
                                "missing_by_view": {"front": 0, "back": 0, "left": 1, "right": 0, "top": 1,
                                                    "bottom": 0}}
     rows = {json.loads(line)["id"]: json.loads(line)
-            for line in (tmp_path / "out" / "compare_qwen2.5-vl-3B_per_sample.jsonl").read_text().splitlines()}
+            for line in (tmp_path / "out" / "compare_illustration-vague_per_sample.jsonl").read_text().splitlines()}
     assert rows[item]["views_used"] == 4 and rows[item]["views_missing"] == 2
     assert all(r["views_missing"] == 0 for i, r in rows.items() if i != item)
     assert any("1 items miss views" in note for note in result["notes"])
-    assert "2 missing in 1 items" in (tmp_path / "out" / "compare_qwen2.5-vl-3B.txt").read_text()
+    assert "2 missing in 1 items" in (tmp_path / "out" / "compare_illustration-vague.txt").read_text()
 
 
 def test_a_siglip_model_serves_as_clip_model_with_its_own_padding(capsys, encoder, examples_copy: Path,
@@ -138,7 +138,7 @@ def test_a_siglip_model_serves_as_clip_model_with_its_own_padding(capsys, encode
 
     code, err = run(capsys, *args(examples_copy, tiny_siglip_words_dir, tmp_path / "out"))
     assert code == 0, err
-    result = json.loads((tmp_path / "out" / "compare_qwen2.5-vl-3B.json").read_text())
+    result = json.loads((tmp_path / "out" / "compare_illustration-vague.json").read_text())
     clip = result["metadata"]["encoders"]["clip"]
     model = AutoModel.from_pretrained(str(tiny_siglip_words_dir)).eval()
     processor = AutoProcessor.from_pretrained(str(tiny_siglip_words_dir))

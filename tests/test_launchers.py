@@ -1,7 +1,8 @@
 """The launcher convention (vlmkit/launcher.sh) for train.sh, test.sh, compare.sh, eval_vqa.sh and retrieval.sh.
 
---help prints usage and starts nothing; extra arguments reach the Python script unchanged; PYTHON is honoured; a
-setting that mirrors a script flag has the script's own default.
+Every launcher runs under `sh` (dash) and `bash`; --help prints usage and starts nothing; extra arguments reach the
+Python script unchanged; PYTHON is honoured; a setting that mirrors a script flag has the script's own default;
+train.sh and eval_vqa.sh fit the machine (the GPUs present; none: one CPU process) and say what they chose.
 """
 
 from __future__ import annotations
@@ -53,11 +54,12 @@ def run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProc
     return subprocess.run(args, cwd=tmp_path, env=full_env, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.parametrize("shell", ["sh", "bash"])
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
-def test_help_prints_usage_and_the_scripts_flags_and_starts_nothing(launcher: str, tmp_path: Path) -> None:
+def test_help_prints_usage_and_the_scripts_flags_and_starts_nothing(launcher: str, shell: str, tmp_path: Path) -> None:
     out = tmp_path / "out"
     for flag in ("--help", "-h"):
-        proc = run(["bash" if launcher == "compare.sh" else "sh", str(REPO / launcher), flag], tmp_path,
+        proc = run([shell, str(REPO / launcher), flag], tmp_path,
                    OUTPUT_DIR=str(out), TINY_DIR=str(tmp_path / "tiny"))
         assert proc.returncode == 0, proc.stderr
         assert "settings (edit them at the top of" in proc.stdout
@@ -69,7 +71,7 @@ def test_help_prints_usage_and_the_scripts_flags_and_starts_nothing(launcher: st
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
 def test_an_unknown_flag_reaches_the_script_which_rejects_it(launcher: str, tmp_path: Path) -> None:
     args = ["--examples"] if launcher == "compare.sh" else []
-    proc = run(["bash" if launcher == "compare.sh" else "sh", str(REPO / launcher), *args, "--no_such_flag", "7"],
+    proc = run(["sh", str(REPO / launcher), *args, "--no_such_flag", "7"],
                tmp_path, NUM_GPUS="1", ZERO_CONFIG="", MERGE="0", OUTPUT_DIR=str(tmp_path / "out"))
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "unrecognized arguments: --no_such_flag 7" in proc.stderr
@@ -143,17 +145,19 @@ def test_train_sh_multi_node_torchrun(tmp_path: Path, node_rank: str) -> None:
 
 def test_train_sh_single_node_and_deepspeed_hostfile(tmp_path: Path) -> None:
     fake = str(fake_python(tmp_path))
-    single = run(["sh", str(REPO / "train.sh")], tmp_path, PYTHON=fake, NUM_GPUS="2", MERGE="0")
+    single = run(["sh", str(REPO / "train.sh")], tmp_path, PYTHON=fake, NUM_GPUS="2", ZERO_CONFIG="zero3",
+                 MERGE="0")
     assert single.returncode == 0, single.stderr
-    first, second = single.stdout.splitlines()
+    chose, first, second = single.stdout.splitlines()
+    assert chose.startswith("train.sh: 0 GPU(s) found -> 2 process(es) per machine on CPU, fp32, DeepSpeed zero3")
     assert first.startswith("train.py --arch llava ") and first.endswith(" --preflight_only")
     assert second == "-m vlmkit.training.launch --nproc_per_node 2 --master_port 29500 " + first.removesuffix(
         " --preflight_only")  # single node: exactly the flags of before, no node flags
 
     hosts = run(["sh", str(REPO / "train.sh")], tmp_path, PYTHON=fake, LAUNCHER="deepspeed", HOSTFILE="hosts",
-                MASTER_ADDR="10.0.0.1", MERGE="0")
+                MASTER_ADDR="10.0.0.1", MERGE="0", NUM_GPUS="8")
     assert hosts.returncode == 0, hosts.stderr
-    assert hosts.stdout.splitlines()[1].startswith(
+    assert hosts.stdout.splitlines()[2].startswith(
         "-m deepspeed.launcher.runner --hostfile hosts --master_addr 10.0.0.1 --num_gpus 8 --master_port 29500 "
         "train.py --arch llava")
 
@@ -162,3 +166,77 @@ def test_train_sh_single_node_and_deepspeed_hostfile(tmp_path: Path) -> None:
         bad = run(["sh", str(REPO / "train.sh")], tmp_path, PYTHON=fake, **env)
         assert bad.returncode == 2 and bad.stderr.strip() == f"error: {message}" + (
             " (the address of the NODE_RANK=0 machine)" if "NNODES" in env else "; torchrun takes NNODES/NODE_RANK")
+
+
+def fake_gpus(tmp_path: Path, count: int) -> tuple[Path, str]:
+    """A PYTHON that answers the launcher's GPU question with `count` (and echoes everything else), and a PATH whose
+    nvidia-smi exists (the launcher asks torch only where a GPU driver is installed)."""
+    fake = tmp_path / "fake-gpu-python"
+    fake.write_text(f'#!/bin/sh\nif [ "$1" = "-c" ]; then echo {count}; else echo "$*"; fi\n')
+    fake.chmod(0o755)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    return fake, f"{bin_dir}:{os.environ['PATH']}"
+
+
+def test_train_sh_without_a_gpu_starts_one_cpu_process_in_fp32_and_says_so(tmp_path: Path) -> None:
+    """The default settings (NUM_GPUS/BF16/ZERO_CONFIG auto) on a machine with no GPU: no torchrun, no DeepSpeed."""
+    proc = run(["sh", str(REPO / "train.sh")], tmp_path, PYTHON=str(fake_python(tmp_path)), MERGE="0")
+    assert proc.returncode == 0, proc.stderr
+    chose, command = proc.stdout.splitlines()
+    assert chose == ("train.sh: 0 GPU(s) found -> 1 process(es) per machine on CPU, fp32, no DeepSpeed "
+                     "(set NUM_GPUS, BF16, ZERO_CONFIG to choose)")
+    assert command.startswith("train.py --arch llava ") and "--preflight_only" not in command
+    assert "--deepspeed" not in command and "--bf16" not in command
+
+
+def test_train_sh_with_gpus_starts_one_process_per_gpu_with_the_recipe(tmp_path: Path) -> None:
+    fake, path = fake_gpus(tmp_path, 4)
+    proc = run(["sh", str(REPO / "train.sh")], tmp_path, PYTHON=str(fake), PATH=path, MERGE="0")
+    assert proc.returncode == 0, proc.stderr
+    chose, preflight, launch = proc.stdout.splitlines()
+    assert chose.startswith("train.sh: 4 GPU(s) found -> 4 process(es) per machine on GPU, bf16, DeepSpeed zero3")
+    assert launch.startswith("-m vlmkit.training.launch --nproc_per_node 4 ")
+    assert " --deepspeed zero3 " in launch and " --bf16 " in launch and preflight.endswith("--preflight_only")
+    bad = run(["sh", str(REPO / "train.sh")], tmp_path, PYTHON=str(fake), PATH=path, NUM_GPUS="two")
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "error: NUM_GPUS=two: a number of processes (1 or more) or auto"
+
+
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+def test_compare_sh_builds_the_same_command_under_sh_and_bash(shell: str, tmp_path: Path) -> None:
+    captions = tmp_path / "captions"
+    captions.mkdir()
+    for name in ("image_b.json", "image_a.json", "groundTruth.json", "other.json"):
+        (captions / name).write_text("[]")
+    proc = run([shell, str(REPO / "compare.sh"), "--bootstrap", "0", "--model_name", "x y"], tmp_path,
+               PYTHON=str(fake_python(tmp_path)), CAPTION_DIR=str(captions), GROUND_TRUTH=str(tmp_path / "gt.json"),
+               OUTPUT_DIR="out", NO_COCO="1")
+    assert proc.returncode == 0, proc.stderr
+    assert "compare.sh: 2 caption file(s)" in proc.stdout
+    command = next(line for line in proc.stdout.splitlines() if "compare.py" in line)
+    assert command == (f"{REPO / 'compare.py'} --generated {captions / 'image_a.json'} {captions / 'image_b.json'} "
+                       f"--ground_truth {tmp_path / 'gt.json'} --output_dir out --clip_model "
+                       "./models/openai/clip-vit-base-patch32 --protocol vlmkit --device auto --batch_size 32 "
+                       "--no_coco --bootstrap 0 --model_name x y")  # extra arguments last
+
+
+def test_eval_vqa_sh_without_a_gpu_runs_one_chunk_on_the_cpu_and_says_so(tmp_path: Path) -> None:
+    proc = run(["sh", str(REPO / "eval_vqa.sh"), "--limit", "3"], tmp_path, PYTHON=str(fake_python(tmp_path)),
+               TASK="vqa", QUESTIONS="q.jsonl", OUTPUT_DIR=str(tmp_path / "out"), PROGRESS_SECONDS="0.1")
+    assert proc.returncode == 0, proc.stderr
+    assert "on vqa, 1 chunk(s) on the CPU" in proc.stdout
+    log = (tmp_path / "out" / "logs" / "chunk-0-of-1.log").read_text()
+    assert log.strip().endswith("--limit 3 --device cpu --chunk_idx 0")
+    assert "  answering: chunk 0 starting" in proc.stdout  # the fake answers nothing; a real run shows n/total
+
+    explicit = run(["sh", str(REPO / "eval_vqa.sh")], tmp_path, PYTHON=str(fake_python(tmp_path)), TASK="vqa",
+                   QUESTIONS="q.jsonl", OUTPUT_DIR=str(tmp_path / "out2"), GPU_LIST="0,1", PROGRESS_SECONDS="0.1")
+    assert "2 chunk(s) on the CPU (GPU_LIST=0,1, but no GPU was found)" in explicit.stdout
+
+    fake, path = fake_gpus(tmp_path, 2)
+    gpus = run(["sh", str(REPO / "eval_vqa.sh")], tmp_path, PYTHON=str(fake), PATH=path, TASK="vqa",
+               QUESTIONS="q.jsonl", OUTPUT_DIR=str(tmp_path / "out3"), PROGRESS_SECONDS="0.1")
+    assert "2 chunk(s) on GPU 0,1" in gpus.stdout and "chunk 1 on GPU 1" in gpus.stdout

@@ -18,8 +18,11 @@ VIEWS = "front"
 def run(tmp_path_factory, repo_root, tiny_siglip_dir, tiny_qwen3_lm_dir) -> Path:
     examples = repo_root / "examples"
     out = tmp_path_factory.mktemp("eval") / "run"
+    # Train and eval data differ (the last 4 objects vs all 6), so eval on the wrong set cannot pass for the right one.
+    train_file = out.parent / "train_part.json"
+    train_file.write_text(json.dumps(json.loads((examples / "groundTruth.json").read_text())[2:]))
     assert train.main(["--vision_model", str(tiny_siglip_dir), "--lm_model", str(tiny_qwen3_lm_dir),
-                       "--data", str(examples / "groundTruth.json"), "--eval_data", str(examples / "groundTruth.json"),
+                       "--data", str(train_file), "--eval_data", str(examples / "groundTruth.json"),
                        "--image_folder", str(examples / "multiview_images"), "--views", VIEWS,
                        "--output_dir", str(out), "--max_steps", "4", "--save_steps", "2", "--eval_steps", "2",
                        "--eval_generate", "2", "--logging_steps", "1", "--per_device_train_batch_size", "2",

@@ -308,10 +308,19 @@ def test_eval_vqa_sh_runs_one_process_per_gpu_and_merges(textvqa, base_model: Pa
     env = {**os.environ, "PYTHON": sys.executable, "GPU_LIST": "0,1", "MODEL_PATH": str(base_model),
            "ANNOTATIONS": str(annotations), "IMAGE_DIR": str(images), "OUTPUT_DIR": str(out),
            "NAME": "Qwen2.5-VL-tiny"}
-    proc = subprocess.run(["sh", str(REPO / "eval_vqa.sh"), *FAST], env=env, cwd=tmp_path, capture_output=True,
-                          text=True, timeout=600)
+    with_progress = [arg for arg in FAST if arg != "--no_progress"]
+    proc = subprocess.run(["sh", str(REPO / "eval_vqa.sh"), *with_progress], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "2 chunk(s) on GPU 0,1" in proc.stdout
+    import torch
+
+    if torch.cuda.device_count() >= 2:
+        assert "2 chunk(s) on GPU 0,1" in proc.stdout and "chunk 1: model on cuda:0" in proc.stdout
+    else:  # the device it really uses, from the model's own log line
+        assert "2 chunk(s) on the CPU" in proc.stdout
+        assert "  chunk 0: model on cpu, torch.float32" in proc.stdout
+    final = [line for line in proc.stdout.splitlines() if line.startswith("  answering:")][-1]
+    assert re.fullmatch(r"  answering: chunk 0 (\d+)/\1 chunk 1 (\d+)/\2", final), final  # progress, to the end
     assert sorted(p.name for p in (out / "logs").iterdir()) == ["chunk-0-of-2.log", "chunk-1-of-2.log"]
     for name in ("answers.jsonl", "predictions_scored.jsonl"):
         assert read_jsonl(out / name) == read_jsonl(reference / name)

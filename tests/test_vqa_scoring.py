@@ -97,11 +97,36 @@ OPTIONS = {"A": "cat", "B": "dog", "C": "bird"}
     ("B:", "B"), ("A or B", None),             # two letters: undecided by letters, and no option text either
     ("a dog", "B"),                             # no capital letter word: the unique option text decides
     ("dog", "B"), ("a cat and a dog", None),   # two option texts: unextractable
-    ("A dog is in the picture", "A"),          # VLMEvalKit (non-verbose): the article "A" counts as the letter
+    ("A dog is in the picture", None),         # the letter "A" is not near the end, and the text is too long
+    ("It is A", "A"),                          # VLMEvalKit (non-verbose): the article "A" counts as the letter
     ("Z", "Z"), ("I do not know", None), ("b", None),
     ("it is definitely a dog, the animal", None),  # longer than twice the option texts: no text matching
 ])
 def test_choice_extraction_like_vlmevalkit(answer: str, expected: str | None) -> None:
+    assert extract_choice(answer, OPTIONS) == expected
+
+
+# Cases written from VLMEvalKit's stated rules (vlmeval/utils/matching_util.py, 2026-06-25 revision), one per rule.
+@pytest.mark.parametrize(("answer", "expected"), [
+    # 1. a refusal phrase (case-sensitive) is Z, even when a letter follows
+    ("Sorry, I can't help with images of people yet.", "Z"),
+    ("I'm sorry, but without the image provided I would guess B", "Z"),
+    ("Cannot determine the answer.", "Z"),
+    ("cannot determine the answer", None),           # lower case: not VLMEvalKit's phrase
+    # 2. exactly one option letter, among the last four words
+    ("C", "C"), ("I think it is C", "C"), ("My final choice: (B)", "B"),
+    ("B, because the animal on the left is a dog", None),   # the letter is not near the end: no letter rule
+    ("so the answer would be B, not the others", "B"),      # "B" is 4th from the end
+    ("so the answer would be B, not any of the others", None),
+    ("A or B", None), ("Z", "Z"), ("(Z)", "Z"),
+    # 3. the stated answer of a chain of thought
+    ("The correct answer is **B**. Here's why: the animal on the left is clearly a dog and not a cat", "B"),
+    ("The answer is c, since the animal in the picture has wings and feathers", "C"),
+    ("The answer is D, since the animal in the picture has wings and feathers", None),  # D is no option here
+    # 4. the option text, when the answer is short enough
+    ("a bird", "C"), ("it is a bird or a cat", None),
+])
+def test_choice_extraction_follows_vlmevalkits_stated_rules(answer: str, expected: str | None) -> None:
     assert extract_choice(answer, OPTIONS) == expected
 
 

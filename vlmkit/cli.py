@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
+import warnings
 from collections.abc import Callable
 
 from vlmkit.ids import VIEWS, parse_views
@@ -39,8 +41,25 @@ def setup_logging(verbose: bool = False) -> None:
     )
 
 
+# Deprecation notices that third-party libraries raise about their OWN internals (transformers calling its renamed
+# helpers, torch/DeepSpeed internals, ...): a user cannot act on them, and under torchrun every process repeats them
+# (hundreds of lines per training run). Filtered by the module that raises them, only for the user-facing commands;
+# warnings raised from vlmkit's or the user's code, and every other category, are kept.
+THIRD_PARTY = ("transformers", "peft", "accelerate", "deepspeed", "torch", "torchvision", "sentence_transformers",
+               "huggingface_hub", "datasets", "qwen_vl_utils", "timm", "tensorboard", "trimesh", "pyrender")
+
+
+def quiet_third_party_deprecations() -> None:
+    """Ignore FutureWarning/DeprecationWarning raised inside THIRD_PARTY modules (see above)."""
+    names = "|".join(re.escape(name) for name in THIRD_PARTY)
+    module = rf"({names})(\..*)?$"
+    for category in (FutureWarning, DeprecationWarning, PendingDeprecationWarning):
+        warnings.filterwarnings("ignore", category=category, module=module)
+
+
 def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
     """Run an entry point; a bad input prints `error: <one line>` and exits with status 2."""
+    quiet_third_party_deprecations()
     try:
         code = main(argv)
     except InputError as exc:

@@ -5,7 +5,7 @@
 # a setting that mirrors a flag has the script's own default), then
 #     . "$HERE/vlmkit/launcher.sh"; launcher_start "$0" "$HERE/script.py" "$@"
 # and the call, with the launcher's extra arguments passed to the script unchanged and last, so they win.
-# POSIX sh: every launcher runs with `sh launcher.sh` (compare.sh with bash, for its arrays).
+# POSIX sh: every launcher runs with `sh launcher.sh` (dash) and `bash launcher.sh` alike: no arrays, no pipefail.
 
 # launcher_python: PYTHON from the environment, else python3, else python.
 launcher_python() {
@@ -34,4 +34,13 @@ launcher_start() {
     for _arg in "$@"; do
         case "$_arg" in -h|--help) launcher_help "$_launcher" "$_script"; exit 0 ;; esac
     done
+}
+
+# launcher_gpus: the number of GPUs this machine's torch sees (CUDA_VISIBLE_DEVICES honoured); 0 without a GPU driver
+# (then torch is not even imported) or when the interpreter cannot tell.
+launcher_gpus() {
+    if ! command -v nvidia-smi >/dev/null 2>&1 && [ ! -e /dev/nvidia0 ] && [ ! -e /dev/kfd ]; then echo 0; return 0; fi
+    _gpus=$("$PYTHON" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null | tail -n 1) || _gpus=0
+    case "$_gpus" in ''|*[!0-9]*) _gpus=0 ;; esac
+    echo "$_gpus"
 }

@@ -9,6 +9,9 @@ and atomically, and summarised in a report. The modules:
 - `sampling`: decoding settings shared by both backends.
 - `outputs`: VaseVQA-3D's caption file, written after every batch; resume and no-silent-overwrite rules.
 - `shards`: deterministic shards for many GPUs/machines and the merge step.
-- `hf_backend`, `lmdeploy_backend`: the two model backends.
+- `hf_backend`, `lmdeploy_backend`: the in-process model backends (transformers; lmdeploy for InternVL on GPUs).
+- `engines`: `--backend openai|vllm` for every captioning CLI; `openai_backend` (an OpenAI-compatible API,
+  `--concurrency` requests in flight, retries), `vllm_backend` (vLLM in-process, GPU), `export_check` (is a
+  checkpoint ready for an engine; does an adapter match its base at all).
 - `cli`: the command line shared by the entry scripts.
 """

@@ -19,6 +19,7 @@ from typing import Any
 
 from vlmkit.cli import add_views_arg, setup_logging
 from vlmkit.executor import add_executor_args, executor_options
+from vlmkit.generation import engines
 from vlmkit.generation.hf_backend import require_adapter_dir, require_base_model_dir
 from vlmkit.generation.items import LAYOUTS, discover_items
 from vlmkit.generation.outputs import CaptionFile, caption_record
@@ -37,6 +38,8 @@ from vlmkit.outputs import OutputLock, check_output_file
 from vlmkit.prompt import MULTIVIEW_PROMPT, SINGLE_IMAGE_PROMPT, build_prompt, load_prompt_template
 
 log = logging.getLogger(__name__)
+
+NEED_MODEL = "--model_path is required (a local model folder), or use --backend openai with --api_base"
 
 
 def add_common_args(parser: argparse.ArgumentParser, *, default_model_path: str | None,
@@ -79,7 +82,9 @@ def add_model_args(parser: argparse.ArgumentParser, *, default_model_path: str |
     else:
         model.add_argument("--model_path", default=default_model_path,
                            help="local model folder (weights are never downloaded)")
-    model.add_argument("--batch_size", type=int, default=default_batch_size, help="items per generate call")
+    model.add_argument("--batch_size", type=int, default=default_batch_size,
+                       help="items per generate call (--backend openai/vllm: items per write, raised to keep the "
+                            "engine busy)")
     model.add_argument("--max_new_tokens", type=int, default=default_max_new_tokens)
     model.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (reproducible)")
     model.add_argument("--top_p", type=float, default=1.0)
@@ -96,6 +101,24 @@ def add_hf_args(parser: argparse.ArgumentParser) -> None:
     hf.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), bfloat16, float16, float32")
     hf.add_argument("--device_map", default=None, help="e.g. auto: spread one large model over the visible GPUs")
     hf.add_argument("--attn_implementation", default=None, help="e.g. sdpa, flash_attention_2")
+
+
+def optional_model_path(parser: argparse.ArgumentParser, help: str | None = None) -> None:
+    """Relax a required --model_path (checked by `check_model_args`: `--backend openai` needs none)."""
+    for action in parser._actions:  # argparse has no public way to relax a flag another helper added
+        if action.dest == "model_path":
+            action.required = False
+            action.help = help or action.help
+
+
+def captioner_factory(args: argparse.Namespace, local: Callable[[argparse.Namespace], Captioner], *,
+                      max_views: int | None = None) -> Callable[[argparse.Namespace], Captioner]:
+    """The script's own factory, or the engine's for `--backend openai|vllm` (see `vlmkit.generation.engines`);
+    `max_views`: images per prompt at most (vLLM's limit_mm_per_prompt; default: the --views given)."""
+    if engines.backend_of(args) not in engines.ENGINES:
+        return local
+    views = max_views or len(getattr(args, "views", None) or ()) or 6
+    return lambda a: engines.make_engine_captioner(a, generation_settings(a), max_views=views)
 
 
 def make_hf_captioner(args: argparse.Namespace, **kwargs: Any) -> Captioner:
@@ -115,14 +138,27 @@ def generation_settings(args: argparse.Namespace) -> GenerationSettings:
 
 def check_model_args(args: argparse.Namespace) -> None:
     """Decoding flags, the model folder and the adapter folder, checked in milliseconds before any work."""
-    generation_settings(args)
+    settings = generation_settings(args)
+    engines.check_engine_args(args, settings)
+    if engines.backend_of(args) == "openai":
+        return  # no local model
+    if not args.model_path:
+        raise InputError(NEED_MODEL)
     require_base_model_dir(args.model_path, "model folder")
     if getattr(args, "adapter_path", None):
         require_adapter_dir(args.adapter_path)
 
 
 def model_name(args: argparse.Namespace) -> str:
-    """The model's folder name (the adapter's when one is given): default output name and data_by."""
+    """The model's folder name (the adapter's when one is given; the API model's name): default output name and
+    data_by."""
+    remote = engines.engine_model_name(args)
+    if remote:
+        return remote
+    if engines.backend_of(args) == "openai":
+        engines.api_options(args)  # no usable --api_model: its own one-line error
+    if not (getattr(args, "adapter_path", None) or args.model_path):
+        raise InputError(NEED_MODEL)
     path = Path(getattr(args, "adapter_path", None) or args.model_path).expanduser()
     return path.name or path.resolve().name
 
@@ -172,6 +208,8 @@ def run(args: argparse.Namespace, make_captioner: Callable[[argparse.Namespace],
         pending = [it for it in items if it.id not in captions.done_ids]
         stats = RunStats(total=len(items), already_done=len(items) - len(pending))
         settings = _settings(args, layout=layout, prompt_template=template, data_by=data_by, output=str(out_path))
+        if engines.backend_of(args) == "openai":
+            settings["model_path"] = None  # the script's default folder played no part
         log.info("%d items (%s layout), %d already captioned, %d to do -> %s",
                  len(items), layout, stats.already_done, len(pending), out_path)
 
@@ -182,10 +220,11 @@ def run(args: argparse.Namespace, make_captioner: Callable[[argparse.Namespace],
             if successes:
                 captions.write()
 
-        return run_captioning(pending, make_captioner=lambda: make_captioner(args),
+        factory = captioner_factory(args, make_captioner)
+        return run_captioning(pending, make_captioner=lambda: factory(args),
                               prompt_for=lambda item, loaded: build_prompt(template, loaded), on_batch=on_batch,
                               stats=stats, report_path=report_path, output=out_path, settings=settings,
-                              batch_size=args.batch_size, progress=not args.no_progress, engine=engine)
+                              batch_size=engines.engine_chunk(args), progress=not args.no_progress, engine=engine)
 
 
 def ray_engine(args: argparse.Namespace) -> Callable[..., Any] | None:

@@ -27,11 +27,9 @@ MISSING = ("lmdeploy is not installed. It is GPU-only: install it in its own env
 
 
 def import_lmdeploy():
-    try:
-        import lmdeploy
-    except ImportError as exc:
-        raise InputError(f"{MISSING} ({exc})") from None
-    return lmdeploy
+    from vlmkit.generation.engines import import_engine
+
+    return import_engine("lmdeploy", MISSING)
 
 
 def visible_gpu_count() -> int:

@@ -38,8 +38,12 @@ class CaptionRequest:
 class Captioner(Protocol):
     """A backend: captions a batch of requests, returning one string per request, in order.
 
-    A backend may also split `caption` into `prepare(requests) -> inputs` (CPU work: resizing, tokenising) and
-    `generate(inputs) -> captions`; the runner then prepares the next batch while the current one generates.
+    An entry may instead be an Exception: that request failed on its own (e.g. an API request that failed for good)
+    and its item is a listed failure, while the others stand. A returned string with a `finish_reason` attribute of
+    "length" was cut off at the token limit: it is kept, and counted and listed in the report. A backend may have a
+    `close()` (the runner calls it when the run ends, also on interruption). A backend may also split `caption`
+    into `prepare(requests) -> inputs` (CPU work: resizing, tokenising) and `generate(inputs) -> captions`;
+    the runner then prepares the next batch while the current one generates.
     """
 
     def caption(self, requests: list[CaptionRequest]) -> list[str]: ...
@@ -65,6 +69,7 @@ class RunStats:
     captioned: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
     warnings: list[dict[str, str]] = field(default_factory=list)
+    truncated: list[dict[str, str]] = field(default_factory=list)
     seconds: float = 0.0
 
     def fail(self, item: CaptionItem, reason: str) -> None:
@@ -124,10 +129,19 @@ class _ReadyBatch:
     prepare_error: Exception | None = None
 
 
+# Threads that open a batch's images: PIL decodes without the GIL, so large chunks (the API and vLLM backends hand
+# dozens to hundreds of six-view objects) load in parallel instead of starving the requests waiting for them.
+LOAD_THREADS = 4
+
+
 def _load_batch(batch: list[CaptionItem], captioner: Captioner, prompt_for: PromptFor) -> _ReadyBatch:
     ready = _ReadyBatch(len(batch), [], [], [], [])
-    for item in batch:
-        got = load_item(item)
+    if len(batch) > 1:
+        with ThreadPoolExecutor(max_workers=min(LOAD_THREADS, len(batch)), thread_name_prefix="load") as loaders:
+            loaded = list(loaders.map(load_item, batch))
+    else:
+        loaded = [load_item(item) for item in batch]
+    for item, got in zip(batch, loaded, strict=True):
         if not got.images or (got.problems and item.require_all):
             prefix = "no usable image: " if not got.images else "missing or unreadable image: "
             ready.failures.append((item, prefix + "; ".join(got.problems or ["no views requested"])))
@@ -193,6 +207,9 @@ def caption_items(
                     elif not result.strip() and not allow_empty:
                         stats.fail(got.item, "the model returned an empty caption")
                     else:
+                        if getattr(result, "finish_reason", None) == "length":
+                            stats.truncated.append({"id": got.item.id, "path": str(got.item.obj.path),
+                                                    "reason": "cut off at the token limit (finish_reason: length)"})
                         successes.append(Success(got.item, result.strip(), got.views, request.prompt))
                 errors = [r for r in results if isinstance(r, Exception)]
                 succeeded = succeeded or len(errors) < len(results)
@@ -230,6 +247,7 @@ def run_captioning(pending: list[CaptionItem], *, make_captioner: Callable[[], C
     """
     started_at, load_seconds, status = now_iso(), None, "interrupted"
     write_report = True
+    captioner = None
     try:
         if pending and engine is not None:
             settings["backend"] = engine(pending, make_captioner=make_captioner, prompt_for=prompt_for,
@@ -256,11 +274,19 @@ def run_captioning(pending: list[CaptionItem], *, make_captioner: Callable[[], C
         status = f"crashed: {type(exc).__name__}: {exc}"
         raise
     finally:
+        if captioner is not None:
+            settings["backend"] = captioner.describe()  # again: what a server reported during the run (model ids)
+            close = getattr(captioner, "close", None)
+            if close is not None:
+                close()
         if write_report:
             atomic_write_json(report_path, build_report(stats, status=status, output=output, settings=settings,
                                                         started_at=started_at, model_load_seconds=load_seconds))
     log.info("%s: %d captioned now, %d already done, %d failed; report %s",
              output, stats.captioned, stats.already_done, len(stats.failures), report_path)
+    if stats.truncated:
+        log.warning("%d captions were cut off at the token limit (listed under truncated in %s)",
+                    len(stats.truncated), report_path)
     if stats.failures:
         log.error("%d items failed (reasons in %s); rerun with --resume to retry them", len(stats.failures),
                   report_path)
@@ -289,6 +315,7 @@ def build_report(stats: RunStats, *, status: str, output: str | Path, settings: 
         },
         "failures": stats.failures,
         "skipped_views": stats.warnings,
+        "truncated": {"count": len(stats.truncated), "items": stats.truncated},
         "seconds": seconds,
         "model_load_seconds": None if model_load_seconds is None else round(model_load_seconds, 3),
         "seconds_per_item": round(stats.seconds / stats.attempted, 4) if stats.attempted else None,

@@ -44,3 +44,22 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "clip_words": _lazy("retrieval", "build_tiny_clip_words"),
     "siglip_words": _lazy("retrieval", "build_tiny_siglip_words"),
 }
+
+# What each tiny model stands in for: the script and setting that takes it (`python -m vlmkit.tiny --list`; the
+# README's tour uses them as its "no weights yet" path).
+USED_BY: dict[str, str] = {
+    "clip": "compare.py --clip_model / compare.sh CLIP_MODEL (CLIP text and image metrics)",
+    "siglip": "train.sh VISION_MODEL (the vision tower of a LLaVA-style model)",
+    "qwen2_lm": "train.sh LM_MODEL (the language model of a LLaVA-style model; Qwen2 chat format)",
+    "qwen3_lm": "train.sh LM_MODEL (the language model of a LLaVA-style model; Qwen3 chat format; --tiny's)",
+    "llama_lm": "train.sh LM_MODEL (Llama chat format)",
+    "gemma_lm": "train.sh LM_MODEL (Gemma chat format)",
+    "phi3_lm": "train.sh LM_MODEL (Phi-3 chat format)",
+    "qwen2_5_vl": "qwen.py --model_path; eval_vqa.sh MODEL_PATH; train.sh ARCH=qwen2_5_vl BASE_VLM; "
+                  "dataprocess.augment --model_path",
+    "internvl": "internvl.py --model_path",
+    "llava": "test.sh MODEL_PATH / caption.py --model_path; eval_vqa.sh MODEL_PATH; train.sh BASE_VLM",
+    "blip2": "caption.py --model_path (a BLIP-2 class captioner); dataprocess.augment --model_path",
+    "clip_words": "retrieval.py train/eval model_name_or_path (what sh retrieval.sh --tiny trains)",
+    "siglip_words": "retrieval.py train model_name_or_path with loss_type sigmoid",
+}

@@ -22,6 +22,7 @@ from typing import Any
 from vlmkit.cli import setup_logging
 from vlmkit.executor import add_executor_args
 from vlmkit.generation import cli as gen
+from vlmkit.generation import engines
 from vlmkit.generation.hf_backend import require_adapter_dir, require_base_model_dir
 from vlmkit.generation.items import CaptionItem, LoadedItem
 from vlmkit.generation.runner import RunStats, run_captioning
@@ -71,11 +72,10 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     out.add_argument("-v", "--verbose", action="store_true")
 
     gen.add_model_args(parser, default_model_path=None, default_batch_size=8, default_max_new_tokens=32)
-    for action in parser._actions:  # argparse has no public way to relax a flag another helper added
-        if action.dest == "model_path":
-            action.required = False
-            action.help = "local model folder (weights are never downloaded); the BASE model with --adapter_path"
+    gen.optional_model_path(parser, "local model folder (weights are never downloaded); the BASE model with "
+                                    "--adapter_path; not with --backend openai")
     gen.add_hf_args(parser)
+    engines.add_engine_args(parser)
 
     chunks = parser.add_argument_group("chunks (one process per GPU) and scoring")
     chunks.add_argument("--num_chunks", type=int, default=1, help="split the questions into K chunks")
@@ -171,11 +171,15 @@ def answer_chunk(args: argparse.Namespace, output_dir: Path) -> int:
     start, stop = chunk_range(len(data.questions), args.num_chunks, args.chunk_idx)
     mine = data.questions[start:stop]
     check_images_exist(data)
-    if not args.model_path:
-        raise InputError("--model_path is required to answer questions (or pass --merge / --score_only)")
+    backend = engines.backend_of(args)
+    if not args.model_path and backend != "openai":
+        raise InputError("--model_path is required to answer questions (or pass --merge / --score_only, or "
+                         "--backend openai)")
     settings = gen.generation_settings(args)
+    engines.check_engine_args(args, settings)
     engine = gen.ray_engine(args)  # --executor ray: an actor pool answers this chunk (one model per actor)
-    require_base_model_dir(args.model_path, "model folder")
+    if backend != "openai":
+        require_base_model_dir(args.model_path, "model folder")
     if args.batch_size < 1:
         raise InputError(f"--batch_size {args.batch_size}: must be at least 1")
     if args.adapter_path:
@@ -194,8 +198,13 @@ def answer_chunk(args: argparse.Namespace, output_dir: Path) -> int:
                  len(data.questions), args.chunk_idx, args.num_chunks, start, stop - 1)
         return 0
     name = args.name or gen.model_name(args)
-    signature = run_signature(data, model=model_identity(name, args.model_path, args.adapter_path),
-                              decoding=settings.to_json())
+    if backend == "openai":
+        identity = {"name": name, **engines.engine_identity(args)}
+    else:
+        identity = model_identity(name, args.model_path, args.adapter_path)
+        if backend != "hf":
+            identity["backend"] = backend  # hf runs keep the signature earlier versions wrote (resume stays valid)
+    signature = run_signature(data, model=identity, decoding=settings.to_json())
     with OutputLock(files.answers, "answer chunk"):
         done = _open_chunk(files, signature, {q.qid for q in mine}, resume=args.resume, overwrite=args.overwrite)
         files.report.unlink(missing_ok=True)  # a report present means: this run of the chunk finished
@@ -215,11 +224,12 @@ def answer_chunk(args: argparse.Namespace, output_dir: Path) -> int:
             if successes:
                 write_answers(files.answers, [done[q.qid] for q in mine if q.qid in done])
 
-        status = run_captioning(pending, make_captioner=lambda: gen.make_hf_captioner(args, what="the model"),
+        factory = gen.captioner_factory(args, lambda a: gen.make_hf_captioner(a, what="the model"), max_views=1)
+        status = run_captioning(pending, make_captioner=lambda: factory(args),
                                 prompt_for=lambda item, views: item.payload.prompt, on_batch=on_batch, stats=stats,
                                 report_path=files.report, output=files.answers,
                                 settings={"signature": signature, "batch_size": args.batch_size},
-                                batch_size=args.batch_size, progress=not args.no_progress, desc="answering",
+                                batch_size=engines.engine_chunk(args), progress=not args.no_progress, desc="answering",
                                 allow_empty=True, engine=engine)
     if single:
         return max(status, merge(output_dir, num_chunks=1, replace=True, bootstrap=args.bootstrap))
@@ -276,6 +286,7 @@ def merge(output_dir: Path, *, num_chunks: int | None, replace: bool, bootstrap:
         raise InputError(f"{data.source}: changed since the chunks were answered (sha256 differs); rerun them")
     answers: dict[str, str] = {}
     failures: dict[str, str] = {}
+    served: set[str] = set()  # model ids an API server reported answering (--backend openai)
     with ExitStack() as stack:
         for files in chunks.values():  # a chunk still being written cannot be merged
             stack.enter_context(OutputLock(files.answers, "answer chunk"))
@@ -294,6 +305,7 @@ def merge(output_dir: Path, *, num_chunks: int | None, replace: bool, bootstrap:
                 raise InputError(f"{files.answers}: question {stray[0]} does not belong to chunk {i} of {num_chunks} "
                                  f"({len(stray)} such; files of two runs mixed?)")
             answers.update((qid, row["answer"]) for qid, row in got.items())
+            served.update((report.get("settings", {}).get("backend") or {}).get("served_model_ids") or [])
             for failure in report.get("failures", []):
                 if failure["id"] not in got:
                     failures[failure["id"]] = failure["reason"]
@@ -305,6 +317,8 @@ def merge(output_dir: Path, *, num_chunks: int | None, replace: bool, bootstrap:
                            bootstrap=bootstrap)
         lines = [{"question_id": q.question_id, "answer": answers[q.qid]} for q in data.questions if q.qid in answers]
         scored.results["chunks"] = num_chunks
+        if served:
+            scored.results["signature"]["model"]["served_model_ids"] = sorted(served)
         res.write_results(output_dir, scored, lines)
     if failures:
         log.error("%d questions failed (listed in %s); rerun the chunks with --resume to retry them", len(failures),
