@@ -63,11 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_model_args(parser, default_model_path=None, default_max_new_tokens=64)
     gen.optional_model_path(parser, "local model folder (weights are never downloaded); not with --backend openai")
     gen.add_hf_args(parser)
-<<<<<<< HEAD
-    add_executor_args(parser, gpus=True)
-=======
     engines.add_engine_args(parser)
->>>>>>> main
+    add_executor_args(parser, gpus=True)
     return parser
 
 
@@ -201,14 +198,9 @@ def _recaption(args: argparse.Namespace, samples: list[TrainingSample], done: di
                                     max_views=max((len(it.views) for it in items), default=1))
     return run_captioning(items, make_captioner=lambda: factory(args), prompt_for=prompt_for,
                           on_batch=on_batch, stats=stats, report_path=report_path, output=output_path,
-<<<<<<< HEAD
-                          settings={k: v for k, v in sorted(vars(args).items())}, batch_size=args.batch_size,
+                          settings={k: v for k, v in sorted(vars(args).items())}, batch_size=engines.engine_chunk(args),
                           progress=not args.no_progress, desc="re-captioning", on_loaded=on_loaded,
                           engine=gen.ray_engine(args))
-=======
-                          settings={k: v for k, v in sorted(vars(args).items())}, batch_size=engines.engine_chunk(args),
-                          progress=not args.no_progress, desc="re-captioning", on_loaded=on_loaded)
->>>>>>> main
 
 
 if __name__ == "__main__":
