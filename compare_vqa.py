@@ -17,7 +17,7 @@ from pathlib import Path
 
 from vlmkit.cli import HelpFormatter, run_main, setup_logging
 from vlmkit.outputs import OutputLock, check_output_dir
-from vlmkit.vqa.compare import compare, write_comparison
+from vlmkit.ranges import Range, check_flags
 from vlmkit.vqa.stats import DEFAULT_RESAMPLES
 
 log = logging.getLogger("compare_vqa")
@@ -36,7 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
+    check_flags(args, {"bootstrap": Range(0, note="0: no confidence interval"), "seed": Range(0, 2**32 - 1)})
     output_dir = check_output_dir(Path(args.output_dir))
+    from vlmkit.vqa.compare import compare, write_comparison  # after the flag checks: it imports the HTML report
+
     report = compare(args.results, resamples=args.bootstrap, seed=args.seed)
     with OutputLock(output_dir / "comparison.json", "comparison"):
         files = write_comparison(report, output_dir)

@@ -19,7 +19,7 @@ import argparse
 
 from vlmkit.cli import HelpFormatter, run_main, setup_logging
 from vlmkit.hub import cli as hub
-from vlmkit.hub.download import SOURCES
+from vlmkit.hub.download import DEFAULT_TIMEOUT, SOURCES
 from vlmkit.hub.registry import DEFAULT_MODELS_DIR
 
 
@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--revision", default=None, help="branch, tag or commit (default: the hub's default branch)")
     where.add_argument("--repo_id", default=None, help="another hub id for the one --model (a mirror or fork)")
     where.add_argument("--local_dir", default=DEFAULT_MODELS_DIR, help="the models folder the scripts read")
+    where.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                       help="connect and read timeout of every request to the hub")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
 

@@ -58,7 +58,14 @@ def check_inputs(adapter: Path, base_model: str | None) -> None:
                 check_safetensors(adapter / name)
     else:
         return  # a standalone checkpoint: merge_adapter refuses it with its own message
-    check_model_files(resolve_base(adapter, base_model), "the base model")
+    base = resolve_base(adapter, base_model)
+    check_model_files(base, "the base model")
+    from vlmkit.io import InputError
+    from vlmkit.training.compat import base_mismatch
+
+    problem = base_mismatch(adapter, base)
+    if problem:
+        raise InputError(f"{adapter}: does not fit the base model {base}: {problem}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,8 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
     from vlmkit.models import resolve_device
     from vlmkit.outputs import OutputLock, check_output_dir
+    from vlmkit.ranges import Range, check_flags
     from vlmkit.training.merge import MergeVerificationError, merge_adapter
 
+    check_flags(args, {"atol": Range(0), "rtol": Range(0)})
     output_dir = check_output_dir(args.output_dir, "--output_dir")
     check_inputs(Path(args.adapter), args.base_model)
     device = resolve_device(args.device)

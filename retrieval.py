@@ -97,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     v.add_argument("--port", type=int, default=8000)
     v.add_argument("--max_top_k", type=int, default=100, help="largest top_k a request may ask for")
+    v.add_argument("--default_top_k", type=int, default=10, help="top_k of a request that names none")
+    v.add_argument("--max_request_bytes", type=int, default=64 * 1024, help="largest /search/text body (413 above)")
+    v.add_argument("--max_upload_bytes", type=int, default=20 * 1024 * 1024, help="largest /search/image upload")
+    v.add_argument("--max_concurrency", type=int, default=8,
+                   help="connections served at once; more get 503 (uvicorn's limit_concurrency)")
     v.add_argument("--model", help="the index's model folder, if it moved (default: from index.json)")
     _common(v)
     return p
@@ -108,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     from vlmkit.retrieval import cli
 
     cli.quiet_libraries(args.verbose)
+    cli.check_flag_ranges(args)
     commands = {"train": cli.cmd_train, "eval": cli.cmd_eval, "index": cli.cmd_index, "search": cli.cmd_search,
                 "serve": cli.cmd_serve}
     return commands[args.command](args)

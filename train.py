@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "once before starting several processes)")
     a = p.add_argument_group("evaluation").add_argument
     a("--eval_data", help="held-out data (same formats; e.g. dataprocess.convert's val split): eval_loss")
+    a("--eval_image_folder", help="folder the eval data's image paths are relative to (default: --image_folder)")
     a("--eval_strategy", choices=["no", "steps", "epoch"], help="when to evaluate (default: steps with --eval_data)")
     a("--eval_steps", type=int, help="evaluate every N steps (default: --save_steps)")
     a("--eval_generate", type=int, help="at each evaluation, caption the first N eval samples into "

@@ -35,6 +35,7 @@ PRETRAINED_PROJECTOR=${PRETRAINED_PROJECTOR:-}  # llava finetune: the output of 
 DATA=${DATA:-./data/train.jsonl}              # training JSONL, captions.json, LLaVA JSON or groundTruth.json-style file
 EVAL_DATA=${EVAL_DATA:-}                      # held-out data (e.g. the val split): eval_loss, loss_curve.png
 IMAGE_FOLDER=${IMAGE_FOLDER:-}                # where image paths are relative to (multi-view object folders for groundTruth)
+EVAL_IMAGE_FOLDER=${EVAL_IMAGE_FOLDER:-}      # the same for EVAL_DATA (empty: IMAGE_FOLDER)
 PROMPT=${PROMPT:-}                            # caption-only data: the prompt you will caption with (empty: the
                                               # caption prompt qwen.py/test.sh use for multi-view objects)
 OUTPUT_DIR=${OUTPUT_DIR:-./outputs/${ARCH}-${STAGE}}
@@ -74,6 +75,13 @@ if [ "${1:-}" = "--tiny" ]; then
     fi
     STAGE=finetune PRETRAINED_PROJECTOR=
     DATA=examples/groundTruth.json IMAGE_FOLDER=examples/multiview_images EVAL_DATA=examples/groundTruth.json
+    # An --eval_data of your own (passed after --tiny) is read relative to its own folder, not the demo's images.
+    prev=
+    for arg in "$@"; do
+        case "$prev" in --eval_data) EVAL_DATA= EVAL_IMAGE_FOLDER=$(dirname -- "$arg") ;; esac
+        case "$arg" in --eval_data=*) EVAL_DATA= EVAL_IMAGE_FOLDER=$(dirname -- "${arg#--eval_data=}") ;; esac
+        prev=$arg
+    done
     OUTPUT_DIR=$TINY_DIR/output
     NUM_GPUS=${TINY_NUM_GPUS:-1} ZERO_CONFIG=${TINY_ZERO_CONFIG:-} NNODES=1 NODE_RANK=0 HOSTFILE=
     BATCH_SIZE=2 GRAD_ACCUM=1 LR=5e-3 EPOCHS=1 MAX_STEPS=6 SAVE_STEPS=3 LOGGING_STEPS=1
@@ -98,6 +106,7 @@ fi
 [ -n "$PRETRAINED_PROJECTOR" ] && set -- --pretrained_projector "$PRETRAINED_PROJECTOR" "$@"
 [ -n "$IMAGE_FOLDER" ] && set -- --image_folder "$IMAGE_FOLDER" "$@"
 [ -n "$EVAL_DATA" ] && set -- --eval_data "$EVAL_DATA" "$@"
+[ -n "$EVAL_IMAGE_FOLDER" ] && set -- --eval_image_folder "$EVAL_IMAGE_FOLDER" "$@"
 [ -n "$PROMPT" ] && set -- --prompt "$PROMPT" "$@"
 [ -n "$PROJECTOR_LR" ] && set -- --projector_lr "$PROJECTOR_LR" "$@"
 [ -n "$ZERO_CONFIG" ] && set -- --deepspeed "$ZERO_CONFIG" "$@"
@@ -137,6 +146,9 @@ else
     "$PYTHON" train.py "$@"
 fi
 
+for arg in "$@"; do
+    [ "$arg" = "--preflight_only" ] && MERGE=0  # nothing was trained: nothing to merge
+done
 if [ "$MERGE" = "1" ] && [ "$NODE_RANK" = "0" ]; then
     "$PYTHON" merge_lora_weights.py --adapter "$OUTPUT_DIR" --output_dir "${OUTPUT_DIR}-merged" --overwrite
     echo "merged checkpoint: ${OUTPUT_DIR}-merged"

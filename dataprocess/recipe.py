@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from dataprocess.ops import OPERATORS, FilterOp
-from vlmkit.io import QUOTE_LIMIT, InputError, quote, read_text
+from vlmkit.io import InputError, quote, read_text
+from vlmkit.safe_yaml import load_yaml
 
 log = logging.getLogger(__name__)
 
@@ -152,74 +153,13 @@ def _where_in_recipe(trail: list) -> str:
     return ".".join(str(t)[:40] for t in trail)
 
 
-def _check_duplicate_keys(node, where: str, trail: list) -> None:
-    """YAML keys are unique, but PyYAML silently keeps the last of two (`max_ratio` written twice would quietly
-    change the filter): refuse them, naming the operator and parameter."""
-    import yaml
-
-    if isinstance(node, yaml.SequenceNode):
-        for i, child in enumerate(node.value):
-            _check_duplicate_keys(child, where, [*trail, i])
-    elif isinstance(node, yaml.MappingNode):
-        seen: dict[tuple[str, str], int] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                continue  # SafeLoader refuses unhashable keys itself
-            line, key = key_node.start_mark.line + 1, (key_node.tag, key_node.value)
-            if key in seen:
-                what = "parameter" if len(trail) >= 3 and trail[0] == "process" else "key"
-                inside = _where_in_recipe(trail)
-                raise InputError(f"{where}: line {line}: {inside + ': ' if inside else ''}{what} "
-                                 f"{quote(key_node.value, 60)} given twice (first at line {seen[key]})")
-            seen[key] = line
-            _check_duplicate_keys(value_node, where, [*trail, key_node.value])
-
-
-def _recipe_loader():
-    """PyYAML's SafeLoader (no Python object tags) that refuses aliases and anchors (`&a` / `*a`) while composing,
-    before anything is built: a few lines of nested aliases expand to gigabytes ("billion laughs"), and a recipe
-    has no need for them."""
-    import yaml
-
-    class RecipeLoader(yaml.SafeLoader):
-        def compose_node(self, parent, index):
-            event = self.peek_event()
-            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-                kind = "alias *" if isinstance(event, yaml.AliasEvent) else "anchor &"
-                raise _RefusedYAML(f"YAML {kind}{str(event.anchor)[:40]} is not allowed in a recipe (write the "
-                                   f"values out)", event.start_mark)
-            return super().compose_node(parent, index)
-
-    return RecipeLoader
-
-
-class _RefusedYAML(Exception):
-    def __init__(self, problem: str, mark):
-        super().__init__(problem)
-        self.problem, self.mark = problem, mark
-
-
 def load_recipe(path: str | os.PathLike, skip_unsupported: bool = False) -> Recipe:
     """Read a Data-Juicer YAML recipe; every problem is an `InputError` naming the file and the item."""
-    import yaml
-
     path = Path(path)
     text = read_text(path, "recipe")
-    loader = _recipe_loader()(text)
-    try:
-        node = loader.get_single_node()
-        if node is not None:
-            _check_duplicate_keys(node, str(path), [])
-        cfg = loader.construct_document(node) if node is not None else None
-    except _RefusedYAML as exc:
-        raise InputError(f"{path}: line {exc.mark.line + 1} column {exc.mark.column + 1}: {exc.problem}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or exc.__class__.__name__
-        raise InputError(f"{path}: malformed YAML{at}: {str(problem)[:QUOTE_LIMIT]}") from None
-    except RecursionError:
-        raise InputError(f"{path}: YAML nested too deeply") from None
-    finally:
-        loader.dispose()
+
+    def describe(trail: list) -> tuple[str, str]:
+        return _where_in_recipe(trail), ("parameter" if len(trail) >= 3 and trail[0] == "process" else "key")
+
+    cfg = load_yaml(text, path, "recipe", describe)
     return build_recipe(cfg, str(path), skip_unsupported, path)

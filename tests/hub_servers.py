@@ -116,3 +116,39 @@ class HubServer:
             if path == f"/api/v1/models/{self.repo_id}/repo":
                 return self._file(handler, query.get("FilePath", [""])[0], head, {})
         return self._missing(handler)
+
+
+class SilentServer:
+    """A hub stand-in that accepts every connection and never answers (a stuck proxy or overloaded mirror):
+    `with SilentServer() as url: ...`. Only 127.0.0.1 is bound."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self._sock.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self.connections: list = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue
+            self.connections.append(conn)  # held open, never read from or written to
+
+    def __enter__(self) -> str:
+        self._thread.start()
+        return self.url
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for conn in self.connections:
+            conn.close()
+        self._sock.close()

@@ -44,6 +44,7 @@ TEXT_ENCODING = "utf-8-sig"
 def read_text(path: str | os.PathLike, what: str = "file") -> str:
     """Read a UTF-8 text file (a leading BOM is dropped); a missing or unreadable file is an `InputError` naming it."""
     path = Path(path)
+    settle_commits(path)
     try:
         return path.read_text(encoding=TEXT_ENCODING)
     except FileNotFoundError:
@@ -64,6 +65,32 @@ def read_json(path: str | os.PathLike) -> Any:
         raise InputError(f"{path}: JSON nested too deeply to read") from None
 
 
+def read_config_json(path: str | os.PathLike, what: str = "config") -> Any:
+    """A JSON settings file a user wrote (a DeepSpeed config): as `read_json`, and the rules of the YAML configs
+    (`vlmkit.safe_yaml`): a key given twice in one object is refused (json keeps the last one silently), and so are
+    NaN and Infinity, which Python's json accepts although JSON has no such numbers."""
+    path = Path(path)
+    text = read_text(path, what)
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                raise InputError(f"{path}: key {quote(key, 60)} given twice in one object")
+            seen[key] = value
+        return seen
+
+    def no_constant(name: str) -> Any:
+        raise InputError(f"{path}: {name} is not a JSON number (write a finite value)")
+
+    try:
+        return json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constant)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deeply to read") from None
+
+
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
     """Yield (line number, parsed object) for each non-blank line of a JSON Lines file (a leading BOM is dropped).
 
@@ -71,6 +98,7 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
     UTF-8 is reported with its own number.
     """
     path = Path(path)
+    settle_commits(path)
     try:
         handle = path.open("rb")
     except FileNotFoundError:
@@ -204,24 +232,36 @@ def _finish_commit(staging: Path) -> str:
     return outcome
 
 
-def recover_commits(folder: str | os.PathLike) -> list[tuple[Path, str]]:
+def recover_commits(folder: str | os.PathLike, wait_live: float = 0.0) -> list[tuple[Path, str]]:
     """Complete or undo the multi-file commits that a killed run left in `folder`; returns what was done.
 
-    Every writer calls this before it writes, and readers of a file set may call it before they read, so after a
-    kill -9 at any step a folder holds either the previous complete set or the new complete set.
+    Every writer calls this before it writes, and every reader goes through it (`settle_commits`, called by
+    `read_text`, `read_json` and `iter_jsonl`), so after a kill -9 at any step a reader sees either the previous
+    complete set or the new complete set. A live writer's commit is left alone; with `wait_live` > 0 a reader waits
+    up to that long for a live commit that is past its manifest (publishing: its renames take microseconds).
     """
+    import time
+
     folder = Path(folder)
     done: list[tuple[Path, str]] = []
     if not folder.is_dir():
         return done
     for staging in sorted(folder.glob(COMMIT_PREFIX + "*")):
-        if not staging.is_dir():
-            continue
-        fd = _lock_dir(staging)
+        try:
+            if not staging.is_dir():
+                continue
+            fd = _lock_dir(staging)
+            deadline = time.monotonic() + wait_live
+            while fd is None and (staging / MANIFEST).exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+                fd = _lock_dir(staging)
+        except FileNotFoundError:
+            continue  # its writer finished meanwhile
         if fd is None:
             continue  # a live writer is committing this one
         try:
-            done.append((staging, _finish_commit(staging)))
+            if staging.is_dir():
+                done.append((staging, _finish_commit(staging)))
         finally:
             os.close(fd)
     return done
@@ -288,6 +328,23 @@ class StagedCommit:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def settle_commits(path: str | os.PathLike, wait_live: float = 5.0) -> None:
+    """Before a file is read: roll forward or back a dead writer's multi-file commit in its folder (or the folder
+    above, where a set spanning subfolders is staged), so no reader of the toolkit ever sees a torn set. Costs one
+    directory listing; a folder the reader cannot write is read as it is."""
+    folder = Path(path).absolute().parent
+    for candidate in (folder, folder.parent):
+        try:
+            pending = any(entry.name.startswith(COMMIT_PREFIX) for entry in os.scandir(candidate))
+        except OSError:
+            continue
+        if pending:
+            try:
+                recover_commits(candidate, wait_live)
+            except OSError:
+                pass
 
 
 def write_all_or_nothing(files: dict[str | os.PathLike, str | bytes]) -> None:

@@ -344,14 +344,18 @@ class CaptionEvaluator:
         if coco.reason:
             out.reasons.update(dict.fromkeys(COCO_METRICS, coco.reason))
             return out
+        out.reasons.update(coco.reasons)  # a metric the Java side could not compute (METEOR), with the reason
+        out.notes += coco.notes
         for metric in COCO_METRICS:
-            out.metrics[metric] = coco.corpus[metric]
-            out.per_sample[metric] = coco.per_sample[metric]
+            if metric in coco.corpus:
+                out.metrics[metric] = coco.corpus[metric]
+                out.per_sample[metric] = coco.per_sample[metric]
         for order in (1, 2, 3, 4):
             out.statistics[f"bleu_{order}"] = BleuStatistic(coco.bleu_counts, order)
         for metric in ("rouge_l", "cider"):  # pycocoevalcap's corpus value is the mean of its per-item scores
             out.statistics[metric] = MeanStatistic(coco.per_sample[metric])
-        out.ci_unavailable["meteor"] = METEOR_NO_CI
+        if "meteor" in coco.corpus:
+            out.ci_unavailable["meteor"] = METEOR_NO_CI
         return out
 
     def _overall(self, metrics: dict[str, float | None], scores: GroupScores) -> OverallScore:

@@ -33,7 +33,7 @@ from vlmkit.evaluation.protocols import DEFAULT_PROTOCOL, get_protocol
 from vlmkit.evaluation.report import model_files, output_names, safe_name
 from vlmkit.evaluation.retrieval import DEFAULT_MAX_CHUNK_ELEMENTS
 from vlmkit.evaluation.tables import csv_table, markdown_table, summary
-from vlmkit.images import ImageProblem, read_image_header
+from vlmkit.images import image_problem
 from vlmkit.io import InputError, write_all_or_nothing
 from vlmkit.models import require_model_dir
 from vlmkit.multiview import ObjectFolder, find_object_dirs_by_id
@@ -114,17 +114,22 @@ def _resolve_names(paths: list[Path], records: list[list[CaptionRecord]], overri
 
 
 def _check_objects(objects: dict[str, ObjectFolder], jobs: list[tuple[str, MatchedPairs]], images_dir: Path) -> None:
+    checked: set[str] = set()
     for _, matched in jobs:
         for item in matched.ids:
+            if item in checked:
+                continue
+            checked.add(item)
             obj = objects.get(item)
             if obj is None:
                 raise InputError(f"{images_dir}: no object folder for id {item} (from {matched.ground_truth_file})")
             if not obj.view_files:
                 raise InputError(f"{obj.path}: no view images (front/back/left/right/top/bottom) for id {item}")
             for _, path in obj.views_in_order():
-                header = read_image_header(path)  # header only: a non-image, empty or oversized render fails here
-                if isinstance(header, ImageProblem):
-                    raise InputError(f"{header}; id {item}")
+                # decoded (JPEGs at 1/8 scale): a truncated render fails here too, before the encoders load
+                problem = image_problem(path)
+                if problem is not None:
+                    raise InputError(f"{problem}; id {item}")
 
 
 def validate_inputs(options: CompareOptions) -> tuple[GroundTruth, list[tuple[str, MatchedPairs]]]:

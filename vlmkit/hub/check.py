@@ -115,6 +115,12 @@ def check_folder(path: str | os.PathLike, kind: str, *, remote_code: bool = Fals
     tokenizer, processor = NEEDS[kind]
     if tokenizer and not any((folder / f).is_file() for f in TOKENIZER_FILES):
         result.problems.append("no tokenizer files (tokenizer.json, tokenizer.model, vocab.*)")
+    for name in ("tokenizer.json", "tokenizer_config.json"):  # JSON that every tokenizer load parses first
+        if tokenizer and (folder / name).is_file():
+            try:
+                json.loads((folder / name).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                result.problems.append(f"{name} does not parse ({type(exc).__name__})")
     if processor and not any((folder / f).is_file() for f in PROCESSOR_FILES):
         result.problems.append("no image processor config (preprocessor_config.json / processor_config.json)")
     if kind == "sentence":
@@ -152,6 +158,15 @@ def _loadable(folder: Path, kind: str, remote_code: bool, load: bool, trust_remo
         return False
     if not load:
         return True
+    if NEEDS[kind][0]:
+        try:
+            from transformers import AutoTokenizer
+
+            AutoTokenizer.from_pretrained(str(folder), local_files_only=True, trust_remote_code=trust_remote_code)
+        except Exception as exc:
+            result.problems.append(f"transformers cannot load the tokenizer ({type(exc).__name__}: "
+                                   f"{str(exc).splitlines()[0][:160] if str(exc) else ''})")
+            return False
     try:
         import torch
         import transformers

@@ -54,6 +54,9 @@ def check_models(entries: list[ModelEntry], models_dir: Path, *, load: bool,
 
 
 def run(args: argparse.Namespace) -> int:
+    from vlmkit.ranges import Range, check_flags
+
+    check_flags(args, {"timeout": Range(0, 3600, lo_open=True)})
     models_dir = Path(args.local_dir)
     if args.list:
         print(list_models(models_dir), end="")
@@ -69,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"downloading {entry.name} from {SOURCES[args.source]} "
                   f"({args.repo_id or entry.repo_id(args.source)}) into {entry.path(models_dir)}", file=sys.stderr)
             try:
-                download(entry, args.source, models_dir, revision=args.revision, repo_id=args.repo_id)
+                download(entry, args.source, models_dir, revision=args.revision, repo_id=args.repo_id,
+                         timeout=args.timeout)
             except DownloadFailed as failure:
                 failures.append(str(failure))
                 print(f"error: {failure}", file=sys.stderr)

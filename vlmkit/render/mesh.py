@@ -42,6 +42,58 @@ def _visual_kind(mesh: Any) -> str:
     return "none"
 
 
+def _gltf_images(path: Path) -> list[tuple[str, bytes | Path]]:
+    """(label, bytes or file) of every image a .glb / .gltf embeds or references (data URIs are left to trimesh)."""
+    import json
+    import struct
+
+    with path.open("rb") as handle:
+        head = handle.read(12)
+        if path.suffix.lower() == ".glb":
+            if len(head) < 12 or head[:4] != b"glTF":
+                return []
+            chunks, data = [], handle.read()
+            offset = 0
+            while offset + 8 <= len(data):
+                length, kind = struct.unpack_from("<II", data, offset)
+                chunks.append((kind, data[offset + 8:offset + 8 + length]))
+                offset += 8 + length
+            doc = json.loads(chunks[0][1]) if chunks and chunks[0][0] == 0x4E4F534A else {}
+            binary = next((c for k, c in chunks if k == 0x004E4942), b"")
+        else:
+            doc, binary = json.loads(head + handle.read()), b""
+    out: list[tuple[str, bytes | Path]] = []
+    views = doc.get("bufferViews") or []
+    for i, image in enumerate(doc.get("images") or []):
+        label = f"texture image {i}{' (' + str(image.get('name'))[:60] + ')' if image.get('name') else ''}"
+        if "bufferView" in image and binary:
+            view = views[image["bufferView"]]
+            start = view.get("byteOffset", 0)
+            out.append((label, binary[start:start + view["byteLength"]]))
+        elif isinstance(image.get("uri"), str) and not image["uri"].startswith("data:"):
+            out.append((label, path.parent / image["uri"]))
+    return out
+
+
+def texture_problem(path: Path) -> str | None:
+    """A texture that the image policy refuses (too many pixels, not an image, missing): trimesh would drop it with
+    a debug log and the model would render untextured with exit 0. Headers only; None when all are usable."""
+    import io
+
+    from vlmkit.images import read_image_header
+
+    try:
+        images = _gltf_images(path)
+    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return None  # not parseable here: trimesh's own load reports the file
+    for label, source in images:
+        problem = read_image_header(io.BytesIO(source) if isinstance(source, bytes) else source)
+        if not hasattr(problem, "width"):
+            return f"{label}: {problem.reason}; raise --max_image_pixels if the file is trusted" \
+                if problem.kind == "too large" else f"{label}: {problem.reason}"
+    return None
+
+
 def load_asset(path: str | os.PathLike, rotation: np.ndarray) -> LoadedAsset:
     """Load `path`, rotate it by `rotation` (see `views.axis_rotation`) and frame it; raise `MeshProblem`."""
     import trimesh
@@ -53,6 +105,10 @@ def load_asset(path: str | os.PathLike, rotation: np.ndarray) -> LoadedAsset:
         raise MeshProblem(f"cannot read the file ({exc.strerror or exc})") from None
     if size == 0:
         raise MeshProblem("empty file (0 bytes)")
+    if path.suffix.lower() in (".glb", ".gltf"):
+        problem = texture_problem(path)
+        if problem:
+            raise MeshProblem(problem)
     try:
         scene = trimesh.load_scene(str(path))
     except Exception as exc:  # trimesh raises many types (ValueError, KeyError, struct.error, ...) on bad files

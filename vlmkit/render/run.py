@@ -172,6 +172,40 @@ def remove_leftovers(output_dir: Path) -> list[Path]:
     return removed
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_after_dead_workers(output_dir: Path) -> list[Path]:
+    """What workers that died (a renderer crash, the pool torn down after one) left mid-publish: their staging
+    folders are removed, and a retired folder whose object folder is gone (the worker died between its two
+    renames) is put back, so the earlier views survive. Only folders whose worker pid is no longer alive."""
+    cleaned = []
+    if not output_dir.is_dir():
+        return cleaned
+    for entry in output_dir.iterdir():
+        if not entry.is_dir() or not entry.name.startswith((_STAGING, _RETIRED)):
+            continue
+        stem, _, pid = entry.name.rpartition("-")
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        if entry.name.startswith(_RETIRED):
+            target = output_dir / stem[len(_RETIRED):]
+            if not target.exists():
+                os.rename(entry, target)
+                cleaned.append(entry)
+                continue
+        shutil.rmtree(entry, ignore_errors=True)
+        cleaned.append(entry)
+    return cleaned
+
+
 def check_existing(output_dir: Path, models: list[Path], description: dict, views: tuple[str, ...], *,
                    resume: bool, overwrite: bool) -> set[Path]:
     """The models to skip (resume); an `InputError` when existing views would be mixed or clobbered."""
@@ -242,6 +276,8 @@ def _results(models: list[Path], output_dir: Path, options: RenderOptions,
                 in_flight.clear()
         finally:
             pool.shutdown(wait=not in_flight, cancel_futures=True)
+            for leftover in clean_after_dead_workers(output_dir):  # a dead worker cannot clean up after itself
+                log.info("removed %s, left by a renderer process that died", leftover.name)
 
 
 class _RenderTask:

@@ -15,6 +15,16 @@ from vlmkit.images import ImageProblem, apply_max_image_pixels, open_rgb
 from vlmkit.io import InputError, atomic_write_json
 from vlmkit.models import resolve_device
 from vlmkit.outputs import OutputLock, check_output_file
+from vlmkit.ranges import POSITIVE, Range, check_flags, refuse_resume_with_overwrite
+
+# Every numeric flag of every subcommand, declared once (checked by `check_flags` before any work).
+FLAG_RANGES: dict[str, Range] = {
+    "batch_size": POSITIVE, "bootstrap": Range(0, note="0: no confidence intervals"), "seed": Range(0, 2**32 - 1),
+    "part_size": POSITIVE, "nlist": Range(1, optional=True), "nprobe": POSITIVE, "ef_search": POSITIVE,
+    "k": POSITIVE, "port": Range(1, 65535), "max_top_k": Range(1, 10_000), "default_top_k": POSITIVE,
+    "max_request_bytes": POSITIVE, "max_upload_bytes": POSITIVE, "max_concurrency": POSITIVE,
+    "max_image_pixels": Range(0, note="0 = no limit"),
+}
 
 log = logging.getLogger("retrieval")
 NOISY_LOGGERS = ("faiss.loader", "sentence_transformers", "httpx")
@@ -44,29 +54,41 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides.append("skip_bad_samples=true")
     config = load_config(args.config, overrides)
     apply_max_image_pixels(args)
+    from vlmkit.retrieval.prepare import prepare
+
+    prep = prepare(config, args.resume_from_checkpoint, args.overwrite_output_dir)  # before torch is imported
     from vlmkit.distributed import close_process_group
     from vlmkit.retrieval.train import run
 
-    code = run(config, args.resume_from_checkpoint, args.overwrite_output_dir)
+    code = run(config, args.resume_from_checkpoint, args.overwrite_output_dir, prep)
     close_process_group()
     return code
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    import numpy as np
+def check_flag_ranges(args: argparse.Namespace) -> None:
+    """`FLAG_RANGES` and the flag combinations that contradict each other, before any file is read."""
+    check_flags(args, FLAG_RANGES)
+    refuse_resume_with_overwrite(args)
 
+
+def cmd_eval(args: argparse.Namespace) -> int:
     from vlmkit.retrieval.data import EvalSet, load_checked
-    from vlmkit.retrieval.evaluate import evaluate_model, format_table, report
-    from vlmkit.retrieval.model import inspect_model, load_encoder
+    from vlmkit.retrieval.model import inspect_model
 
     apply_max_image_pixels(args)
     output = check_output_file(args.output, "--output")
     info = inspect_model(args.model, "--model")
     zero_info = inspect_model(args.zero_shot, "--zero_shot") if args.zero_shot else None
-    if args.bootstrap < 0:
-        raise InputError(f"--bootstrap {args.bootstrap}: must be >= 0 (0: no confidence intervals)")
     pairs, skipped = load_checked(args.data, args.image_root, args.skip_bad_samples)
     data = EvalSet.from_pairs(pairs)
+    if len(data.images) < 2:
+        raise InputError(f"{args.data}: the pool holds {len(data.images)} image: retrieval over a pool of one is "
+                         "trivially perfect (every metric 1.0); evaluate on at least 2 distinct images")
+    import numpy as np
+
+    from vlmkit.retrieval.evaluate import evaluate_model, format_table, report
+    from vlmkit.retrieval.model import load_encoder
+
     device = resolve_device(args.device)
     dtype = np.float16 if args.embedding_dtype == "float16" else np.float32
     with OutputLock(output, "evaluation output"):
@@ -89,21 +111,28 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from vlmkit.retrieval.index import INDEX_TYPES, build_index, check_images, check_output, list_images
+    from vlmkit.retrieval.index import (
+        INDEX_TYPES,
+        build_index,
+        check_images,
+        check_index_settings,
+        check_output,
+        list_images,
+    )
     from vlmkit.retrieval.model import inspect_model, load_encoder
 
     apply_max_image_pixels(args)
     out = Path(args.output)
     check_output(out, args.resume, args.overwrite)
     info = inspect_model(args.model, "--model")
-    if args.part_size < 1 or args.batch_size < 1:
-        raise InputError("--part_size and --batch_size must be >= 1")
     if args.index_type not in INDEX_TYPES and "," not in args.index_type and not args.index_type[:1].isupper():
         raise InputError(f"--index_type {args.index_type}: choose {', '.join(INDEX_TYPES)} or a FAISS factory "
                          "string such as IVF1024,PQ64")
     paths, skipped = check_images(list_images(args.images, args.image_root), args.skip_bad_samples)
     if skipped:
         log.warning("skipping %d bad images (listed in index.json), e.g. %s", len(skipped), skipped[0].describe())
+    if info.dim:  # the index settings against the collection, before a single image is embedded
+        check_index_settings(args.index_type, len(paths), info.dim, args.nlist, args.nprobe)
     with OutputLock(out, "index"):
         model = load_encoder(info.path, resolve_device(args.device), info=info)
         meta = build_index(model, info, paths, out, index_type=args.index_type, batch_size=args.batch_size,
@@ -122,15 +151,15 @@ def _query_image(path: str):
 
 def cmd_search(args: argparse.Namespace) -> int:
     from vlmkit.retrieval.index import read_index_meta
-    from vlmkit.retrieval.search import Searcher, format_results
+    from vlmkit.retrieval.search import Searcher, check_text, format_results
 
     apply_max_image_pixels(args)
     if (args.query is None) == (args.image is None):
         raise InputError("pass either --query TEXT or --image FILE")
     if args.query is not None and not args.query.strip():
         raise InputError("--query: empty query")
-    if args.k < 1:
-        raise InputError(f"-k {args.k}: must be >= 1")
+    if args.query is not None:
+        check_text(args.query, "--query")
     read_index_meta(args.index)
     image = _query_image(args.image) if args.image else None
     searcher = Searcher(args.index, resolve_device(args.device), args.model)
@@ -145,13 +174,20 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from vlmkit.retrieval.index import read_index_meta
     from vlmkit.retrieval.search import Searcher
-    from vlmkit.retrieval.service import serve
+    from vlmkit.retrieval.service import bind, serve
 
     apply_max_image_pixels(args)
-    if not 0 < args.port < 65536:
-        raise InputError(f"--port {args.port}: not a TCP port")
+    if args.default_top_k > args.max_top_k:
+        raise InputError(f"--default_top_k {args.default_top_k}: must be <= --max_top_k {args.max_top_k} (the "
+                         "top_k of a request that names none)")
     read_index_meta(args.index)
-    searcher = Searcher(args.index, resolve_device(args.device), args.model)
-    log.info("serving %d images on http://%s:%d (docs: /docs)", searcher.size, args.host, args.port)
-    serve(searcher, args.host, args.port, args.max_top_k)
+    sock = bind(args.host, args.port)  # a port in use: one line now, not after the model has loaded
+    try:
+        searcher = Searcher(args.index, resolve_device(args.device), args.model)
+        log.info("serving %d images on http://%s:%d (docs: /docs)", searcher.size, args.host, args.port)
+        serve(searcher, args.host, args.port, args.max_top_k, sock=sock, default_top_k=args.default_top_k,
+              max_text_bytes=args.max_request_bytes, max_upload_bytes=args.max_upload_bytes,
+              max_concurrency=args.max_concurrency)
+    finally:
+        sock.close()
     return 0

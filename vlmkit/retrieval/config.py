@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import typing
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmkit.io import InputError, read_text
+from vlmkit.ranges import POSITIVE, Range, check_value
 
 LOSS_TYPES = ("infonce", "symmetric_infonce", "sigmoid")
 SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
@@ -88,6 +90,20 @@ class RetrievalConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(RetrievalConfig)}
+
+# Declared ranges of the numeric keys (checked after defaults < YAML < overrides are merged; floats must be finite).
+RANGES: dict[str, Range] = {
+    "lora_r": POSITIVE, "lora_alpha": POSITIVE, "lora_dropout": Range(0, 1, hi_open=True),
+    "epochs": Range(0, note="with max_steps > 0 it is ignored"), "max_steps": Range(-1, note="-1: use epochs"),
+    "batch_size": POSITIVE, "gradient_accumulation_steps": POSITIVE,
+    "learning_rate": Range(0, 1, lo_open=True), "weight_decay": Range(0),
+    "max_grad_norm": Range(0, note="0: no clipping"), "warmup_ratio": Range(0, 1, hi_open=True),
+    "seed": Range(0, 2**32 - 1), "temperature": Range(0, lo_open=True), "gradient_cache_chunk_size": POSITIVE,
+    "logging_steps": POSITIVE, "save_steps": Range(0, note="0: every epoch"),
+    "save_total_limit": Range(1, optional=True, note="null: keep all"),
+    "eval_steps": Range(1, optional=True), "eval_batch_size": POSITIVE,
+    "dataloader_num_workers": Range(0, 256),
+}
 _HINTS = typing.get_type_hints(RetrievalConfig)
 
 
@@ -130,18 +146,21 @@ def _convert(key: str, value: Any, where: str) -> Any:
             raise bad
         try:
             number = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise bad from None
-        if not number.is_integer():
+        if not math.isfinite(number) or not number.is_integer() or abs(number) > 2**63:
             raise bad
         return int(number)
     if base is float:
         if isinstance(value, bool):
             raise bad
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise bad from None
+        if not math.isfinite(number):
+            raise InputError(f"{where}: {key} must be a finite number, got {number}")
+        return number
     if base is list:
         if isinstance(value, str):
             value = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
@@ -149,6 +168,8 @@ def _convert(key: str, value: Any, where: str) -> Any:
             raise bad
         if key == "mrl_dims":
             return [_convert("max_steps", v, f"{where}: {key}") for v in value]
+        if not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
+            raise bad
         return [str(v) for v in value]
     if isinstance(value, (dict, list)):
         raise bad
@@ -158,7 +179,7 @@ def _convert(key: str, value: Any, where: str) -> Any:
 
 
 def parse_override(item: str) -> tuple[str, Any]:
-    import yaml
+    from vlmkit.safe_yaml import load_yaml_value
 
     if "=" not in item:
         raise InputError(f"--config_override {item!r}: expected key=value")
@@ -169,25 +190,23 @@ def parse_override(item: str) -> tuple[str, Any]:
                        ("null", "none", "~")):
         return key, raw  # a string setting is taken as written (no YAML: `no`, `1e-5`, `on` stay text)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
+        value = load_yaml_value(raw, f"--config_override {item}") if raw.strip() else ""
+    except InputError as exc:
+        if "not allowed" in str(exc):
+            raise  # an alias or anchor in an override
+        value = raw  # not YAML: taken as text (and refused by the key's type if that is not text)
     return key, value
 
 
 def load_config(path: str | os.PathLike | None, overrides: list[str] | None = None) -> RetrievalConfig:
-    """Defaults < YAML file < overrides; then `validate`."""
-    import yaml
+    """Defaults < YAML file < overrides; then `validate`. The YAML is read by `vlmkit.safe_yaml` (no aliases or
+    anchors, no key given twice), like a Data-Juicer recipe."""
+    from vlmkit.safe_yaml import load_yaml
 
     values: dict[str, Any] = {}
     if path is not None:
         text = read_text(path, "config file")
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f" at line {mark.line + 1}" if mark is not None else ""
-            raise InputError(f"{path}: malformed YAML{at}: {getattr(exc, 'problem', exc)}") from None
+        data = load_yaml(text, path, "retrieval config")
         if data is None:
             data = {}
         if not isinstance(data, dict):
@@ -218,20 +237,13 @@ def validate(c: RetrievalConfig, where: str) -> None:
     for key, allowed in choices.items():
         if getattr(c, key) not in allowed:
             raise InputError(f"{where}: {key} {getattr(c, key)!r}: choose one of {', '.join(allowed)}")
-    for key in ("batch_size", "gradient_accumulation_steps", "lora_r", "lora_alpha", "logging_steps",
-                "gradient_cache_chunk_size", "eval_batch_size"):
-        if getattr(c, key) < 1:
-            raise InputError(f"{where}: {key} must be >= 1, got {getattr(c, key)}")
+    for key, rng in RANGES.items():
+        check_value(getattr(c, key), key, where, rng)
     if c.epochs <= 0 and c.max_steps <= 0:
         raise InputError(f"{where}: epochs must be > 0 (or max_steps > 0)")
-    if not c.temperature > 0:
-        raise InputError(f"{where}: temperature must be > 0, got {c.temperature}")
-    if c.learning_rate <= 0:
-        raise InputError(f"{where}: learning_rate must be > 0")
-    if not 0 <= c.warmup_ratio < 1:
-        raise InputError(f"{where}: warmup_ratio must be in [0, 1), got {c.warmup_ratio}")
-    if c.save_steps < 0:
-        raise InputError(f"{where}: save_steps must be >= 0 (0: every epoch)")
+    from vlmkit.training.options import check_report_to
+
+    check_report_to(c.report_to, f"{where}: report_to")
     if c.use_gradient_cache and c.loss_type == "sigmoid":
         raise InputError(f"{where}: use_gradient_cache works with loss_type infonce or symmetric_infonce "
                          "(sentence-transformers' cached losses are softmax losses), not sigmoid")

@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -104,21 +105,65 @@ def factory_string(index_type: str, n: int, nlist: int | None) -> str:
     return index_type  # a factory string of the user's
 
 
+def faiss_reason(exc: BaseException) -> str:
+    """FAISS's C++ message without its `Error in <signature> at <file>:<line>:` prefix, on one short line."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if text.startswith("Error in ") and ": " in text:
+        text = text.rsplit(": ", 1)[-1] if "Error: " not in text else text.split("Error: ", 1)[1]
+    return text[:200]
+
+
+IVF_CELLS = re.compile(r"IVF(\d+)")
+PQ_CODES = re.compile(r"PQ(\d+)(?:x(\d+))?")
+
+
+def check_index_settings(index_type: str, n: int, dim: int, nlist: int | None, nprobe: int) -> str:
+    """The factory string for `n` vectors of `dim`, checked before any image is embedded: FAISS must parse it, IVF
+    needs at least one vector per cell (k-means refuses fewer), nprobe is in 1..nlist, PQ needs 2^nbits training
+    vectors and a dimension its sub-quantisers divide. Returns the factory string."""
+    import faiss
+
+    if nlist is not None and not 1 <= nlist <= n:
+        raise InputError(f"--nlist {nlist}: must be in 1..{n} (the number of images to index)")
+    spec = factory_string(index_type, n, nlist)
+    try:
+        faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as exc:
+        raise InputError(f"--index_type {index_type}: FAISS cannot build {spec!r} ({faiss_reason(exc)})") from None
+    cells = IVF_CELLS.search(spec)
+    if cells:
+        k = int(cells.group(1))
+        if k > n:
+            raise InputError(f"--index_type {index_type}: {spec} has {k} cells but there are only {n} images to "
+                             f"index (k-means needs at least one per cell; use --nlist <= {n} or flat)")
+        if not 1 <= nprobe <= k:
+            raise InputError(f"--nprobe {nprobe}: must be in 1..{k} (the number of IVF cells of {spec})")
+    pq = PQ_CODES.search(spec)
+    if pq:
+        bits = int(pq.group(2) or 8)
+        if dim % int(pq.group(1)):
+            raise InputError(f"--index_type {index_type}: {spec}: PQ{pq.group(1)} must divide the {dim} dimensions")
+        if n < 2 ** bits:
+            raise InputError(f"--index_type {index_type}: {spec} needs at least {2 ** bits} images to train its "
+                             f"codebooks, there are {n}")
+    return spec
+
+
 def build_faiss(embeddings: np.ndarray, index_type: str, nlist: int | None = None, nprobe: int = 16,
                 ef_search: int = 64) -> tuple[Any, dict[str, Any]]:
     import faiss
 
     n, dim = embeddings.shape
-    spec = factory_string(index_type, n, nlist)
-    try:
-        index = faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
-    except RuntimeError as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"--index_type {index_type}: FAISS cannot build {spec!r} ({reason})") from None
+    spec = check_index_settings(index_type, n, dim, nlist, nprobe)
+    index = faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
     x = np.ascontiguousarray(embeddings, dtype=np.float32)
-    if not index.is_trained:
-        index.train(x)
-    index.add(x)
+    try:
+        if not index.is_trained:
+            index.train(x)
+        index.add(x)
+    except RuntimeError as exc:
+        raise InputError(f"--index_type {index_type}: FAISS cannot train {spec!r} on {n} vectors "
+                         f"({faiss_reason(exc)})") from None
     params: dict[str, Any] = {"factory": spec}
     if "IVF" in spec:
         params["nprobe"] = nprobe
@@ -186,7 +231,12 @@ def build_index(model: Any, model_info: Any, paths: list[str], out: Path, *, ind
                 np.save(handle, matrix)
             bar.update(len(chunk))
     embeddings = np.concatenate([np.load(parts_dir / f"part-{k:05d}.npy") for k in range(n_parts)])
-    index, params = build_faiss(embeddings, index_type, nlist, nprobe, ef_search)
+    try:
+        index, params = build_faiss(embeddings, index_type, nlist, nprobe, ef_search)
+    except InputError:
+        if not resume:  # nothing of this run stays behind (a resumed run keeps the parts it found)
+            shutil.rmtree(parts_dir, ignore_errors=True)
+        raise
     import faiss
 
     meta = {"format": FORMAT, "model": str(model_info.path.resolve()), "kind": model_info.kind,
@@ -196,7 +246,9 @@ def build_index(model: Any, model_info: Any, paths: list[str], out: Path, *, ind
     ids = io.StringIO()
     for i, path in enumerate(paths):
         ids.write(json.dumps({"id": i, "path": path}, ensure_ascii=False) + "\n")
-    write_all_or_nothing({out / INDEX_FILE: faiss.serialize_index(index).tobytes(), out / IDS_FILE: ids.getvalue(),
+    blob = faiss.serialize_index(index).tobytes()
+    meta["index_bytes"] = len(blob)  # checked when the index is opened: a truncated copy is one line, not FAISS's
+    write_all_or_nothing({out / INDEX_FILE: blob, out / IDS_FILE: ids.getvalue(),
                           out / META_FILE: json.dumps(meta, ensure_ascii=False, indent=2) + "\n"})
     shutil.rmtree(parts_dir, ignore_errors=True)
     return meta
@@ -219,4 +271,32 @@ def read_index_meta(index_dir: str | os.PathLike) -> dict[str, Any]:
     for name in (INDEX_FILE, IDS_FILE):
         if not (folder / name).is_file():
             raise InputError(f"{folder}: --index: {name} missing")
+    for key in ("nprobe", "efSearch"):
+        value = meta.get(key)
+        if key in meta and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise InputError(f"{folder / META_FILE}: {key} must be a positive integer, got {value!r}")
+    check_index_file(folder / INDEX_FILE, meta.get("index_bytes"))
     return meta
+
+
+# The fourcc FAISS writes first (faiss/impl/index_write.cpp): every index type's starts with "I" (IxFI flat, IwFl
+# IVF flat, IHNf HNSW, IwPQ IVF-PQ, ...) -- checked, with the size index.json recorded, before FAISS reads a byte.
+def check_index_file(path: Path, expected_bytes: int | None) -> None:
+    size = path.stat().st_size
+    if expected_bytes is not None and size != expected_bytes:
+        raise InputError(f"{path}: {size} bytes, {expected_bytes} when written (truncated or replaced); rebuild it "
+                         "with retrieval.py index --overwrite")
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if len(head) < 4 or not head.startswith(b"I") or not head.isascii() or not head.isalnum():
+        raise InputError(f"{path}: not a FAISS index file (starts with {head!r})")
+
+
+def read_faiss(path: Path) -> Any:
+    import faiss
+
+    try:
+        return faiss.read_index(str(path))
+    except RuntimeError as exc:
+        raise InputError(f"{path}: FAISS cannot read it ({faiss_reason(exc)}); rebuild it with retrieval.py index "
+                         "--overwrite") from None

@@ -5,35 +5,50 @@
     POST /search/image             multipart: file=<image>, top_k=<int> (form field)
          -> {"query": ..., "top_k": k, "results": [{"rank", "id", "path", "score"}, ...]}
 
-Bad requests get 4xx JSON errors ({"detail": ...}): an empty or missing query or a top_k outside 1..max_top_k (422,
-FastAPI's request validation), an upload that is not a usable image (400: vlmkit.images' policy: empty, truncated,
-not an image, too many pixels), an upload over the size limit (413). The endpoints are plain functions, so
-FastAPI runs them in its thread pool; the searcher serialises the model calls.
+Bad requests get 4xx JSON errors ({"detail": ...}): an empty or missing query, a field of the wrong type (the
+request model is strict: `"top_k": true` or `"top_k": "3"` is refused, not read as 1 or 3), an unknown field, a
+top_k outside 1..max_top_k (422, FastAPI's request validation), an upload that is not a usable image (400:
+vlmkit.images' policy: empty, truncated, not an image, too many pixels), a body over the size limit (413).
+
+Limits, from the libraries themselves:
+- body size: each endpoint's `max_body_size` (FastAPI/Starlette's RequestBodyLimitMiddleware): a Content-Length
+  over the limit is answered 413 before the body is read; a body without one (chunked) is counted while it is read
+  and cut at the limit, so a huge request never sits in memory, and an upload is never spooled to disk past it;
+- concurrency: uvicorn's `limit_concurrency`: past `max_concurrency` open connections (idle keep-alive ones
+  included) or running requests a request gets 503 at once, instead of a queue that grows without bound under
+  load. The endpoints are plain functions, so FastAPI runs them in its thread pool; the searcher serialises the
+  model calls.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the endpoint annotations at definition time, and the
 # request model is local to create_app (a string annotation naming it could not be resolved).
-import os
-import tempfile
+import socket
 from typing import Annotated, Any
 
-from vlmkit.images import ImageProblem, open_rgb
+from vlmkit.images import ImageProblem, open_rgb_bytes
 from vlmkit.io import InputError
 
 DEFAULT_MAX_TOP_K = 100
+DEFAULT_TOP_K = 10
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+DEFAULT_MAX_TEXT_BYTES = 64 * 1024  # a text query is a sentence; 64 KiB leaves room for any real one
+DEFAULT_MAX_CONCURRENCY = 8
 
 
-def create_app(searcher: Any, max_top_k: int = DEFAULT_MAX_TOP_K, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES):
+def create_app(searcher: Any, max_top_k: int = DEFAULT_MAX_TOP_K, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+               *, default_top_k: int = DEFAULT_TOP_K, max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES):
     from fastapi import FastAPI, File, Form, HTTPException, UploadFile
-    from pydantic import BaseModel, Field, field_validator
+    from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
+    if not 1 <= default_top_k <= max_top_k:
+        raise InputError(f"--default_top_k {default_top_k}: must be in 1..--max_top_k {max_top_k}")
     app = FastAPI(title="vlmkit retrieval", version="1",
                   description="Text and image search over a FAISS index of CLIP/SigLIP image embeddings.")
 
     class TextQuery(BaseModel):
-        query: str = Field(..., description="the description to search for")
-        top_k: int = Field(10, ge=1, le=max_top_k)
+        model_config = ConfigDict(extra="forbid")
+        query: StrictStr = Field(..., description="the description to search for")
+        top_k: StrictInt = Field(default_top_k, ge=1, le=max_top_k)
 
         @field_validator("query")
         @classmethod
@@ -46,7 +61,7 @@ def create_app(searcher: Any, max_top_k: int = DEFAULT_MAX_TOP_K, max_upload_byt
     def health() -> dict[str, Any]:
         return {"status": "ok", "images": searcher.size, **searcher.describe()}
 
-    @app.post("/search/text")
+    @app.post("/search/text", max_body_size=max_text_bytes)
     def search_text(body: TextQuery) -> dict[str, Any]:
         try:
             results = searcher.search_text(body.query, body.top_k)
@@ -54,31 +69,61 @@ def create_app(searcher: Any, max_top_k: int = DEFAULT_MAX_TOP_K, max_upload_byt
             raise HTTPException(status_code=422, detail=str(exc)) from None
         return {"query": body.query, "top_k": body.top_k, "results": results}
 
-    @app.post("/search/image")
-    def search_image(file: Annotated[UploadFile, File()], top_k: Annotated[int, Form()] = 10) -> dict[str, Any]:
+    @app.post("/search/image", max_body_size=max_upload_bytes + 64 * 1024)  # + the multipart framing
+    def search_image(file: Annotated[UploadFile, File()],
+                     top_k: Annotated[int, Form()] = default_top_k) -> dict[str, Any]:
         if not 1 <= top_k <= max_top_k:
             raise HTTPException(status_code=422, detail=f"top_k must be in 1..{max_top_k}")
         data = file.file.read(max_upload_bytes + 1)
         if len(data) > max_upload_bytes:
             raise HTTPException(status_code=413, detail=f"upload larger than {max_upload_bytes} bytes")
-        # open through the one image policy (it reads files): the upload goes to a temporary file first
-        fd, tmp = tempfile.mkstemp(prefix="vlmkit-upload-")
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            try:
-                image = open_rgb(tmp)
-            except ImageProblem as exc:
-                raise HTTPException(status_code=400, detail=f"{file.filename or 'upload'}: {exc.reason}") from None
-        finally:
-            os.unlink(tmp)
-        return {"query": file.filename or "upload", "top_k": top_k, "results": searcher.search_image(image, top_k)}
+            image = open_rgb_bytes(data, file.filename or "upload")
+        except ImageProblem as exc:
+            raise HTTPException(status_code=400, detail=f"{file.filename or 'upload'}: {exc.reason}") from None
+        try:
+            results = searcher.search_image(image, top_k)
+        except InputError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from None
+        return {"query": file.filename or "upload", "top_k": top_k, "results": results}
 
     return app
 
 
-def serve(searcher: Any, host: str = "127.0.0.1", port: int = 8000, max_top_k: int = DEFAULT_MAX_TOP_K,
-          log_level: str = "info") -> None:
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before the model loads: a port in use is one line (exit 2) at once, not
+    uvicorn's own lines and exit 3 after the model has loaded."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise InputError(f"--host {host}: cannot resolve it ({exc.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        what = "in use (another server listens there)" if exc.errno == 98 else (exc.strerror or str(exc))
+        raise InputError(f"--host {host} --port {port}: cannot listen: {what}; choose another --port") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def make_server(searcher: Any, *, max_top_k: int = DEFAULT_MAX_TOP_K, max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+                log_level: str = "info", **limits: Any):
+    """The uvicorn server (run it with `.run(sockets=[bind(host, port)])`)."""
     import uvicorn
 
-    uvicorn.run(create_app(searcher, max_top_k), host=host, port=port, log_level=log_level)
+    # uvicorn counts the arriving connection itself: limit N serves N - 1 at once, so + 1
+    config = uvicorn.Config(create_app(searcher, max_top_k, **limits), log_level=log_level,
+                            limit_concurrency=max_concurrency + 1)
+    return uvicorn.Server(config)
+
+
+def serve(searcher: Any, host: str = "127.0.0.1", port: int = 8000, max_top_k: int = DEFAULT_MAX_TOP_K,
+          log_level: str = "info", *, sock: socket.socket | None = None, **limits: Any) -> None:
+    sock = sock or bind(host, port)
+    server = make_server(searcher, max_top_k=max_top_k, log_level=log_level, **limits)
+    server.run(sockets=[sock])

@@ -30,127 +30,34 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from vlmkit.io import InputError, atomic_write_json, atomic_write_text, read_json
-from vlmkit.outputs import OutputLock, check_output_dir
+from vlmkit.io import atomic_write_json, atomic_write_text
+from vlmkit.outputs import OutputLock
 from vlmkit.retrieval.config import RetrievalConfig
-from vlmkit.retrieval.data import BadSample, EvalSet, Pair, load_checked
-from vlmkit.retrieval.model import TRAINING_INFO, ModelInfo, inspect_model
+from vlmkit.retrieval.data import EvalSet, Pair
+from vlmkit.retrieval.model import TRAINING_INFO
+from vlmkit.retrieval.prepare import (  # noqa: F401  (prepare & co. are re-exported: tests, bench)
+    CHECKPOINTS,
+    FORMAT,
+    SKIPPED_FILE,
+    Prepared,
+    check_resume_matches,
+    checkpoints_in,
+    prepare,
+    resolve_resume,
+    training_info,
+    world,
+)
 
 log = logging.getLogger(__name__)
 
-CHECKPOINTS = "checkpoints"
 METRICS_FILE = "metrics.jsonl"
 PLOT_FILE = "training_curves.png"
-SKIPPED_FILE = "skipped_samples.json"
-FORMAT = "vlmkit-retrieval/1"
 # files a finished run leaves in output_dir (removed by --overwrite_output_dir, never anything else)
 OWN_FILES = ("adapter_config.json", "adapter_model.safetensors", "modules.json", "sentence_bert_config.json",
              "config_sentence_transformers.json", "README.md", "processor_config.json", "preprocessor_config.json",
              "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
              METRICS_FILE, PLOT_FILE, SKIPPED_FILE, TRAINING_INFO)
 OWN_DIRS = (CHECKPOINTS, "merged")
-
-
-def world() -> tuple[int, int]:
-    """(rank, world size) from the launcher's environment (torchrun / accelerate launch), before any init."""
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def checkpoints_in(output_dir: Path) -> list[Path]:
-    folder = output_dir / CHECKPOINTS
-    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
-
-
-def resolve_resume(output_dir: Path, resume: str | None, overwrite: bool) -> Path | None:
-    existing = checkpoints_in(output_dir)
-    started = existing or (output_dir / TRAINING_INFO).is_file()
-    if resume in (None, ""):
-        if started and not overwrite:
-            what = existing[-1].name if existing else "a finished run"
-            raise InputError(f"{output_dir}: output_dir holds {what}; pass --resume_from_checkpoint last to "
-                             "continue, or --overwrite_output_dir to start afresh")
-        return None
-    if overwrite:
-        raise InputError("--resume_from_checkpoint and --overwrite_output_dir exclude each other")
-    if resume == "last":
-        if not existing:
-            raise InputError(f"{output_dir}: no checkpoints/checkpoint-N to resume from")
-        return existing[-1]
-    path = Path(resume)
-    if not path.is_dir():
-        raise InputError(f"--resume_from_checkpoint {path}: folder not found")
-    return path
-
-
-def training_info(config: RetrievalConfig, info: ModelInfo) -> dict[str, Any]:
-    return {"format": FORMAT, "base_model": str(info.base.resolve()), "kind": info.kind, "config": config.to_dict()}
-
-
-def check_resume_matches(checkpoint: Path, info: dict[str, Any]) -> None:
-    saved = read_json(checkpoint / TRAINING_INFO) if (checkpoint / TRAINING_INFO).is_file() else None
-    if saved is None:
-        raise InputError(f"{checkpoint}: no {TRAINING_INFO}; not a checkpoint of retrieval.py train")
-    for key in ("base_model", "kind"):
-        if saved.get(key) != info.get(key):
-            raise InputError(f"{checkpoint}: was trained with {key}={saved.get(key)}, this run has {info.get(key)}")
-    for key in ("use_lora", "lora_r", "lora_target_modules", "loss_type"):
-        if saved["config"].get(key) != info["config"].get(key):
-            raise InputError(f"{checkpoint}: was trained with {key}={saved['config'].get(key)!r}, this config has "
-                             f"{info['config'].get(key)!r}")
-
-
-@dataclass
-class Prepared:
-    """Everything checked before the model is loaded."""
-
-    config: RetrievalConfig
-    info: ModelInfo
-    output_dir: Path
-    resume: Path | None
-    train: list[Pair]
-    val: list[Pair]
-    skipped: list[BadSample]
-    negatives: int
-
-
-def count_negatives(pairs: list[Pair]) -> int:
-    """Hard negatives per pair used in training: the smallest number any pair has (columns must be rectangular)."""
-    counts = [len(p.negatives) for p in pairs]
-    k = min(counts)
-    if max(counts) > k:
-        if k == 0:
-            log.warning("hard negatives ignored: %d of %d pairs have none (every pair needs the same number)",
-                        counts.count(0), len(pairs))
-        else:
-            log.warning("using the first %d hard negatives of every pair (the fewest any pair has)", k)
-    return k
-
-
-def prepare(config: RetrievalConfig, resume: str | None, overwrite: bool) -> Prepared:
-    info = inspect_model(config.model_name_or_path, "model_name_or_path")
-    if config.loss_type == "sigmoid" and info.kind != "siglip":
-        raise InputError(f"{config.model_name_or_path}: loss_type sigmoid needs a SigLIP model (it uses the model's "
-                         "learned logit bias); use infonce or symmetric_infonce for CLIP")
-    if config.use_mrl and max(config.mrl_dims) > info.dim:
-        raise InputError(f"mrl_dims {config.mrl_dims}: larger than the model's embedding size {info.dim}")
-    output_dir = check_output_dir(config.output_dir, "output_dir")
-    checkpoint = resolve_resume(output_dir, resume, overwrite)
-    if checkpoint is not None:
-        check_resume_matches(checkpoint, training_info(config, info))
-    train, skipped = load_checked(config.data_path, config.image_root, config.skip_bad_samples)
-    val: list[Pair] = []
-    if config.val_data_path:
-        val, val_skipped = load_checked(config.val_data_path, config.image_root, config.skip_bad_samples)
-        skipped += val_skipped
-        shared = {p.positive for p in train} & {p.positive for p in val}
-        if shared:
-            log.warning("%d validation images are also training images: validation is not image-disjoint",
-                        len(shared))
-    if skipped:
-        log.warning("skipping %d pairs with bad images (listed in %s), e.g. %s", len(skipped),
-                    output_dir / SKIPPED_FILE, skipped[0].describe())
-    return Prepared(config, info, output_dir, checkpoint, train, val, skipped, count_negatives(train))
 
 
 def clear_previous_run(output_dir: Path) -> None:
@@ -162,11 +69,13 @@ def clear_previous_run(output_dir: Path) -> None:
         (output_dir / name).unlink(missing_ok=True)
 
 
-def run(config: RetrievalConfig, resume: str | None = None, overwrite: bool = False) -> int:
+def run(config: RetrievalConfig, resume: str | None = None, overwrite: bool = False,
+        prep: Prepared | None = None) -> int:
+    """Train; `prep` is `prepare(config, resume, overwrite)` when the caller has checked the inputs already."""
     started = time.time()
     if config.torch_distributed_debug != "no":
         os.environ["TORCH_DISTRIBUTED_DEBUG"] = config.torch_distributed_debug
-    prep = prepare(config, resume, overwrite)
+    prep = prep or prepare(config, resume, overwrite)
     rank, world_size = world()
     if rank == 0:
         with OutputLock(prep.output_dir, "retrieval training output"):
@@ -394,8 +303,12 @@ class InfoCallback(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if folder.is_dir():
-                atomic_write_json(folder / TRAINING_INFO, {**self.info, "global_step": state.global_step})
+            if folder.is_dir():  # written last, with every file's size: marks the checkpoint complete
+                from vlmkit.training.checkpoint import file_manifest
+
+                files = {k: v for k, v in file_manifest(folder).items() if k != TRAINING_INFO}
+                atomic_write_json(folder / TRAINING_INFO, {**self.info, "global_step": state.global_step,
+                                                           "files": files})
         return control
 
 

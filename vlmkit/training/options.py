@@ -44,6 +44,7 @@ class TrainOptions:
     preflight_only: bool = False
     # evaluation
     eval_data: str | None = None
+    eval_image_folder: str | None = None  # default: image_folder
     eval_strategy: str | None = None
     eval_steps: int | None = None
     eval_generate: int = 0
@@ -170,17 +171,18 @@ def check_options(o: TrainOptions) -> None:
     check_report_to(o.report_to)
 
 
-def check_report_to(value: str) -> None:
-    """`--report_to` backends must be installed: checked before any model is loaded, not when the Trainer starts."""
+def check_report_to(value: str, flag: str = "--report_to") -> None:
+    """`--report_to` backends must be installed: checked before any model is loaded, not when the Trainer starts.
+    `flag` names the setting in the message (retrieval configs: `<file>: report_to`)."""
     backends = [b.strip() for b in value.split(",") if b.strip()]
     for backend in backends:
         if backend == "none":
             continue
         if backend not in REPORT_BACKENDS:
-            raise InputError(f"--report_to {backend}: choose none, {', '.join(REPORT_BACKENDS)} (comma-separated)")
+            raise InputError(f"{flag} {backend}: choose none, {', '.join(REPORT_BACKENDS)} (comma-separated)")
         if not any(importlib.util.find_spec(m) is not None for m in REPORT_BACKENDS[backend]):
             hint = ("pip install wandb; without network set WANDB_MODE=offline and upload later with `wandb sync`"
                     if backend == "wandb" else "pip install tensorboard")
-            raise InputError(f"--report_to {backend}: the {backend} package is not installed ({hint})")
+            raise InputError(f"{flag} {backend}: the {backend} package is not installed ({hint})")
     if "none" in backends and len(backends) > 1:
-        raise InputError(f"--report_to {value}: 'none' excludes the others")
+        raise InputError(f"{flag} {value}: 'none' excludes the others")

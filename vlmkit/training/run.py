@@ -87,6 +87,7 @@ def _run(o: TrainOptions) -> int:
         raise InputError(f"--max_image_pixels {o.max_image_pixels}: must be >= 0 (0 = no limit)")
     set_max_image_pixels(o.max_image_pixels)
     output_dir = check_output_dir(o.output_dir)
+    data = load_data(o)  # the data files, read before torch is imported: a bad file is refused in about a second
 
     import torch
 
@@ -106,12 +107,39 @@ def _run(o: TrainOptions) -> int:
             raise InputError(f"{o.pretrained_projector}: not a LLaVA training output of train.py "
                              f"(no {ckpt.TRAINING_INFO})")
 
-    with OutputLock(output_dir, "training output") if process_rank() == 0 else nullcontext():
-        prepared = prepare_data(o, output_dir)
+    with OutputLock(output_dir, "training output") if process_rank() == 0 else nullcontext(), \
+            _undo_on_input_error(output_dir):
+        prepared = prepare_data(o, output_dir, data)
         if o.preflight_only:
             log.info("preflight only: data, images, lengths and settings are fine; nothing trained")
             return 0
         return train(o, prepared, output_dir, ds_path, ds_config, cuda, resume, pretrained_info, started)
+
+
+PREFLIGHT_CACHE = "preflight"
+
+
+@contextmanager
+def _undo_on_input_error(output_dir: Path):
+    """An input error found after the preflight wrote its report, histogram and caches (a bad eval file, a
+    --lora_target that matches nothing) leaves the output folder as it was: exit 2 writes nothing. What existed
+    before the run (an earlier run's report, caches) stays."""
+    cache = output_dir / PREFLIGHT_CACHE
+    before = {p for p in (output_dir / PREFLIGHT_REPORT, output_dir / LENGTH_HISTOGRAM) if p.exists()}
+    before |= set(cache.rglob("*")) if cache.is_dir() else set()
+    existed = output_dir.exists(), cache.exists()
+    try:
+        yield
+    except InputError:
+        if process_rank() == 0:
+            for path in (output_dir / PREFLIGHT_REPORT, output_dir / LENGTH_HISTOGRAM,
+                         *(cache.rglob("*") if cache.is_dir() else ())):
+                if path not in before and path.is_file():
+                    path.unlink(missing_ok=True)
+            for folder, was in ((cache, existed[1]), (output_dir, existed[0])):
+                if not was and folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+        raise
 
 
 # ------------------------------------------------------------------------------------------------ checks
@@ -209,9 +237,8 @@ def load_processor(base_dir: Path, o: TrainOptions):
     return processor
 
 
-def prepare_data(o: TrainOptions, output_dir: Path) -> Prepared:
-    """Read the data, build the processor (no weights), and preflight every train and eval sample."""
-    from vlmkit.training import preflight as pf
+def load_data(o: TrainOptions) -> tuple[list[TrainingSample], Path, list[TrainingSample], Path | None]:
+    """The train and eval files read and checked (formats, fields, image paths); no model or processor needed."""
     from vlmkit.training.data import load_samples
 
     samples, root = load_samples(o.data, o.image_folder, o.prompt, o.views)
@@ -221,7 +248,15 @@ def prepare_data(o: TrainOptions, output_dir: Path) -> Prepared:
         samples = samples[:o.max_samples]
     eval_samples, eval_root = ([], None)
     if o.eval_data:
-        eval_samples, eval_root = load_samples(o.eval_data, o.image_folder, o.prompt, o.views)
+        eval_samples, eval_root = load_samples(o.eval_data, o.eval_image_folder or o.image_folder, o.prompt, o.views)
+    return samples, root, eval_samples, eval_root
+
+
+def prepare_data(o: TrainOptions, output_dir: Path, data: tuple | None = None) -> Prepared:
+    """Build the processor (no weights) and preflight every train and eval sample of `load_data`."""
+    from vlmkit.training import preflight as pf
+
+    samples, root, eval_samples, eval_root = data or load_data(o)
 
     base, config = base_for_preflight(o, output_dir)
     if base is None:
@@ -237,7 +272,7 @@ def prepare_data(o: TrainOptions, output_dir: Path) -> Prepared:
         max_length, source = context, "the language model's context"
     else:
         max_length, source = pf.DEFAULT_MAX_LENGTH, "default: the model's config states no context length"
-    cache = output_dir / "preflight"
+    cache = output_dir / PREFLIGHT_CACHE
     workers = o.preflight_workers or pf.default_workers()
     common = {"max_length": max_length, "max_length_source": source, "skip_bad": o.skip_bad_samples,
               "cache_dir": cache, "workers": workers}

@@ -8,7 +8,6 @@ batches from the lengths the preflight measured. The callbacks every run uses ar
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -39,10 +38,9 @@ def resolve_deepspeed_config(value: str | None) -> Path | None:
 
 
 def load_deepspeed_config(path: Path) -> dict[str, Any]:
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: malformed JSON at line {exc.lineno}: {exc.msg}") from None
+    from vlmkit.io import read_config_json
+
+    config = read_config_json(path, "DeepSpeed config")  # no key twice, no NaN (vlmkit.io)
     if not isinstance(config, dict):
         raise InputError(f"{path}: a DeepSpeed config is a JSON object")
     return config

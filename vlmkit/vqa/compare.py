@@ -48,20 +48,40 @@ def _unit_of(task: str, row: dict[str, Any]) -> str:
     return str(row["group"]) if task == "mmbench" else str(row["question_id"])
 
 
-def load_result(path: str | Path) -> Loaded:
-    """A results folder (or its results.json) with its predictions_scored.jsonl."""
+RESULT_KEYS = ("task", "unit", "n", "name", "signature", "complete", "accuracy", "scoring", "ci95", "n_total",
+               "n_failed", "n_missing", "answer_stats")
+
+
+def read_results(path: str | Path) -> tuple[Path, Path, dict[str, Any]]:
+    """(folder, results.json, its content) of a results folder or file; checked before any scored row is read."""
     path = Path(path)
     folder = path.parent if path.suffix == ".json" else path
     results_file = folder / res.RESULTS if path.suffix != ".json" else path
     data = read_json(results_file)
     if not isinstance(data, dict) or data.get("format") != res.FORMAT:
         raise InputError(f"{results_file}: not a results.json written by eval_vqa.py")
-    scored = folder / data.get("files", {}).get("scored", res.SCORED)
+    missing = [k for k in RESULT_KEYS if k not in data]
+    if missing:
+        raise InputError(f"{results_file}: missing {', '.join(missing)} (not a complete eval_vqa.py results.json)")
+    return folder, results_file, data
+
+
+def load_result(path: str | Path, header: tuple[Path, Path, dict[str, Any]] | None = None) -> Loaded:
+    """A results folder (or its results.json) with its predictions_scored.jsonl."""
+    folder, results_file, data = header or read_results(path)
+    scored = folder / (data.get("files") or {}).get("scored", res.SCORED)
     task = data["task"]
+    need = ("group", "score") if task == "mmbench" else ("question_id", "score")
     units, types, answers = {}, {}, {}
-    for _, row in iter_jsonl(scored):
+    for lineno, row in iter_jsonl(scored):
+        if not isinstance(row, dict) or any(k not in row for k in need):
+            raise InputError(f"{scored}: line {lineno}: not a scored {task} row (needs {', '.join(need)}; the "
+                             f"scored file of another task or run?)")
         unit = _unit_of(task, row)
-        units[unit] = float(row["score"])
+        try:
+            units[unit] = float(row["score"])
+        except (TypeError, ValueError):
+            raise InputError(f"{scored}: line {lineno}: score {row['score']!r} is not a number") from None
         types[unit] = row.get("category") if task == "mmbench" else row.get("question_type")
         answers.setdefault(unit, []).append(row)
     if len(units) != data["n"]:
@@ -129,11 +149,13 @@ def _disagreements(loaded: list[Loaded]) -> list[dict[str, Any]]:
 def compare(paths: list[str | Path], *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> dict[str, Any]:
     if len(paths) < 1:
         raise InputError("give at least one results folder")
-    loaded = [load_result(p) for p in paths]
-    tasks = {item.results["task"] for item in loaded}
-    if len(tasks) > 1:
-        raise InputError(f"{loaded[1].folder}: results of different tasks ({', '.join(sorted(tasks))}) cannot be "
-                         "compared")
+    headers = [read_results(p) for p in paths]
+    first_task = headers[0][2]["task"]
+    for _, results_file, data in headers[1:]:
+        if data["task"] != first_task:
+            raise InputError(f"{results_file}: a {data['task']} result, the baseline {headers[0][1]} is {first_task}: "
+                             "results of different tasks cannot be compared")
+    loaded = [load_result(p, h) for p, h in zip(paths, headers, strict=True)]
     _unique_names(loaded)
     base = loaded[0]
     paired = []

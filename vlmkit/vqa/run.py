@@ -130,10 +130,16 @@ def score_only(args: argparse.Namespace, output_dir: Path) -> int:
     data = _load(args)
     predictions = read_answers(Path(args.predictions))
     known = data.by_id()
-    unknown = [p["question_id"] for qid, p in predictions.items() if qid not in known]
-    if unknown and not args.limit:
+    # With --limit, a prediction for a question beyond the limit is expected; one for a question that is nowhere in
+    # the file is not, so unknown ids are judged against the whole file.
+    every = known if not args.limit else _load(argparse.Namespace(**{**vars(args), "limit": None})).by_id()
+    unknown = [p["question_id"] for qid, p in predictions.items() if qid not in every]
+    if unknown:
         raise InputError(f"{args.predictions}: question {unknown[0]}: not in {data.source} ({len(unknown)} such "
                          f"predictions; the wrong file?)")
+    beyond = sum(qid not in known for qid in predictions)
+    if beyond:
+        log.info("%d predictions are for questions beyond --limit %d: not scored", beyond, args.limit)
     missing = [q.qid for q in data.questions if q.qid not in predictions]
     if missing and not args.allow_missing:
         raise InputError(f"{args.predictions}: question {known[missing[0]].question_id}: no prediction ({len(missing)} "

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vlmkit.io import InputError, iter_jsonl, read_json
+from vlmkit.io import InputError, iter_jsonl, quote, read_json
 from vlmkit.vqa import prompts
 from vlmkit.vqa.mmbench_scoring import OPTION_LETTERS, group_index
 
@@ -98,6 +98,14 @@ def _need(entry: Any, keys: Iterable[str], where: str, schema: str) -> None:
             raise InputError(f"{where}: missing '{key}' ({schema})")
 
 
+def _question_text(entry: dict, where: str) -> str:
+    """The question must be text: a number or a list would be turned into a prompt silently (`str(42)`)."""
+    text = entry["question"]
+    if not isinstance(text, str) or not text.strip():
+        raise InputError(f"{where}: 'question' must be a non-empty string, got {quote(text, 60)}")
+    return text
+
+
 def _answers(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not value:
         raise InputError(f"{where}: no answers (a test split? scoring needs the human answers)")
@@ -142,13 +150,13 @@ def load_textvqa(annotations: str | os.PathLike, image_dir: str | os.PathLike | 
         _need(entry, ("question_id", "question", "image_id"), where, schema)
         where = f"{path}: question {entry['question_id']}"
         answers = _answers(entry.get("answers"), where)
+        text = _question_text(entry, where)
         tokens = None
         if ocr:
             tokens = entry.get("ocr_tokens") if ocr_by_image is None else ocr_by_image.get(str(entry["image_id"]))
             if tokens is None:
                 raise InputError(f"{where}: no OCR tokens for image {entry['image_id']} (--ocr needs each entry's "
                                  f"ocr_tokens or an --ocr_file that covers every image)")
-        text = str(entry["question"])
         questions.append(Question(
             qid=str(entry["question_id"]), question_id=entry["question_id"], question=text,
             prompt=template.format(question=text, ocr=prompts.ocr_line(tokens)), answers=answers,
@@ -167,7 +175,7 @@ def load_vqa_jsonl(questions_file: str | os.PathLike, image_dir: str | os.PathLi
             break
         _need(entry, ("question_id", "image", "question"), f"{path}: line {lineno}", schema)
         where = f"{path}: question {entry['question_id']}"
-        text = str(entry["question"])
+        text = _question_text(entry, where)
         qtype = entry.get("question_type") or question_type(text)
         questions.append(Question(
             qid=str(entry["question_id"]), question_id=entry["question_id"], question=text,
