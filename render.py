@@ -21,6 +21,7 @@ from pathlib import Path
 from PIL import ImageColor
 
 from vlmkit.cli import HelpFormatter, add_views_arg, run_main, setup_logging
+from vlmkit.executor import add_executor_args, executor_options
 from vlmkit.images import add_max_image_pixels_arg, apply_max_image_pixels, max_image_pixels
 from vlmkit.io import InputError
 from vlmkit.render.views import AXES, CameraSettings, axis_rotation
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="smooth: interpolated vertex normals; flat: one normal per face")
     look.add_argument("--gl", default=None, choices=("osmesa", "egl"),
                       help="OpenGL platform (default: $PYOPENGL_PLATFORM, else osmesa: CPU, no display)")
+    add_executor_args(parser)
     return parser
 
 
@@ -92,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
                             platform=platform, max_image_pixels=max_image_pixels())
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(vars(args).items())}
     return run_render(models, Path(args.output_dir), options, num_workers=args.num_workers, resume=args.resume,
-                      overwrite=args.overwrite, settings=settings, progress=not args.no_progress)
+                      overwrite=args.overwrite, settings=settings, progress=not args.no_progress,
+                      executor=executor_options(args))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmkit.cli import HelpFormatter, run_main, setup_logging
+from vlmkit.executor import add_executor_args
 from vlmkit.generation import cli as gen
 from vlmkit.generation import engines
 from vlmkit.generation.items import CaptionItem
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.optional_model_path(parser, "local model folder (weights are never downloaded); not with --backend openai")
     gen.add_hf_args(parser)
     engines.add_engine_args(parser)
+    add_executor_args(parser, gpus=True)
     return parser
 
 
@@ -197,7 +199,8 @@ def _recaption(args: argparse.Namespace, samples: list[TrainingSample], done: di
     return run_captioning(items, make_captioner=lambda: factory(args), prompt_for=prompt_for,
                           on_batch=on_batch, stats=stats, report_path=report_path, output=output_path,
                           settings={k: v for k, v in sorted(vars(args).items())}, batch_size=engines.engine_chunk(args),
-                          progress=not args.no_progress, desc="re-captioning", on_loaded=on_loaded)
+                          progress=not args.no_progress, desc="re-captioning", on_loaded=on_loaded,
+                          engine=gen.ray_engine(args))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,12 @@ Formats (`--input_format auto` picks one from the file):
   object folder or view counts as a missing image.
 
 Image paths are resolved like Data-Juicer does: relative to the data file's folder (or `--image_folder`).
+
+Containers (`vlmkit.streams`): `dj` and `training` records may also come from Parquet files, WebDataset tar shards or
+HF datasets `save_to_disk` folders (`--input_format parquet|webdataset|hf`, or detected from the path; the schema,
+dj or training, is detected from the first record). Their images may be paths or embedded bytes (a binary cell, HF's
+Image struct, a WebDataset image member). `open_input` plans chunks without reading the records, and `Input.items`
+reads one chunk: nothing here holds the whole set (JSON documents excepted: they are parsed whole).
 """
 
 from __future__ import annotations
@@ -32,8 +38,10 @@ from vlmkit.io import InputError, iter_jsonl, read_json
 from vlmkit.multiview import ObjectFolder, find_object_dirs_by_id
 from vlmkit.records import parse_caption_records
 from vlmkit.samples import load_llava_json, validate_sample
+from vlmkit.streams import IMAGE_EXTENSIONS, ChunkRef, EmbeddedImage, PartWriter, Source, container_of, image_value
 
-FORMATS = ("auto", "dj", "training", "llava", "captions")
+FORMATS = ("auto", "dj", "training", "llava", "captions", "parquet", "webdataset", "hf")
+SCHEMAS = ("dj", "training", "llava", "captions")
 TEXT_VIEWS = ("answers", "dj")
 STATS_KEY = "__dj__stats__"  # Data-Juicer's Fields.stats
 
@@ -44,7 +52,7 @@ class Item:
 
     id: str
     text: str
-    images: tuple[str, ...]
+    images: tuple[str | EmbeddedImage, ...]
     raw: Any
     where: str
 
@@ -74,6 +82,12 @@ class Dataset:
         if self.is_jsonl:
             return "".join(json.dumps(o, ensure_ascii=False) + "\n" for o in objs)
         return json.dumps(objs, ensure_ascii=False, indent=2) + "\n"
+
+
+def resolve_image(root: Path, value: Any, label: str) -> str | EmbeddedImage | None:
+    """A path resolved against `root`, or embedded bytes (see `vlmkit.streams.image_value`)."""
+    got = image_value(value, label)
+    return resolve(root, got) if isinstance(got, str) else got
 
 
 def detect_format(path: Path, data: Any = None) -> str:
@@ -123,61 +137,210 @@ def conversation_text(conversations: list[dict[str, str]], view: str, eoc_token:
     return dj_conversation_text(conversations, eoc_token)
 
 
-def load_dataset(path: str | os.PathLike, input_format: str = "auto", *, text_key: str = "text",
+class Input:
+    """An opened input: its container, its schema, its chunks; `items(ref)` reads one chunk as `Item`s."""
+
+    def __init__(self, path: str | os.PathLike, input_format: str = "auto", *, text_key: str = "text",
                  image_key: str = "images", image_folder: str | None = None, text_view: str = "answers",
                  eoc_token: str = "<|__dj__eoc|>", multiview_dir: str | None = None,
-                 views: tuple[str, ...] | list[str] = VIEWS) -> Dataset:
-    """Read any supported input into `Item`s; a malformed record is an `InputError` naming file and item."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: input file not found")
-    if input_format not in FORMATS:
-        raise InputError(f"unknown input format {input_format!r}; choose from {', '.join(FORMATS)}")
-    if text_view not in TEXT_VIEWS:
-        raise InputError(f"unknown text view {text_view!r}; choose from {', '.join(TEXT_VIEWS)}")
-    parsed = read_json(path) if path.suffix == ".json" else None
-    fmt = detect_format(path, parsed) if input_format == "auto" else input_format
-    if fmt in ("dj", "training") and path.suffix == ".json" or fmt in ("llava", "captions") and parsed is None:
-        raise InputError(f"{path}: format '{fmt}' needs a {'.jsonl' if fmt in ('dj', 'training') else '.json'} file")
-    root = Path(image_folder) if image_folder else path.parent
-    items: list[Item] = []
-    if fmt == "dj":
-        for lineno, obj in iter_jsonl(path):
-            where = f"{path}: line {lineno}"
-            if not isinstance(obj, dict):
-                raise InputError(f"{where}: expected a JSON object")
-            text = obj.get(text_key)
+                 views: tuple[str, ...] | list[str] = VIEWS):
+        path = Path(path)
+        if not path.exists():
+            raise InputError(f"{path}: input file not found")
+        if input_format not in FORMATS:
+            raise InputError(f"unknown input format {input_format!r}; choose from {', '.join(FORMATS)}")
+        if text_view not in TEXT_VIEWS:
+            raise InputError(f"unknown text view {text_view!r}; choose from {', '.join(TEXT_VIEWS)}")
+        container = input_format if input_format in ("parquet", "webdataset", "hf") else container_of(path)
+        if container in ("jsonl", "json") and not path.is_file():
+            raise InputError(f"{path}: input file not found")
+        self.source = Source(path, container)
+        self.path, self.text_key, self.image_key = path, text_key, image_key
+        self.text_view, self.eoc_token = text_view, eoc_token
+        self.multiview_dir, self.views = multiview_dir, tuple(views)
+        self.root = Path(image_folder) if image_folder else self.source.root
+        if input_format in SCHEMAS:
+            fmt = input_format
+            jsonl_schema = fmt in ("dj", "training")
+            if jsonl_schema and container == "json" or not jsonl_schema and container != "json":
+                raise InputError(f"{path}: format '{fmt}' needs a "
+                                 f"{'.jsonl' if fmt in ('dj', 'training') else '.json'} file")
+        elif container == "jsonl":
+            fmt = detect_format(path)
+        elif container == "json":
+            fmt = detect_format(path, _json_items_cache(self, None))
+        else:
+            fmt = None
+        self.schema = fmt
+
+    def __getstate__(self) -> dict[str, Any]:
+        # sent to every worker: a JSON document's parsed cache stays behind (each process parses it once)
+        return {k: v for k, v in self.__dict__.items() if k != "_json_cache"}
+
+    def plan(self, chunk_size: int) -> list[ChunkRef]:
+        refs = self.source.plan(chunk_size)
+        if not refs:
+            raise InputError(f"{self.path}: no samples")
+        if self.schema is None:  # Parquet / WebDataset / HF: dj or training, from the first record
+            raw, _ = self.source.read(ChunkRef(0, refs[0].file, refs[0].start, 1, refs[0].first))[0]
+            obj = self._wds_json(raw, "") if self.source.container == "webdataset" else raw
+            self.schema = "training" if isinstance(obj, dict) and "conversations" in obj else "dj"
+        return refs
+
+    @property
+    def format(self) -> str:
+        return self.schema or "dj"
+
+    @property
+    def output_kind(self) -> str:
+        """The kept data's container: the input's (JSON documents stay JSON, HF datasets become Parquet)."""
+        return {"jsonl": "jsonl", "json": "json", "parquet": "parquet", "hf": "parquet",
+                "webdataset": "webdataset"}[self.source.container]
+
+    def part_writer(self, keep_stats: bool = False) -> PartWriter:
+        schema = None
+        if self.output_kind == "parquet":
+            import pyarrow as pa
+
+            schema = self.source.arrow_schema()
+            schema = schema.remove_metadata() if schema.metadata else schema
+            if STATS_KEY in schema.names:
+                schema = schema.remove(schema.get_field_index(STATS_KEY))
+            if keep_stats:
+                schema = schema.append(pa.field(STATS_KEY, pa.string()))
+        return PartWriter(self.output_kind, schema)
+
+    def kept_record(self, item: Item, stats: dict | None) -> Any:
+        """The record written for a kept item (stale stats dropped; the new ones added when asked for)."""
+        obj = item.raw
+        if self.source.container == "webdataset":
+            members = dict(obj["members"])
+            if "json" in members and (stats is not None):
+                record = json.loads(members["json"])
+                record = {k: v for k, v in record.items() if k != STATS_KEY}
+                members["json"] = json.dumps({**record, STATS_KEY: stats}, ensure_ascii=False).encode("utf-8")
+            elif stats is not None:
+                members["json"] = json.dumps({STATS_KEY: stats}, ensure_ascii=False).encode("utf-8")
+            return {"__key__": obj["__key__"], "members": members}
+        if isinstance(obj, dict) and STATS_KEY in obj:
+            obj = {key: v for key, v in obj.items() if key != STATS_KEY}
+        if stats is not None:
+            value = json.dumps(stats, ensure_ascii=False) if self.output_kind == "parquet" else stats
+            obj = {**obj, STATS_KEY: value}
+        return obj
+
+    def _wds_json(self, raw: dict, where: str) -> Any:
+        members = raw["members"]
+        if "json" in members:
+            try:
+                return json.loads(members["json"])
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise InputError(f"{where}: {raw['__key__']}.json: malformed JSON ({exc})") from None
+        if "txt" in members:
+            return {self.text_key: members["txt"].decode("utf-8", errors="replace")}
+        raise InputError(f"{where}: sample has neither a .json nor a .txt member")
+
+    def items(self, ref: ChunkRef) -> list[Item]:
+        if self.source.container == "json":
+            return _json_items_cache(self, None)[ref.start:ref.start + ref.count]
+        out = []
+        for raw, where in self.source.read(ref):
+            if self.source.container == "webdataset":
+                obj = self._wds_json(raw, where)
+                embedded = tuple(EmbeddedImage(f"{ref.file}: {raw['__key__']}.{ext}", data)
+                                 for ext, data in raw["members"].items()
+                                 if ext.rpartition(".")[2].lower() in IMAGE_EXTENSIONS)
+                fallback = raw["__key__"]
+            else:
+                obj, embedded, fallback = raw, None, where.rpartition(": ")[2].replace(" ", "")
+            out.append(self._item(obj, raw, where, fallback, embedded))
+        return out
+
+    def _images(self, values: Any, where: str, field_name: str) -> tuple[str | EmbeddedImage, ...]:
+        if values is None:
+            return ()
+        if not isinstance(values, list):
+            raise InputError(f"{where}: '{field_name}' must be a list of image paths")
+        out = []
+        for k, value in enumerate(values):
+            got = resolve_image(self.root, value, f"{where}: image {k}")
+            if got is None or got == "" or isinstance(got, str) and not value:
+                raise InputError(f"{where}: '{field_name}' must be a list of image paths")
+            out.append(got)
+        return tuple(out)
+
+    def _item(self, obj: Any, raw: Any, where: str, fallback_id: str,
+              embedded: tuple[EmbeddedImage, ...] | None) -> Item:
+        if not isinstance(obj, dict):
+            raise InputError(f"{where}: expected a JSON object")
+        if self.schema == "dj":
+            text = obj.get(self.text_key)
             if not isinstance(text, str):
-                raise InputError(f"{where}: text field '{text_key}' must be a string, got {type(text).__name__}")
-            images = obj.get(image_key) or []
-            if not isinstance(images, list) or not all(isinstance(x, str) and x for x in images):
-                raise InputError(f"{where}: '{image_key}' must be a list of image paths")
-            sid = str(obj["id"]) if obj.get("id") is not None else f"line{lineno}"
-            items.append(Item(sid, text, tuple(resolve(root, x) for x in images), obj, where))
-    elif fmt == "training":
-        for lineno, obj in iter_jsonl(path):
-            where = f"{path}: line {lineno}"
-            sample = validate_sample(obj, where)
-            text = conversation_text(sample.conversations, text_view, eoc_token)
-            items.append(Item(sample.id, text, tuple(resolve(root, x) for x in sample.images), obj, where))
-    elif fmt == "llava":
-        raws = parsed
-        for k, (raw, sample) in enumerate(zip(raws, load_llava_json(path), strict=True)):
-            text = conversation_text(sample.conversations, text_view, eoc_token)
+                raise InputError(f"{where}: text field '{self.text_key}' must be a string, got "
+                                 f"{type(text).__name__}")
+            images = embedded or self._images(obj.get(self.image_key) or [], where, self.image_key)
+            sid = str(obj["id"]) if obj.get("id") is not None else fallback_id
+            return Item(sid, text, images, raw, where)
+        # training: validated with image labels standing in for embedded bytes
+        cells = obj.get("images")
+        images: tuple | None = None
+        check = obj
+        if embedded:
+            images = embedded
+            check = {**obj, "images": [str(x) for x in embedded]}
+        elif isinstance(cells, list) and any(not isinstance(c, str) for c in cells):
+            images = self._images(cells, where, "images")
+            check = {**obj, "images": [str(x) for x in images]}
+        sample = validate_sample(check, where)
+        text = conversation_text(sample.conversations, self.text_view, self.eoc_token)
+        if images is None:
+            images = tuple(resolve(self.root, x) for x in sample.images)
+        return Item(sample.id, text, images, raw, where)
+
+    def dataset(self, chunk_size: int = 10000) -> Dataset:
+        """Every item in memory (explore and the --parity check; the filter streams chunks instead)."""
+        items = [item for ref in self.plan(chunk_size) for item in self.items(ref)]
+        return Dataset(self.path, self.format, items, self.root,
+                       self.text_view if self.format in ("training", "llava") else None)
+
+
+def _json_items_cache(inp: Input, _unused: Any) -> Any:
+    """A JSON document's parsed list (before the schema is known) or its items (after); parsed once per Input."""
+    cache = inp.__dict__.setdefault("_json_cache", {})
+    if "parsed" not in cache:
+        cache["parsed"] = read_json(inp.path)
+    if getattr(inp, "schema", None) is None:
+        return cache["parsed"]
+    if "items" not in cache:
+        cache["items"] = _json_items(inp, cache["parsed"])
+    return cache["items"]
+
+
+def _json_items(inp: Input, parsed: Any) -> list[Item]:
+    path, root, fmt = inp.path, inp.root, inp.schema
+    items: list[Item] = []
+    if fmt == "llava":
+        for k, (raw, sample) in enumerate(zip(parsed, load_llava_json(path), strict=True)):
+            text = conversation_text(sample.conversations, inp.text_view, inp.eoc_token)
             items.append(Item(sample.id, text, tuple(resolve(root, x) for x in sample.images), raw,
                               f"{path}: item {k}"))
-    elif fmt == "captions":
-        raws = parsed
-        objects = find_object_dirs_by_id(multiview_dir) if multiview_dir else None
-        for record in parse_caption_records(raws, path):
-            raw = raws[record.index]
+    else:
+        objects = find_object_dirs_by_id(inp.multiview_dir) if inp.multiview_dir else None
+        for record in parse_caption_records(parsed, path):
+            raw = parsed[record.index]
             if objects is None:
                 images = tuple(resolve(root, x) for x in record.images)
             else:
-                images = multiview_images(objects.get(record.id), Path(multiview_dir), record.images[0], views)
+                images = multiview_images(objects.get(record.id), Path(inp.multiview_dir), record.images[0],
+                                          inp.views)
             items.append(Item(record.id, raw["caption"], images, raw, f"{path}: item {record.index}"))
-    else:  # pragma: no cover - guarded above
-        raise InputError(f"unknown input format {fmt!r}")
-    if not items:
-        raise InputError(f"{path}: no samples")
-    return Dataset(path, fmt, items, root, text_view if fmt in ("training", "llava") else None)
+    return items
+
+
+def open_input(path: str | os.PathLike, input_format: str = "auto", **kwargs: Any) -> Input:
+    return Input(path, input_format, **kwargs)
+
+
+def load_dataset(path: str | os.PathLike, input_format: str = "auto", **kwargs: Any) -> Dataset:
+    """Read any supported input into `Item`s; a malformed record is an `InputError` naming file and item."""
+    return Input(path, input_format, **kwargs).dataset()

@@ -22,6 +22,7 @@ word_frequency_analysis.png, image_analysis.png.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import logging
@@ -29,12 +30,13 @@ import math
 import multiprocessing
 import os
 from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dataprocess.dataset import FORMATS, TEXT_VIEWS, Dataset, load_dataset
+from dataprocess.dataset import FORMATS, TEXT_VIEWS, Dataset, Input, open_input
 from dataprocess.dj_text import refine_words, split_words
 from dataprocess.images import file_sha256
 from dataprocess.outputs import exclusive_outputs
@@ -50,6 +52,7 @@ from vlmkit.images import (
 )
 from vlmkit.io import InputError, write_all_or_nothing
 from vlmkit.outputs import check_output_dir
+from vlmkit.streams import EmbeddedImage
 
 log = logging.getLogger("dataprocess.explore")
 OUTPUT_NAMES = ("explore.json", "explore.md", "text_length_analysis.png", "word_frequency_analysis.png",
@@ -60,54 +63,91 @@ def _r(x: float) -> float:
     return round(float(x), 6)
 
 
+def _lerp(a: float, b: float, t: float) -> float:
+    """numpy's linear interpolation (np.percentile's `_lerp`, symmetric in a and b)."""
+    diff = b - a
+    return b - diff * (1 - t) if t >= 0.5 else a + diff * t
+
+
+def describe_counts(counts: Counter) -> dict[str, Any]:
+    """count, mean, std (population), min, percentiles (numpy's linear method), max of the values that `counts`
+    holds with their multiplicities: the numbers `describe` gives for the expanded list, without the list."""
+    n = sum(counts.values())
+    if n == 0:
+        return {"count": 0, "unavailable": "no values"}
+    values = sorted(counts)
+    mean = float(sum(v * c for v, c in counts.items())) / n if all(isinstance(v, int) for v in values) \
+        else sum(float(v) * c for v, c in counts.items()) / n
+    std = math.sqrt(sum(c * (float(v) - mean) ** 2 for v, c in counts.items()) / n)
+    cumulative = np.cumsum([counts[v] for v in values])
+
+    def at(k: int) -> float:  # the k-th smallest value (0-based)
+        return float(values[int(np.searchsorted(cumulative, k, side="right"))])
+
+    def percentile(q: float) -> float:
+        h = q / 100 * (n - 1)
+        lo = math.floor(h)
+        return _lerp(at(lo), at(min(lo + 1, n - 1)), h - lo)
+
+    return {"count": n, "mean": _r(mean), "std": _r(std), "min": _r(values[0]), "p5": _r(percentile(5)),
+            "p25": _r(percentile(25)), "median": _r(percentile(50)), "p75": _r(percentile(75)),
+            "p95": _r(percentile(95)), "max": _r(values[-1])}
+
+
 def describe(values: list[int] | list[float]) -> dict[str, Any]:
     """count, mean, std (population), min, percentiles, max."""
-    arr = np.asarray(values, dtype=float)
-    if arr.size == 0:
-        return {"count": 0, "unavailable": "no values"}
-    p = np.percentile(arr, [5, 25, 50, 75, 95])
-    return {"count": int(arr.size), "mean": _r(arr.mean()), "std": _r(arr.std()), "min": _r(arr.min()),
-            "p5": _r(p[0]), "p25": _r(p[1]), "median": _r(p[2]), "p75": _r(p[3]), "p95": _r(p[4]),
-            "max": _r(arr.max())}
+    return describe_counts(Counter(values))
 
 
-def int_histogram(values: list[int], bins: int) -> list[dict[str, int]]:
-    """Histogram with integer-aligned bins [from, to) covering 0..max."""
-    if not values:
+def int_histogram(values: list[int] | Counter, bins: int) -> list[dict[str, int]]:
+    """Histogram with integer-aligned bins [from, to) covering 0..max (`values` may be a value -> count Counter)."""
+    counts_of = values if isinstance(values, Counter) else Counter(values)
+    if not counts_of:
         return []
-    top = max(values) + 1
+    top = max(counts_of) + 1
     width = max(1, math.ceil(top / bins))
-    counts = Counter(v // width for v in values)
+    counts: Counter[int] = Counter()
+    for v, c in counts_of.items():
+        counts[v // width] += c
     return [{"from": b * width, "to": (b + 1) * width, "count": counts.get(b, 0)}
             for b in range(math.ceil(top / width))]
 
 
-def text_statistics(texts: list[str], short_words: int, long_words: int, bins: int, top: int) -> dict[str, Any]:
-    word_counts, char_counts = [], []
+def text_statistics(texts: Iterable[str], short_words: int, long_words: int, bins: int, top: int) -> dict[str, Any]:
+    """One pass over the texts, holding counts only: words and characters per sample as value -> count, the
+    vocabulary, and one 16-byte digest per distinct text (the text itself only once it occurs twice)."""
+    word_counts: Counter[int] = Counter()
+    char_counts: Counter[int] = Counter()
     vocab: Counter[str] = Counter()
+    seen: Counter[bytes] = Counter()
+    dup_text: dict[bytes, str] = {}
+    n = 0
     for text in texts:
+        n += 1
         words = split_words(text)
-        word_counts.append(len(refine_words(words)))
-        char_counts.append(len(text))
+        word_counts[len(refine_words(words))] += 1
+        char_counts[len(text)] += 1
         vocab.update(refine_words(words, lower_case=True))
-    n = len(texts)
+        digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        seen[digest] += 1
+        if seen[digest] == 2:
+            dup_text[digest] = text
     total_words = sum(vocab.values())
-    text_counts = Counter(texts)
-    dup_groups = {t: c for t, c in text_counts.items() if c > 1}
+    dup_groups = {dup_text[d]: seen[d] for d in dup_text}
+    short = sum(c for w, c in word_counts.items() if w < short_words)
+    long_ = sum(c for w, c in word_counts.items() if w > long_words)
     return {
         "samples": n,
-        "word_count": {**describe(word_counts), "histogram": int_histogram(word_counts, bins)},
-        "text_length_chars": {**describe(char_counts), "histogram": int_histogram(char_counts, bins)},
+        "word_count": {**describe_counts(word_counts), "histogram": int_histogram(word_counts, bins)},
+        "text_length_chars": {**describe_counts(char_counts), "histogram": int_histogram(char_counts, bins)},
         "total_words": total_words,
         "vocabulary_size": len(vocab),
         "lexical_diversity": (_r(len(vocab) / total_words) if total_words
                               else {"unavailable": "the data set has no words"}),
         "short": {"threshold_words": short_words, "definition": f"fewer than {short_words} words",
-                  "samples": sum(c < short_words for c in word_counts),
-                  "ratio": _r(sum(c < short_words for c in word_counts) / n)},
+                  "samples": short, "ratio": _r(short / n)},
         "long": {"threshold_words": long_words, "definition": f"more than {long_words} words",
-                 "samples": sum(c > long_words for c in word_counts),
-                 "ratio": _r(sum(c > long_words for c in word_counts) / n)},
+                 "samples": long_, "ratio": _r(long_ / n)},
         "duplicates": {
             "duplicate_samples": sum(c - 1 for c in dup_groups.values()),
             "duplicate_groups": len(dup_groups),
@@ -116,14 +156,18 @@ def text_statistics(texts: list[str], short_words: int, long_words: int, bins: i
             "examples": [{"text": t[:200], "count": c}
                          for t, c in sorted(dup_groups.items(), key=lambda kv: (-kv[1], kv[0]))[:10]],
         },
-        "empty_texts": sum(1 for c in char_counts if c == 0),
+        "empty_texts": char_counts.get(0, 0),
         "top_words": [{"word": w, "count": c} for w, c in vocab.most_common(top)],
-        "_word_counts": word_counts, "_char_counts": char_counts,
     }
 
 
-def _inspect_image(job: tuple[str, bool]) -> tuple[str, ImageInfo | tuple[str, str], str | None]:
+def _inspect_image(job: tuple[str | EmbeddedImage, bool]) -> tuple[str, ImageInfo | tuple[str, str], str | None]:
     path, want_hash = job
+    if isinstance(path, EmbeddedImage):  # bytes inside a Parquet / HF / WebDataset record
+        info = read_image_header(path.label, path.data)
+        if not isinstance(info, ImageInfo):
+            return path.label, (info.kind, info.detail), None
+        return path.label, info, hashlib.sha256(path.data).hexdigest() if want_hash else None
     info = read_image_header(path)
     if not isinstance(info, ImageInfo):
         return path, (info.kind, info.detail), None
@@ -149,12 +193,24 @@ def inspect_images(paths: list[str], want_hash: bool, np_: int) -> list[tuple[st
                          unit="image", disable=None))
 
 
-def image_statistics(dataset: Dataset, want_hash: bool, small_side: int, bins: int, np_: int) -> dict[str, Any]:
-    refs = Counter(p for item in dataset.items for p in item.images)
-    without = sum(1 for item in dataset.items if not item.images)
+def image_statistics(image_lists: Callable[[], Iterable[tuple]], want_hash: bool, small_side: int, bins: int,
+                     np_: int) -> dict[str, Any]:
+    """`image_lists()` yields each sample's images (it is called twice: to collect and inspect them, then to count
+    the samples with a bad one). Paths are inspected once each; embedded images as they stream by."""
+    refs: Counter[str] = Counter()
+    early = []  # embedded images, inspected at once (their bytes are not kept)
+    without = 0
+    for images in image_lists():
+        without += not images
+        for p in images:
+            refs[str(p)] += 1
+            if isinstance(p, EmbeddedImage) and refs[str(p)] == 1:
+                early.append(_inspect_image((p, want_hash)))
     if not refs:
         return {"unavailable": "no sample refers to an image", "samples_without_images": without}
-    results = inspect_images(sorted(refs), want_hash, np_)
+    done = {r[0] for r in early}
+    results = sorted(early + inspect_images([p for p in sorted(refs) if p not in done], want_hash, np_),
+                     key=lambda r: r[0])
     ok = [(p, info, h) for p, info, h in results if isinstance(info, ImageInfo)]
     bad = [(p, info) for p, info, _ in results if not isinstance(info, ImageInfo)]
     bad_paths = {p for p, _ in bad}
@@ -175,7 +231,7 @@ def image_statistics(dataset: Dataset, want_hash: bool, small_side: int, bins: i
         "unreadable": sum(1 for _, (kind, _) in bad if kind != "missing"),  # every other kind (see by_kind)
         "by_kind": dict(Counter(kind for _, (kind, _) in bad).most_common()),
         "problems": [{"path": p, "kind": kind, "detail": detail} for p, (kind, detail) in bad[:100]],
-        "samples_with_bad_images": sum(1 for item in dataset.items if any(p in bad_paths for p in item.images)),
+        "samples_with_bad_images": sum(1 for images in image_lists() if any(str(p) in bad_paths for p in images)),
         "samples_without_images": without,
         "width": {**describe(widths), "histogram": int_histogram(widths, bins)} if ok else none_readable,
         "height": {**describe(heights), "histogram": int_histogram(heights, bins)} if ok else none_readable,
@@ -307,13 +363,27 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def explore(dataset: Dataset, *, short_words: int = 5, long_words: int = 50, bins: int = 30, top: int = 20,
-            image_hash: bool = True, small_side: int = 224, np_: int = 1) -> dict[str, Any]:
-    """The full report (JSON-able; private `_` keys hold raw values for the plots)."""
-    text = text_statistics([item.text for item in dataset.items], short_words, long_words, bins, top)
-    images = image_statistics(dataset, image_hash, small_side, bins, np_)
-    return {"input": str(dataset.path), "format": dataset.format, "text_view": dataset.text_view,
-            "text": text, "images": images}
+def explore(data: Dataset | Input, *, short_words: int = 5, long_words: int = 50, bins: int = 30, top: int = 20,
+            image_hash: bool = True, small_side: int = 224, np_: int = 1, chunk_size: int = 1000) -> dict[str, Any]:
+    """The full report (JSON-able; private `_` keys hold raw values for the plots). An `Input` is streamed chunk by
+    chunk (read twice: texts and images, then the samples with a bad image); a `Dataset` is already in memory."""
+    if isinstance(data, Input):
+        refs = data.plan(chunk_size)
+
+        def items():
+            for ref in refs:
+                yield from data.items(ref)
+
+        path, fmt = data.path, data.format
+        view = data.text_view if fmt in ("training", "llava") else None
+    else:
+        def items():
+            return iter(data.items)
+
+        path, fmt, view = data.path, data.format, data.text_view
+    text = text_statistics((item.text for item in items()), short_words, long_words, bins, top)
+    images = image_statistics(lambda: (item.images for item in items()), image_hash, small_side, bins, np_)
+    return {"input": str(path), "format": fmt, "text_view": view, "text": text, "images": images}
 
 
 def public(report: Any) -> Any:
@@ -370,11 +440,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _explore(args: argparse.Namespace, out_dir: Path, text_key: str, image_key: str, eoc: str) -> int:
-    dataset = load_dataset(args.input, args.input_format, text_key=args.text_key or text_key,
-                           image_key=args.image_key or image_key, image_folder=args.image_folder,
-                           text_view=args.text_view, eoc_token=eoc, multiview_dir=args.multiview_dir,
-                           views=args.views)
-    report = explore(dataset, short_words=args.short_words, long_words=args.long_words, bins=args.bins,
+    source = open_input(args.input, args.input_format, text_key=args.text_key or text_key,
+                        image_key=args.image_key or image_key, image_folder=args.image_folder,
+                        text_view=args.text_view, eoc_token=eoc, multiview_dir=args.multiview_dir, views=args.views)
+    report = explore(source, short_words=args.short_words, long_words=args.long_words, bins=args.bins,
                      top=args.top, image_hash=not args.no_image_hash, small_side=args.small_side, np_=args.np)
     files: dict[Path, str | bytes] = {out_dir / "explore.json": json.dumps(public(report), ensure_ascii=False,
                                                                           indent=2) + "\n",

@@ -12,6 +12,12 @@ operators and their semantics are in `dataprocess.ops`). Outputs, written togeth
     <stem>_dropped.jsonl         one line per dropped sample: id, where, op, op_index, reason, stats
     <stem>_summary.json          counts per operator, bad images, timing, recipe, parity report
 
+The data set streams in chunks of `--chunk_size` samples (JSONL, JSON, Parquet, WebDataset, HF datasets: see
+`vlmkit.streams`), over `--np` local processes or Ray Data tasks (`--executor ray`); each chunk writes its parts into
+a hidden work folder (`dataprocess.workdir`, what `--resume` continues), and the parts are streamed into the final
+files (one, or `--output_shards N`) at the end, so memory does not grow with the number of samples. An
+`image_deduplicator` at the end of the recipe adds a group-by on its hash (`dataprocess.dedup_run`).
+
 Unlike Data-Juicer, a missing or unreadable image drops only its own sample; it is counted and listed in the
 summary and the dropped manifest (reason "<kind> image: ...": missing, empty, not a file, unreadable, truncated, or
 too large for --max_image_pixels, the decompression-bomb guard of `vlmkit.images`). Images are read only by
@@ -21,51 +27,29 @@ image operators, and only for samples that reach them.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import multiprocessing
 import os
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dataprocess.dataset import FORMATS, STATS_KEY, TEXT_VIEWS, Dataset, load_dataset
-from dataprocess.ops import FilterOp, ImageProblem, Sample
+from dataprocess.dataset import FORMATS, TEXT_VIEWS, Dataset, Input, open_input
+from dataprocess.filter_run import Drop, FilterJob, all_files, commit_outputs, evaluate, output_paths, summarize
+from dataprocess.ops import OPERATORS, FilterOp
 from dataprocess.outputs import exclusive_outputs
 from dataprocess.recipe import Recipe, load_recipe
+from dataprocess.workdir import WorkDir, work_dir_for
 from vlmkit.cli import HelpFormatter, add_views_arg, run_main, setup_logging
+from vlmkit.executor import add_executor_args, executor_options, map_refs
 from vlmkit.images import add_max_image_pixels_arg, apply_max_image_pixels, max_image_pixels, set_max_image_pixels
-from vlmkit.io import InputError, write_all_or_nothing
+from vlmkit.io import InputError
+from vlmkit.streams import OUTPUT_SUFFIXES, SHARDABLE, ChunkRef
 
 log = logging.getLogger("dataprocess.filter")
-
-# A drop: (position of the op in recipe.ops, reason, image path or None, image problem kind or None)
-Drop = tuple[int, str, str | None, str | None]
-
-
-def evaluate(ops: list[FilterOp], chunk: list[tuple[str, tuple[str, ...]]]) -> list[tuple[dict, Drop | None]]:
-    """Run every sample of a chunk through the operators in order; stop at the first one that drops it."""
-    image_cache: dict[str, Any] = {}
-    out: list[tuple[dict, Drop | None]] = []
-    for text, images in chunk:
-        sample = Sample(text, images)
-        stats: dict[str, Any] = {}
-        drop: Drop | None = None
-        for pos, op in enumerate(ops):
-            try:
-                op.compute(sample, stats, image_cache)
-            except ImageProblem as problem:
-                drop = (pos, f"{problem.kind} image: {problem.path} ({problem.detail})", problem.path, problem.kind)
-                break
-            if not op.keep(stats):
-                drop = (pos, op.reason(stats), None, None)
-                break
-        out.append((stats, drop))
-    return out
-
+DEFAULT_CHUNK = 1000
 
 _WORKER_OPS: list[FilterOp] | None = None
 
@@ -123,69 +107,11 @@ def run_filter(dataset: Dataset, recipe: Recipe, np: int = 1, chunk_size: int | 
     return FilterResult([r[0] for r in results], [r[1] for r in results], seconds, np)
 
 
-def output_paths(export_path: Path) -> dict[str, Path]:
-    stem = export_path.with_suffix("")
-    return {"kept": export_path, "stats": Path(f"{stem}_stats.jsonl"), "dropped": Path(f"{stem}_dropped.jsonl"),
-            "summary": Path(f"{stem}_summary.json")}
-
-
-def summarize(dataset: Dataset, recipe: Recipe, result: FilterResult, paths: dict[str, Path]) -> dict[str, Any]:
-    per_op = []
-    for pos, op in enumerate(recipe.ops):
-        reached = sum(1 for d in result.drops if d is None or d[0] >= pos)
-        dropped = [d for d in result.drops if d is not None and d[0] == pos]
-        entry = {**op.describe(), "seen": reached, "dropped": len(dropped)}
-        if op.uses_images:
-            entry["dropped_bad_image"] = sum(1 for d in dropped if d[2] is not None)
-        per_op.append(entry)
-    bad = [(item, d) for item, d in zip(dataset.items, result.drops, strict=True) if d is not None and d[2]]
-    kept = len(result.kept_indices)
-    return {
-        "input": str(dataset.path), "format": dataset.format, "text_view": dataset.text_view,
-        "image_root": str(dataset.image_root), "outputs": {k: str(v) for k, v in paths.items()},
-        "total": len(dataset.items), "kept": kept, "dropped": len(dataset.items) - kept,
-        "ops": per_op,
-        "bad_images": {
-            "samples_dropped": len(bad),
-            "missing": sum(1 for _, d in bad if d[3] == "missing"),
-            "unreadable": sum(1 for _, d in bad if d[3] != "missing"),  # every other kind (see by_kind)
-            "by_kind": dict(Counter(d[3] for _, d in bad).most_common()),
-            "items": [{"id": item.id, "where": item.where, "path": d[2], "kind": d[3], "reason": d[1]}
-                      for item, d in bad],
-        },
-        "recipe": recipe.describe(), "np": result.np, "seconds": round(result.seconds, 3),
-        "samples_per_second": round(len(dataset.items) / result.seconds, 1) if result.seconds > 0 else None,
-    }
-
-
-def render_outputs(dataset: Dataset, recipe: Recipe, result: FilterResult, summary: dict[str, Any],
-                   paths: dict[str, Path]) -> dict[Path, str]:
-    kept = result.kept_indices
-    kept_items = [dataset.items[k] for k in kept]
-    kept_stats = [result.stats[k] for k in kept] if recipe.keep_stats_in_res_ds else None
-    stats_lines, dropped_lines = [], []
-    for item, stats, drop in zip(dataset.items, result.stats, result.drops, strict=True):
-        stats_lines.append(json.dumps({"id": item.id, "kept": drop is None, STATS_KEY: stats}, ensure_ascii=False))
-        if drop is not None:
-            op = recipe.ops[drop[0]]
-            row = {"id": item.id, "where": item.where, "op": op.name, "op_index": op.index, "reason": drop[1],
-                   "stats": stats}
-            if drop[2] is not None:
-                row.update({"image": drop[2], "image_problem": drop[3]})
-            dropped_lines.append(json.dumps(row, ensure_ascii=False))
-    return {
-        paths["kept"]: dataset.render(kept_items, kept_stats),
-        paths["stats"]: "".join(line + "\n" for line in stats_lines),
-        paths["dropped"]: "".join(line + "\n" for line in dropped_lines),
-        paths["summary"]: json.dumps(summary, ensure_ascii=False, indent=2) + "\n",
-    }
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(formatter_class=HelpFormatter, prog="python -m dataprocess.filter",
-        description="Filter a data set with a Data-Juicer recipe (words_num_filter, word_repetition_filter, "
-                    "character_repetition_filter, text_length_filter, image_shape_filter; Data-Juicer 1.6.1 "
-                    "semantics). Writes the kept data, per-sample stats, a dropped manifest and a summary.")
+        description=f"Filter a data set with a Data-Juicer recipe ({', '.join(OPERATORS)}; Data-Juicer 1.6.1 "
+                    "semantics), streaming in chunks, locally or on Ray. Writes the kept data, per-sample stats, "
+                    "a dropped manifest and a summary.")
     p.add_argument("--recipe", required=True, help="Data-Juicer YAML recipe (process: list of operators)")
     p.add_argument("--dataset_path", help="input file; overrides the recipe's dataset_path")
     p.add_argument("--export_path", help="kept-data file (same format as the input); overrides the recipe's")
@@ -201,7 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="text the operators see for conversation inputs: answers = the gpt turns joined with "
                         "newlines; dj = Data-Juicer's llava_to_dj layout (default: answers)")
     p.add_argument("--np", type=int, help="worker processes (default: the recipe's np, else the number of cores)")
-    p.add_argument("--chunk_size", type=int, help="samples per work unit (default: automatic)")
+    p.add_argument("--chunk_size", type=int, help=f"samples per work unit (default: {DEFAULT_CHUNK}); memory use "
+                                                  f"is about np x chunk_size samples, whatever the data set's size")
+    p.add_argument("--output_shards", type=int, help="write the kept data as N part files <stem>-0000k-of-0000N "
+                                                     "(JSONL, Parquet or WebDataset output; default: one file)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a killed run of the same input and recipe: its finished chunks are kept")
     p.add_argument("--skip_unsupported_ops", action="store_true",
                    help="skip recipe operators this tool does not implement (listed in the summary) instead of "
                         "failing")
@@ -210,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parity_samples", type=int, help="compare only the first N samples in --parity mode")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     add_max_image_pixels_arg(p)
+    add_executor_args(p)
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -224,36 +156,87 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError(f"{args.recipe}: no dataset_path in the recipe; pass --dataset_path")
     if not export_path:
         raise InputError(f"{args.recipe}: no export_path in the recipe; pass --export_path")
-    if args.np is not None and args.np < 1:
-        raise InputError(f"--np must be at least 1, got {args.np}")
-    if args.chunk_size is not None and args.chunk_size < 1:
-        raise InputError(f"--chunk_size must be at least 1, got {args.chunk_size}")
+    for flag in ("np", "chunk_size", "output_shards"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise InputError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+    opts = executor_options(args)
     apply_max_image_pixels(args)
-    paths = output_paths(Path(export_path))
-    with exclusive_outputs(list(paths.values()), [Path(dataset_path), Path(args.recipe)], flag="--export_path",
+    shards = args.output_shards or 1
+    paths = output_paths(Path(export_path), shards)
+    with exclusive_outputs(all_files(paths), [Path(dataset_path), Path(args.recipe)], flag="--export_path",
                            what="filter output"):
-        return _filter(args, recipe, dataset_path, export_path, paths)
+        work = WorkDir(work_dir_for(Path(export_path)))
+        try:
+            return _filter(args, recipe, dataset_path, export_path, paths, opts, work, shards)
+        except InputError:
+            work.remove()  # a bad input leaves nothing behind; the input must change before a rerun anyway
+            raise
 
 
 def _filter(args: argparse.Namespace, recipe: Recipe, dataset_path: str, export_path: str,
-            paths: dict[str, Path]) -> int:
-    dataset = load_dataset(dataset_path, args.input_format, text_key=recipe.text_key, image_key=recipe.image_key,
-                           image_folder=args.image_folder, text_view=args.text_view,
-                           eoc_token=recipe.eoc_special_token, multiview_dir=args.multiview_dir, views=args.views)
-    want_suffix = ".jsonl" if dataset.is_jsonl else ".json"
-    if paths["kept"].suffix != want_suffix:
-        raise InputError(f"{export_path}: the kept data keeps the input's format ({dataset.format}), so the export "
-                         f"path must end in {want_suffix}")
+            paths: dict[str, Any], opts, work: WorkDir, shards: int) -> int:
+    from tqdm import tqdm
+
+    inp = open_input(dataset_path, args.input_format, text_key=recipe.text_key, image_key=recipe.image_key,
+                     image_folder=args.image_folder, text_view=args.text_view, eoc_token=recipe.eoc_special_token,
+                     multiview_dir=args.multiview_dir, views=args.views)
+    want_suffix = {v: k for k, v in OUTPUT_SUFFIXES.items()}[inp.output_kind]
+    if Path(export_path).suffix != want_suffix:
+        raise InputError(f"{export_path}: the kept data keeps the input's format ({inp.source.container}), so the "
+                         f"export path must end in {want_suffix}")
+    if shards > 1 and inp.output_kind not in SHARDABLE:
+        raise InputError(f"--output_shards {shards}: a {want_suffix} output is one document; shards need a "
+                         f"JSONL, Parquet or WebDataset output")
+    chunk_size = args.chunk_size or DEFAULT_CHUNK
+    refs = inp.plan(chunk_size)
+    total = sum(r.count for r in refs)
     np = args.np or recipe.np or os.cpu_count() or 1
-    log.info("%s: %d samples (%s format), %d operators, up to %d processes", dataset.path, len(dataset.items),
-             dataset.format, len(recipe.ops), np)
-    result = run_filter(dataset, recipe, np=np, chunk_size=args.chunk_size, progress=not args.no_progress)
-    summary = summarize(dataset, recipe, result, paths)
+    plan = {"input": inp.source.signature(), "format": inp.format, "recipe": recipe.describe(),
+            "chunk_size": chunk_size, "chunks": len(refs), "text_view": args.text_view,
+            "image_folder": args.image_folder, "multiview_dir": args.multiview_dir, "views": list(args.views),
+            "keep_stats": recipe.keep_stats_in_res_ds, "max_image_pixels": max_image_pixels()}
+    done = work.open(plan, args.resume)
+    log.info("%s: %d samples in %d chunks (%s, %s format), %d operators, %s executor%s", inp.path, total, len(refs),
+             inp.source.container, inp.format, len(recipe.ops), opts.executor,
+             f", up to {np} processes" if not opts.is_ray else "")
+    job = FilterJob(inp, recipe.ops, work, recipe.keep_stats_in_res_ds, max_image_pixels())
+    todo = [r for r in refs if r.index not in done]
+    start = time.perf_counter()
+    bars: list = []  # made at the first result: a local pool forks before the bar's monitor thread starts
+
+    def progress(chunk: dict[str, Any]) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, initial=sum(r.count for r in refs if r.index in done), desc="filter",
+                             unit="sample", disable=args.no_progress or None))
+        bars[0].update(chunk["total"])
+
+    try:
+        map_refs(job, todo, opts, np=np, on_result=progress, initializer=job.setup)
+    finally:
+        for bar in bars:
+            bar.close()
+    seconds = time.perf_counter() - start
+    chunks = [work.done(r.index) for r in refs]
+    missing = [r.index for r, c in zip(refs, chunks, strict=True) if c is None]
+    if missing:  # pragma: no cover - every executor returns only after each chunk committed
+        raise RuntimeError(f"chunks {missing[:5]} have no result")
+    if getattr(recipe.ops[-1], "is_deduplicator", False):
+        from dataprocess.dedup_run import apply_duplicates, find_duplicates  # noqa: I001
+
+        dups = find_duplicates(work, chunks, opts)
+        chunks = [apply_duplicates(job, c, dups.get(c["index"], {})) for c in chunks]
+        seconds = time.perf_counter() - start
+    summary = summarize(inp, recipe, chunks, paths, seconds, 1 if opts.is_ray else np, opts.executor)
+    summary["resumed_chunks"] = len(done)
+    summary["nodes"] = sorted({c["node"] for c in chunks if c.get("node")})
     if args.parity:
         from dataprocess.parity import run_parity
 
-        summary["parity"] = run_parity(dataset, recipe, result.stats, result.drops, args.parity_samples)
-    write_all_or_nothing(render_outputs(dataset, recipe, result, summary, paths))
+        dataset = inp.dataset() if args.parity_samples is None else _first_items(inp, refs, args.parity_samples)
+        results = evaluate(recipe.ops, [(item.text, item.images) for item in dataset.items])
+        summary["parity"] = run_parity(dataset, recipe, [r[0] for r in results], [r[1] for r in results],
+                                       args.parity_samples)
+    commit_outputs(inp, job, chunks, summary, paths, work)
 
     for entry in summary["ops"]:
         log.info("  %-30s seen %7d  dropped %7d", entry["op"], entry["seen"], entry["dropped"])
@@ -262,12 +245,21 @@ def _filter(args: argparse.Namespace, recipe: Recipe, dataset_path: str, export_
         log.warning("%d samples dropped for a bad image (%d missing, %d unreadable); see %s", bad["samples_dropped"],
                     bad["missing"], bad["unreadable"], paths["dropped"])
     log.info("kept %d of %d samples in %.2f s (%.0f samples/s) -> %s", summary["kept"], summary["total"],
-             result.seconds, summary["samples_per_second"] or 0, paths["kept"])
+             seconds, summary["samples_per_second"] or 0, export_path)
     if args.parity and summary["parity"]["status"] == "mismatch":
         log.error("parity check found %d mismatches with Data-Juicer; see %s", summary["parity"]["mismatches"],
                   paths["summary"])
         return 1
     return 0
+
+
+def _first_items(inp: Input, refs: list[ChunkRef], limit: int) -> Dataset:
+    items = []
+    for ref in refs:
+        if len(items) >= limit:
+            break
+        items.extend(inp.items(ref))
+    return Dataset(inp.path, inp.format, items[:limit], inp.root)
 
 
 if __name__ == "__main__":

@@ -139,6 +139,10 @@ def build_recipe(cfg: Any, where: str, skip_unsupported: bool = False, path: Pat
         recipe.ops.append(op)
     if not recipe.ops:
         raise InputError(f"{where}: no supported operator left to run (supported: {', '.join(OPERATORS)})")
+    for op in recipe.ops[:-1]:
+        if getattr(op, "is_deduplicator", False):
+            raise InputError(f"{op.where}: a deduplicator must be the recipe's last operator (it compares samples "
+                             f"across the whole data set after the filters ran)")
     return recipe
 
 

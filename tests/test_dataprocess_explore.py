@@ -98,3 +98,21 @@ def test_explore_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, capsys
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bad.json: item 0 (id a_1): empty caption" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_describe_from_counts_equals_numpy_on_the_expanded_values() -> None:
+    """explore streams: it keeps value -> count, and must give np.mean / np.std / np.percentile's numbers."""
+    import numpy as np
+
+    from dataprocess.explore import describe
+
+    rng = np.random.RandomState(0)
+    for n in (1, 2, 7, 1000):
+        values = [int(v) for v in rng.randint(0, 60, n)]
+        arr = np.asarray(values, dtype=float)
+        got = describe(values)
+        p = np.percentile(arr, [5, 25, 50, 75, 95])
+        assert got == {"count": n, "mean": round(float(arr.mean()), 6), "std": round(float(arr.std()), 6),
+                       "min": float(arr.min()), "p5": round(float(p[0]), 6), "p25": round(float(p[1]), 6),
+                       "median": round(float(p[2]), 6), "p75": round(float(p[3]), 6), "p95": round(float(p[4]), 6),
+                       "max": float(arr.max())}

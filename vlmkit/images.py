@@ -169,13 +169,18 @@ def image_problem(path: str | os.PathLike, fast: bool = True) -> ImageProblem | 
     return None
 
 
-def read_image_header(path: str | os.PathLike) -> ImageInfo | ImageProblem:
+def read_image_header(path: str | os.PathLike, data: bytes | None = None) -> ImageInfo | ImageProblem:
     """Width/height (after EXIF orientation), format and mode from the header only, or the `ImageProblem`.
 
-    The problem is returned, not raised, so callers can cache it.
+    With `data`, the image is those bytes (embedded in a data set) and `path` only names it. The problem is
+    returned, not raised, so callers can cache it.
     """
+    if data is not None and not data:
+        return ImageProblem(path, "empty", "0 bytes")
     try:
-        with _open(path) as img:
+        import io
+
+        with _open(path if data is None else io.BytesIO(data), path) as img:
             width, height = img.size
             # Image.Image.getexif reads only header metadata (EXIF, PNG text chunks, XMP, TIFF tags);
             # PngImageFile overrides it to decode the whole image when no eXIf chunk preceded the pixels.

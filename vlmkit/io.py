@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from glob import escape as glob_escape
 from pathlib import Path
@@ -267,6 +267,69 @@ def recover_commits(folder: str | os.PathLike, wait_live: float = 0.0) -> list[t
     return done
 
 
+class StagedCommit:
+    """Files that belong together, written (streamed) into a staging folder and published as one unit.
+
+    `write_all_or_nothing` is this with every file given up front; a streaming writer asks `path(target)` for the
+    staged file of each target, writes it however it likes (line by line, a Parquet writer, a tar writer), calls
+    `staged(target)` when it is complete, and `commit()` publishes them all. The journal is the one described in
+    `write_all_or_nothing`: before the manifest nothing is published (the next writer deletes the folder), after it
+    everything is (the next writer rolls it forward). `before_publish` (if given) runs right after the manifest is
+    written, before any rename: a caller deletes its now obsolete work files there.
+    """
+
+    def __init__(self, targets: list[str | os.PathLike]):
+        self.targets = [Path(t).absolute() for t in targets]
+        parents = {t.parent for t in self.targets}
+        for parent in sorted(parents):
+            parent.mkdir(parents=True, exist_ok=True)
+            recover_commits(parent)
+        self.root = Path(os.path.commonpath([str(p) for p in parents]))
+        self.folder = Path(tempfile.mkdtemp(prefix=COMMIT_PREFIX, dir=self.root))
+        self._fd = _lock_dir(self.folder)
+        self._names = {t: f"{i:04d}-{t.name}" for i, t in enumerate(self.targets)}
+        self.done = False
+
+    def path(self, target: str | os.PathLike) -> Path:
+        return self.folder / self._names[Path(target).absolute()]
+
+    def staged(self, target: str | os.PathLike) -> None:
+        """The staged file of `target` is complete: fsync it and give it the usual permissions."""
+        staged = self.path(target)
+        with open(staged, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.chmod(staged, 0o666 & ~_umask())
+        _commit_step(f"staged {Path(target).name}")
+
+    def commit(self, before_publish: Callable[[], None] | None = None) -> None:
+        entries = [[self._names[t], os.path.relpath(t, self.root)] for t in self.targets]
+        with atomic_open(self.folder / MANIFEST) as handle:
+            json.dump({"files": entries}, handle)
+        if before_publish is not None:
+            before_publish()
+        _commit_step("manifest")
+        for staged_name, target in entries:
+            os.replace(self.folder / staged_name, self.root / target)
+            _commit_step(f"published {Path(target).name}")
+        (self.folder / MANIFEST).unlink()
+        self.folder.rmdir()
+        self.done = True
+
+    def close(self) -> None:
+        """Called in every case: an uncommitted staging folder is removed (the old set stays as it was)."""
+        if not self.done and not (self.folder / MANIFEST).exists() and self.folder.exists():
+            shutil.rmtree(self.folder, ignore_errors=True)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> StagedCommit:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def settle_commits(path: str | os.PathLike, wait_live: float = 5.0) -> None:
     """Before a file is read: roll forward or back a dead writer's multi-file commit in its folder (or the folder
     above, where a set spanning subfolders is staged), so no reader of the toolkit ever sees a torn set. Costs one
@@ -297,39 +360,10 @@ def write_all_or_nothing(files: dict[str | os.PathLike, str | bytes]) -> None:
     """
     if not files:
         return
-    targets = [Path(t).absolute() for t in files]
-    parents = {t.parent for t in targets}
-    for parent in parents:
-        parent.mkdir(parents=True, exist_ok=True)
-        recover_commits(parent)
-    root = Path(os.path.commonpath([str(p) for p in parents]))
-    staging = Path(tempfile.mkdtemp(prefix=COMMIT_PREFIX, dir=root))
-    fd = _lock_dir(staging)
-    try:
-        entries = []
-        mode = 0o666 & ~_umask()
-        for i, (target, content) in enumerate(zip(targets, files.values(), strict=True)):
-            staged = staging / f"{i:04d}-{target.name}"
+    with StagedCommit(list(files)) as commit:
+        for target, content in files.items():
             data = content.encode("utf-8") if isinstance(content, str) else content
-            with open(staged, "wb") as handle:
+            with open(commit.path(target), "wb") as handle:
                 handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(staged, mode)
-            entries.append([staged.name, os.path.relpath(target, root)])
-            _commit_step(f"staged {target.name}")
-        with atomic_open(staging / MANIFEST) as handle:
-            json.dump({"files": entries}, handle)
-        _commit_step("manifest")
-        for staged_name, target in entries:
-            os.replace(staging / staged_name, root / target)
-            _commit_step(f"published {Path(target).name}")
-        (staging / MANIFEST).unlink()
-        staging.rmdir()
-    except BaseException:
-        if not (staging / MANIFEST).exists() and staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)  # not committed: the old set stays as it was
-        raise
-    finally:
-        if fd is not None:
-            os.close(fd)
+            commit.staged(target)
+        commit.commit()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataprocess.ops.base import FilterOp, ImageProblem, Sample
-from dataprocess.ops.image_filters import ImageShapeFilter
+from dataprocess.ops.clip_filter import ImageTextSimilarityFilter
+from dataprocess.ops.dedup import ImageDeduplicator
+from dataprocess.ops.image_filters import ImageAspectRatioFilter, ImageShapeFilter, ImageSizeFilter
 from dataprocess.ops.text_filters import (
     CharacterRepetitionFilter,
     TextLengthFilter,
@@ -13,7 +15,8 @@ from dataprocess.ops.text_filters import (
 
 OPERATORS: dict[str, type[FilterOp]] = {
     cls.name: cls
-    for cls in (WordsNumFilter, WordRepetitionFilter, CharacterRepetitionFilter, TextLengthFilter, ImageShapeFilter)
+    for cls in (WordsNumFilter, WordRepetitionFilter, CharacterRepetitionFilter, TextLengthFilter, ImageShapeFilter,
+                ImageAspectRatioFilter, ImageSizeFilter, ImageTextSimilarityFilter, ImageDeduplicator)
 }
 
 __all__ = ["OPERATORS", "FilterOp", "ImageProblem", "Sample"]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmkit.cli import add_views_arg, setup_logging
+from vlmkit.executor import add_executor_args, executor_options
 from vlmkit.generation import engines
 from vlmkit.generation.hf_backend import require_adapter_dir, require_base_model_dir
 from vlmkit.generation.items import LAYOUTS, discover_items
@@ -69,6 +70,7 @@ def add_common_args(parser: argparse.ArgumentParser, *, default_model_path: str 
     shard.add_argument("--shard_index", type=int, default=0, help="which shard this process captions (0-based)")
     shard.add_argument("--merge", action="store_true",
                        help="do not generate: merge the shard files of --output_dir/shards into the final file")
+    add_executor_args(parser, gpus=True)
 
 
 def add_model_args(parser: argparse.ArgumentParser, *, default_model_path: str | None, default_batch_size: int = 8,
@@ -183,6 +185,7 @@ def run(args: argparse.Namespace, make_captioner: Callable[[argparse.Namespace],
         return 0
 
     check_model_args(args)
+    engine = ray_engine(args)
     if args.batch_size < 1:
         raise InputError(f"--batch_size {args.batch_size}: must be at least 1")
     views = args.views
@@ -221,4 +224,16 @@ def run(args: argparse.Namespace, make_captioner: Callable[[argparse.Namespace],
         return run_captioning(pending, make_captioner=lambda: factory(args),
                               prompt_for=lambda item, loaded: build_prompt(template, loaded), on_batch=on_batch,
                               stats=stats, report_path=report_path, output=out_path, settings=settings,
-                              batch_size=engines.engine_chunk(args), progress=not args.no_progress)
+                              batch_size=engines.engine_chunk(args), progress=not args.no_progress, engine=engine)
+
+
+def ray_engine(args: argparse.Namespace) -> Callable[..., Any] | None:
+    """`--executor ray`: the actor-pool loop of `vlmkit.generation.ray_executor` (Ray imported only then)."""
+    opts = executor_options(args)
+    if not opts.is_ray:
+        return None
+    import functools
+
+    from vlmkit.generation.ray_executor import caption_on_ray
+
+    return functools.partial(caption_on_ray, opts=opts)

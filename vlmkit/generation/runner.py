@@ -233,7 +233,8 @@ def run_captioning(pending: list[CaptionItem], *, make_captioner: Callable[[], C
                    prompt_for: Callable[[CaptionItem, list[str]], str], on_batch: Callable[[list[Success]], None],
                    stats: RunStats, report_path: Path, output: Path, settings: dict[str, Any], batch_size: int,
                    progress: bool = True, desc: str = "captioning",
-                   on_loaded: Callable[[Captioner], None] | None = None, allow_empty: bool = False) -> int:
+                   on_loaded: Callable[[Captioner], None] | None = None, allow_empty: bool = False,
+                   engine: Callable[..., dict[str, Any] | None] | None = None) -> int:
     """The caption-run skeleton every captioning CLI shares (qwen.py, internvl.py, caption.py, dataprocess.augment).
 
     Loads the model only when there is work (and times it), captions `pending` in batches, and writes the report in
@@ -241,12 +242,18 @@ def run_captioning(pending: list[CaptionItem], *, make_captioner: Callable[[], C
     (an `InputError` from `make_captioner`: bad input, nothing attempted) leaves an earlier report as it was.
     Returns the exit status: 0 when every item has a caption, 1 when some failed (listed in the report).
     `InputError` propagates (exit 2 via `run_main`), as does KeyboardInterrupt (130).
+    `engine` (e.g. `ray_executor.caption_on_ray`) replaces the in-process loop: it builds the captioner where it
+    runs and returns the backend's description.
     """
     started_at, load_seconds, status = now_iso(), None, "interrupted"
     write_report = True
     captioner = None
     try:
-        if pending:
+        if pending and engine is not None:
+            settings["backend"] = engine(pending, make_captioner=make_captioner, prompt_for=prompt_for,
+                                         batch_size=batch_size, on_batch=on_batch, stats=stats, progress=progress,
+                                         desc=desc, allow_empty=allow_empty, on_loaded=on_loaded)
+        elif pending:
             t0 = time.perf_counter()
             try:
                 captioner = make_captioner()

@@ -280,9 +280,21 @@ def _results(models: list[Path], output_dir: Path, options: RenderOptions,
                 log.info("removed %s, left by a renderer process that died", leftover.name)
 
 
+class _RenderTask:
+    """A Ray task: one model, rendered in a fresh child process of the Ray worker (`_results`), so a renderer crash
+    is that model's failure (as locally) rather than a dead Ray task that Ray would retry forever."""
+
+    def __init__(self, output_dir: Path, options: RenderOptions):
+        self.output_dir, self.options = output_dir, options
+
+    def __call__(self, model: Path) -> dict[str, Any]:
+        return next(iter(_results([model], self.output_dir, self.options, 1)))
+
+
 def run_render(models: list[Path], output_dir: Path, options: RenderOptions, *, num_workers: int = 1,
                resume: bool = False, overwrite: bool = False, settings: dict[str, Any] | None = None,
-               progress: bool = True, on_result: Callable[[dict[str, Any]], None] | None = None) -> int:
+               progress: bool = True, on_result: Callable[[dict[str, Any]], None] | None = None,
+               executor: Any = None) -> int:
     """Render `models` into `output_dir`; returns the exit status (see the module docstring)."""
     from tqdm import tqdm
 
@@ -309,7 +321,8 @@ def run_render(models: list[Path], output_dir: Path, options: RenderOptions, *, 
 
         try:
             bar = tqdm(total=len(todo), unit="model", desc="render", disable=not progress)
-            for entry in _results(todo, output_dir, options, num_workers):
+
+            def take(entry: dict[str, Any]) -> None:
                 entries[entry["source"]] = entry
                 if entry["status"] == "failed":
                     log.warning("%s: %s", entry["source"], entry["reason"])
@@ -317,7 +330,18 @@ def run_render(models: list[Path], output_dir: Path, options: RenderOptions, *, 
                     on_result(entry)
                 bar.update(1)
                 write_report()
+
+            if executor is not None and executor.is_ray:  # one Ray task per model (output_dir on a shared FS)
+                from vlmkit.executor import map_refs
+
+                map_refs(_RenderTask(output_dir.absolute(), options), todo, executor, on_result=take)
+            else:
+                for entry in _results(todo, output_dir, options, num_workers):
+                    take(entry)
             bar.close()
+            # a worker killed mid-model (its pool broke on another model's crash) leaves its staging folder; the
+            # model itself was retried. We hold the lock: no live writer owns one any more.
+            remove_leftovers(output_dir)
             failed = [e for e in entries.values() if e["status"] == "failed"]
             status = "complete" if not failed else "failed"
         finally:

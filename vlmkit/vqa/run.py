@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmkit.cli import setup_logging
+from vlmkit.executor import add_executor_args
 from vlmkit.generation import cli as gen
 from vlmkit.generation import engines
 from vlmkit.generation.hf_backend import require_adapter_dir, require_base_model_dir
@@ -89,6 +90,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="check the question set, images, model, adapter and outputs, then stop (no model loaded)")
     chunks.add_argument("--bootstrap", type=int, default=DEFAULT_RESAMPLES, help="bootstrap resamples for the 95%% "
                                                                                  "CI (0 = none)")
+    add_executor_args(parser, gpus=True)
 
 
 def _load(args: argparse.Namespace) -> TaskData:
@@ -181,6 +183,7 @@ def answer_chunk(args: argparse.Namespace, output_dir: Path) -> int:
                          "--backend openai)")
     settings = gen.generation_settings(args)
     engines.check_engine_args(args, settings)
+    engine = gen.ray_engine(args)  # --executor ray: an actor pool answers this chunk (one model per actor)
     if backend != "openai":
         require_base_model_dir(args.model_path, "model folder")
     if args.batch_size < 1:
@@ -233,7 +236,7 @@ def answer_chunk(args: argparse.Namespace, output_dir: Path) -> int:
                                 report_path=files.report, output=files.answers,
                                 settings={"signature": signature, "batch_size": args.batch_size},
                                 batch_size=engines.engine_chunk(args), progress=not args.no_progress, desc="answering",
-                                allow_empty=True)
+                                allow_empty=True, engine=engine)
     if single:
         return max(status, merge(output_dir, num_chunks=1, replace=True, bootstrap=args.bootstrap))
     log.info("chunk %d of %d done; when every chunk is, run: python eval_vqa.py --merge --output_dir %s",
