@@ -76,6 +76,25 @@ def file_digest(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def fixed_batches(lengths: Sequence[int], batch_size: int) -> list[tuple[list[int], int]]:
+    """Batches of one shape: (indices, real) with len(indices) == batch_size, all of one token length (longest
+    first, input order inside); the first `real` indices are the batch's texts, the rest repeat its first one.
+
+    Why: a row must not depend on its companions (padding and batch size change last bits), or a cached vector
+    would differ from a fresh one; vlmkit/evaluation/encoders.py has the measurements. Used by compare's encoders
+    and vlmkit/retrieval/model.py."""
+    groups: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths):
+        groups.setdefault(int(n), []).append(i)
+    out = []
+    for n in sorted(groups, reverse=True):
+        group = groups[n]
+        for start in range(0, len(group), batch_size):
+            real = group[start:start + batch_size]
+            out.append((real + [real[0]] * (batch_size - len(real)), len(real)))
+    return out
+
+
 def _checksum(dtype: str, shape: str, data: bytes) -> str:
     return hashlib.blake2b(f"{dtype}|{shape}|".encode() + data, digest_size=16).hexdigest()
 

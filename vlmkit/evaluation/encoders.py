@@ -33,6 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm.auto import tqdm
 
+from vlmkit.embedding_cache import fixed_batches
 from vlmkit.evaluation.signatures import model_fingerprint
 from vlmkit.io import InputError
 from vlmkit.models import require_model_dir
@@ -65,21 +66,6 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.where(norms > 0, norms, 1.0)
-
-
-def fixed_batches(lengths: Sequence[int], batch_size: int) -> list[tuple[list[int], int]]:
-    """Batches of one shape: (indices, real) with len(indices) == batch_size, all of one token length (longest
-    first, input order inside); the first `real` indices are the batch's texts, the rest repeat its first one."""
-    groups: dict[int, list[int]] = {}
-    for i, n in enumerate(lengths):
-        groups.setdefault(int(n), []).append(i)
-    out = []
-    for n in sorted(groups, reverse=True):
-        group = groups[n]
-        for start in range(0, len(group), batch_size):
-            real = group[start:start + batch_size]
-            out.append((real + [real[0]] * (batch_size - len(real)), len(real)))
-    return out
 
 
 class EmbeddingStore:

@@ -24,6 +24,7 @@ FLAG_RANGES: dict[str, Range] = {
     "k": POSITIVE, "port": Range(1, 65535), "max_top_k": Range(1, 10_000), "default_top_k": POSITIVE,
     "max_request_bytes": POSITIVE, "max_upload_bytes": POSITIVE, "max_concurrency": POSITIVE,
     "max_image_pixels": Range(0, note="0 = no limit"),
+    "cache_max_gb": Range(0, lo_open=True, note="the embedding cache's bound"),
 }
 
 log = logging.getLogger("retrieval")
@@ -71,6 +72,13 @@ def check_flag_ranges(args: argparse.Namespace) -> None:
     refuse_resume_with_overwrite(args)
 
 
+def open_model_cache(args: argparse.Namespace):
+    """The persistent embedding cache of eval / index (--cache_dir, --no_cache, --cache_max_gb, as compare.py)."""
+    from vlmkit.embedding_cache import open_cache
+
+    return open_cache(args.cache_dir, args.cache_max_gb, not args.no_cache)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from vlmkit.retrieval.data import EvalSet, load_checked
     from vlmkit.retrieval.model import inspect_model
@@ -87,16 +95,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import numpy as np
 
     from vlmkit.retrieval.evaluate import evaluate_model, format_table, report
-    from vlmkit.retrieval.model import load_encoder
+    from vlmkit.retrieval.model import ModelCache, load_encoder
 
     device = resolve_device(args.device)
     dtype = np.float16 if args.embedding_dtype == "float16" else np.float32
     with OutputLock(output, "evaluation output"):
-        tuned = evaluate_model(load_encoder(info.path, device, info=info), data, args.batch_size, dtype)
+        store = open_model_cache(args)
+        tuned = evaluate_model(load_encoder(info.path, device, info=info), data, args.batch_size, dtype,
+                               cache=ModelCache.for_model(store, info))
         zero = None
         if zero_info is not None:
             zero = evaluate_model(load_encoder(zero_info.path, device, "--zero_shot", zero_info), data,
-                                  args.batch_size, dtype)
+                                  args.batch_size, dtype, cache=ModelCache.for_model(store, zero_info))
+        if store is not None:
+            store.close()
         result = report(tuned, data, args.bootstrap, args.seed, zero)
         result["model"] = str(info.path.resolve())
         if zero_info is not None:
@@ -119,7 +131,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         check_output,
         list_images,
     )
-    from vlmkit.retrieval.model import inspect_model, load_encoder
+    from vlmkit.retrieval.model import ModelCache, inspect_model, load_encoder
 
     apply_max_image_pixels(args)
     out = Path(args.output)
@@ -135,9 +147,15 @@ def cmd_index(args: argparse.Namespace) -> int:
         check_index_settings(args.index_type, len(paths), info.dim, args.nlist, args.nprobe)
     with OutputLock(out, "index"):
         model = load_encoder(info.path, resolve_device(args.device), info=info)
-        meta = build_index(model, info, paths, out, index_type=args.index_type, batch_size=args.batch_size,
-                           part_size=args.part_size, skipped=skipped, nlist=args.nlist, nprobe=args.nprobe,
-                           ef_search=args.ef_search, resume=args.resume, source=str(args.images))
+        store = open_model_cache(args)
+        try:
+            meta = build_index(model, info, paths, out, index_type=args.index_type, batch_size=args.batch_size,
+                               part_size=args.part_size, skipped=skipped, nlist=args.nlist, nprobe=args.nprobe,
+                               ef_search=args.ef_search, resume=args.resume, source=str(args.images),
+                               cache=ModelCache.for_model(store, info))
+        finally:
+            if store is not None:
+                store.close()
     print(f"indexed {meta['count']} images ({meta['factory']}, {meta['dim']}-d, {len(skipped)} skipped) -> {out}")
     return 0
 

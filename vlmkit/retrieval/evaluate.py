@@ -39,11 +39,13 @@ class Evaluation:
 
 
 def embed(model: Any, data: EvalSet, batch_size: int = 64, dtype: Any = np.float32,
-          progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+          progress: bool = True, cache: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """(images, captions) embeddings; `cache` (vlmkit.retrieval.model.ModelCache) skips what an earlier run
+    encoded -- bitwise the same rows, as every batch has one shape."""
     from vlmkit.retrieval.model import encode_images, encode_texts
 
-    images = encode_images(model, data.images, batch_size, dtype, progress)
-    texts = encode_texts(model, data.captions, batch_size, dtype, progress)
+    images = encode_images(model, data.images, batch_size, dtype, progress, cache=cache)
+    texts = encode_texts(model, data.captions, batch_size, dtype, progress, cache=cache)
     return images, texts
 
 
@@ -55,8 +57,8 @@ def evaluate_embeddings(images: np.ndarray, texts: np.ndarray, data: EvalSet,
 
 
 def evaluate_model(model: Any, data: EvalSet, batch_size: int = 64, dtype: Any = np.float32,
-                   progress: bool = True) -> Evaluation:
-    images, texts = embed(model, data, batch_size, dtype, progress)
+                   progress: bool = True, cache: Any = None) -> Evaluation:
+    images, texts = embed(model, data, batch_size, dtype, progress, cache)
     return evaluate_embeddings(images, texts, data, progress=progress)
 
 

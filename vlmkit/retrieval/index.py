@@ -198,7 +198,8 @@ def check_output(out: Path, resume: bool, overwrite: bool) -> None:
 def build_index(model: Any, model_info: Any, paths: list[str], out: Path, *, index_type: str = "flat",
                 batch_size: int = 64, part_size: int = 4096, skipped: list[BadSample] | None = None,
                 nlist: int | None = None, nprobe: int = 16, ef_search: int = 64, resume: bool = False,
-                source: str = "") -> dict[str, Any]:
+                source: str = "", cache: Any = None) -> dict[str, Any]:
+    """`cache` (vlmkit.retrieval.model.ModelCache): images embedded before by this model are read, not encoded."""
     from tqdm.auto import tqdm
 
     from vlmkit.retrieval.model import encode_images
@@ -226,7 +227,7 @@ def build_index(model: Any, model_info: Any, paths: list[str], out: Path, *, ind
             if target.is_file():
                 continue
             chunk = paths[k * part_size:(k + 1) * part_size]
-            matrix = encode_images(model, chunk, batch_size, progress=False)
+            matrix = encode_images(model, chunk, batch_size, progress=False, cache=cache)
             with atomic_open(target, "wb") as handle:
                 np.save(handle, matrix)
             bar.update(len(chunk))

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from vlmkit.embedding_cache import fixed_batches
 from vlmkit.io import InputError, read_json
 
 log = logging.getLogger(__name__)
@@ -137,48 +138,142 @@ def trainable_summary(model: Any) -> dict[str, int]:
 
 
 # ---------------------------------------------------------------------------------------------------- encoding
-def _chunks(n: int, size: int) -> range:
-    return range(0, n, size)
+# Every text and image batch has ONE shape: texts of one token length only (no padding) and always `batch_size`
+# rows (a short batch is filled with copies of its first item, whose rows are dropped); the same rule as compare's
+# encoders (vlmkit.embedding_cache.fixed_batches). Why: padding and the batch size change embeddings' last bits, so
+# without it a vector read from the embedding cache (encoded in another run's batches) would differ from a fresh
+# one, and a caption's embedding would depend on the other captions of the file. Training-time validation uses the
+# same functions, so metrics.jsonl still equals `retrieval.py eval` on the same checkpoint.
+@dataclass(frozen=True)
+class ModelCache:
+    """The persistent embedding cache (vlmkit/embedding_cache.py) for one model folder: `fingerprint` identifies
+    the folder as compare's signatures do (model_fingerprint; an adapter also names its base's)."""
+
+    store: Any  # EmbeddingCache
+    fingerprint: str
+
+    @classmethod
+    def for_model(cls, store: Any, info: ModelInfo) -> ModelCache | None:
+        if store is None:
+            return None
+        from vlmkit.evaluation.signatures import model_fingerprint
+
+        fingerprint = model_fingerprint(info.path)
+        if info.adapter:
+            fingerprint += "+" + model_fingerprint(info.base)
+        return cls(store, f"{info.path.name}@{fingerprint}")
+
+    def namespace(self, model: Any, kind: str, batch_size: int) -> str:
+        """Everything that changes a vector: the model, its text settings (context, padding), normalisation, the
+        fixed batch shape, device and library versions (the processor's image settings are in its JSON files,
+        which the fingerprint covers)."""
+        from vlmkit.evaluation.signatures import package_version
+
+        text = (getattr(model[0], "processing_kwargs", {}) or {}).get("text", {})
+        return (f"retrieval-{kind}|{self.fingerprint}|max{getattr(model, 'max_seq_length', None)}|"
+                f"pad{text.get('padding', 'longest')}:{text.get('max_length', '')}|norm1|fixed-batch{batch_size}|"
+                f"{getattr(model, 'device', 'cpu')}|st{package_version('sentence-transformers')}|"
+                f"tf{package_version('transformers')}|torch{package_version('torch')}|"
+                f"pillow{package_version('pillow') if kind == 'image' else ''}")
+
+
+def _text_lengths(model: Any, texts: Sequence[str]) -> list[int]:
+    """The token length each text is encoded at (after sentence-transformers' truncation to max_seq_length); all
+    equal when the model pads to a fixed length (SigLIP)."""
+    module = model[0]
+    text_kwargs = (getattr(module, "processing_kwargs", {}) or {}).get("text", {})
+    if text_kwargs.get("padding") == "max_length":
+        return [0] * len(texts)
+    processor = getattr(module, "processor", None)
+    tokenizer = getattr(processor, "tokenizer", None) or processor or model.tokenizer
+    limit = int(getattr(model, "max_seq_length", None) or 10**9)
+    ids = tokenizer(list(texts), truncation=False, verbose=False)["input_ids"]
+    return [min(len(i), limit) for i in ids]
+
+
+def _encode_fixed(model: Any, items: list[Any], lengths: list[int], batch_size: int, out: np.ndarray,
+                  bar: Any = None) -> None:
+    import torch
+
+    with torch.inference_mode():
+        for batch, real in fixed_batches(lengths, batch_size):
+            rows = model.encode([items[i] for i in batch], batch_size=batch_size, convert_to_numpy=True,
+                                normalize_embeddings=True, show_progress_bar=False)
+            out[batch[:real]] = rows[:real]
+            if bar is not None:
+                bar.update(real)
+
+
+def _with_cache(cache: ModelCache | None, namespace: str, contents: list[str], n: int, dim: int, dtype: Any,
+                compute: Any) -> np.ndarray:
+    """float32 rows from `compute(indices)`, through the cache when there is one; cast to `dtype` at the end (the
+    cache holds float32, so float16 storage reads the same rows)."""
+    if cache is None:
+        return compute(list(range(n))).astype(dtype, copy=False)
+    if not n:
+        return np.zeros((0, dim), dtype=dtype)
+    hits = cache.store.hits
+    rows = cache.store.get_or_compute(namespace, contents, compute)
+    log.info("embedding cache: %d of %d %s read, %d encoded", cache.store.hits - hits, n,
+             namespace.split("|")[0].removeprefix("retrieval-") + "s", n - (cache.store.hits - hits))
+    return rows.astype(dtype, copy=False)
 
 
 def encode_texts(model: Any, texts: Sequence[str], batch_size: int = 64, dtype: Any = np.float32,
-                 progress: bool = True, desc: str = "encoding texts") -> np.ndarray:
-    """L2-normalised text embeddings, written batch by batch into one preallocated matrix."""
-    import torch
+                 progress: bool = True, desc: str = "encoding texts", cache: ModelCache | None = None) -> np.ndarray:
+    """L2-normalised text embeddings in batches of one shape; with `cache`, only texts not seen before are encoded."""
     from tqdm.auto import tqdm
 
-    out = np.zeros((len(texts), model.get_embedding_dimension()), dtype=dtype)
-    with torch.inference_mode():
-        for start in tqdm(_chunks(len(texts), batch_size), desc=desc, unit="batch", leave=False,
-                          disable=not progress or len(texts) <= batch_size):
-            batch = list(texts[start:start + batch_size])
-            out[start:start + len(batch)] = model.encode(batch, batch_size=batch_size, convert_to_numpy=True,
-                                                         normalize_embeddings=True, show_progress_bar=False)
-    return out
+    texts = list(texts)
+    dim = model.get_embedding_dimension()
+
+    def compute(indices: list[int]) -> np.ndarray:
+        part = [texts[i] for i in indices]
+        out = np.zeros((len(part), dim), dtype=np.float32)
+        with tqdm(total=len(part), desc=desc, unit="text", leave=False,
+                  disable=not progress or len(part) <= batch_size) as bar:
+            _encode_fixed(model, part, _text_lengths(model, part), batch_size, out, bar)
+        return out
+
+    namespace = cache.namespace(model, "text", batch_size) if cache else ""
+    return _with_cache(cache, namespace, texts, len(texts), dim, dtype, compute)
 
 
 def encode_image_batch(model: Any, images: list[Any], batch_size: int) -> np.ndarray:
-    import torch
-
-    with torch.inference_mode():
-        return model.encode(images, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
-                            show_progress_bar=False)
+    """Embeddings of images already opened, in batches of one shape (every image is resized to one size)."""
+    out = np.zeros((len(images), model.get_embedding_dimension()), dtype=np.float32)
+    _encode_fixed(model, list(images), [0] * len(images), batch_size, out)
+    return out
 
 
 def encode_images(model: Any, paths: Sequence[str], batch_size: int = 64, dtype: Any = np.float32,
-                  progress: bool = True, desc: str = "encoding images") -> np.ndarray:
+                  progress: bool = True, desc: str = "encoding images", cache: ModelCache | None = None) -> np.ndarray:
     """L2-normalised image embeddings; images are opened (vlmkit.images.open_rgb) one batch at a time, so memory
-    holds one batch of pixels plus the (n, dim) matrix."""
+    holds one batch of pixels plus the (n, dim) matrix. With `cache`, an image whose file bytes were seen before
+    (by this model, at these settings) is not opened or encoded again."""
     from tqdm.auto import tqdm
 
     from vlmkit.images import open_rgb
 
-    out = np.zeros((len(paths), model.get_embedding_dimension()), dtype=dtype)
-    for start in tqdm(_chunks(len(paths), batch_size), desc=desc, unit="batch", leave=False,
-                      disable=not progress or len(paths) <= batch_size):
-        batch = [open_rgb(p) for p in paths[start:start + batch_size]]
-        out[start:start + len(batch)] = encode_image_batch(model, batch, batch_size)
-    return out
+    paths = list(paths)
+    dim = model.get_embedding_dimension()
+
+    def compute(indices: list[int]) -> np.ndarray:
+        out = np.zeros((len(indices), dim), dtype=np.float32)
+        with tqdm(total=len(indices), desc=desc, unit="img", leave=False,
+                  disable=not progress or len(indices) <= batch_size) as bar:
+            for start in range(0, len(indices), batch_size):
+                batch = [open_rgb(paths[i]) for i in indices[start:start + batch_size]]
+                out[start:start + len(batch)] = encode_image_batch(model, batch, batch_size)
+                bar.update(len(batch))
+        return out
+
+    if cache is None:
+        return _with_cache(None, "", [], len(paths), dim, dtype, compute)
+    from vlmkit.embedding_cache import file_digest
+
+    return _with_cache(cache, cache.namespace(model, "image", batch_size), [file_digest(p) for p in paths],
+                       len(paths), dim, dtype, compute)
 
 
 # ------------------------------------------------------------------------------------------------------ merging

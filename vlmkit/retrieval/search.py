@@ -67,7 +67,7 @@ class Searcher:
             raise InputError("empty query")
         check_text(query, "query")
         with self._lock:
-            return self._search(encode_texts(self.model, [query], progress=False)[0], k)
+            return self._search(encode_texts(self.model, [query], 1, progress=False)[0], k)
 
     def search_image(self, image: Any, k: int = 10) -> list[dict[str, Any]]:
         """`image`: a PIL image (opened by the caller through vlmkit.images)."""
