@@ -139,10 +139,10 @@ def test_ten_votes_with_mouse_and_keyboard_are_on_disk_line_by_line(browser, res
         page.wait_for_selector("#voter-dialog[open]")
         page.fill("#voter-name", VOTER)
         page.click("#voter-save")
-        page.wait_for_function("() => document.getElementById('caption-left').textContent.length > 0")
+        page.wait_for_function("() => document.getElementById('caption-left')?.textContent?.length > 0")
         seen = []
         for n, (how, choice) in enumerate(actions, start=1):
-            page.wait_for_function("() => !document.getElementById('vote-left').disabled")
+            page.wait_for_function("() => document.getElementById('vote-left')?.disabled === false")
             item = page.locator("#ab-item").inner_text()
             left_text = page.locator("#caption-left").inner_text()
             right_text = page.locator("#caption-right").inner_text()
@@ -161,7 +161,7 @@ def test_ten_votes_with_mouse_and_keyboard_are_on_disk_line_by_line(browser, res
                 page.click(f"#vote-{choice}")
             else:
                 page.keyboard.press(keys[choice])
-            page.wait_for_function(f"() => document.getElementById('status').textContent.startsWith('vote {n} ')")
+            page.wait_for_function(f"() => document.getElementById('status')?.textContent?.startsWith('vote {n} ')")
             seen.append((item, _caption_owner(expected, item, left_text), _caption_owner(expected, item, right_text),
                          choice, comment))
             assert len(votes.read_text().splitlines()) == n  # on disk once the page says recorded
@@ -197,13 +197,13 @@ async def _vote_in_own_browser(playwright, url: str, voter: str, n: int) -> None
         await page.fill("#voter-name", voter)
         await page.click("#voter-save")
         for i in range(1, n + 1):
-            await page.wait_for_function("() => !document.getElementById('vote-left').disabled")
+            await page.wait_for_function("() => document.getElementById('vote-left')?.disabled === false")
             if i % 2:
                 await page.click("#vote-left" if i % 4 == 1 else "#vote-tie")
             else:
                 await page.keyboard.press("ArrowRight" if i % 4 == 2 else "b")
-            await page.wait_for_function(f"() => document.getElementById('status').textContent.includes('recorded')"
-                                         f" && document.getElementById('vote-count').textContent.startsWith('{i} ')")
+            await page.wait_for_function(f"() => document.getElementById('status')?.textContent?.includes('recorded')"
+                                         f" && document.getElementById('vote-count')?.textContent?.startsWith('{i} ')")
     finally:
         await browser.close()
 
@@ -257,12 +257,12 @@ def test_a_caption_with_html_shows_as_text(browser, results: Path, tmp_path: Pat
         page.evaluate("localStorage.setItem('vlmkit-review-voter', 'tester')")
         page.goto(server.base_url + "/ab")
         for n in range(1, 4):
-            page.wait_for_function("() => !document.getElementById('vote-left').disabled")
+            page.wait_for_function("() => document.getElementById('vote-left')?.disabled === false")
             texts = [page.locator(f"#caption-{side}").inner_text() for side in ("left", "right")]
             if any(t.startswith(HOSTILE) for t in texts):
                 break
             page.keyboard.press("t")
-            page.wait_for_function(f"() => document.getElementById('status').textContent.startsWith('vote {n} ')")
+            page.wait_for_function(f"() => document.getElementById('status')?.textContent?.startsWith('vote {n} ')")
         assert any(t.startswith(HOSTILE) for t in texts)
         assert page.locator(".ab-caption script, .ab-caption img").count() == 0
         assert page.evaluate("window.__pwned") is None

@@ -257,8 +257,15 @@ def _results(models: list[Path], output_dir: Path, options: RenderOptions,
             broken = False
             while (queue or in_flight) and not broken:
                 while queue and len(in_flight) < width:
-                    model = queue.pop(0)
-                    in_flight[pool.submit(_render_in_worker, model, output_dir, options)] = model
+                    model = queue[0]
+                    try:  # the pool may have broken since the last wait: a worker died after others finished
+                        in_flight[pool.submit(_render_in_worker, model, output_dir, options)] = model
+                    except BrokenProcessPool:
+                        break  # not submitted: it stays queued for the next pool
+                    queue.pop(0)
+                if not in_flight:
+                    broken = True  # nothing could be submitted to this pool: start a fresh one
+                    continue
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in done:
                     model = in_flight.pop(future)
