@@ -14,17 +14,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vlmkit.evaluation.metrics import LABELS
+from vlmkit.evaluation.metrics import infos, item_score_metrics, labels, table_metrics
 from vlmkit.io import InputError, quote, read_json, read_jsonl
 
 SUMMARY_FILE = "batch_evaluation_summary.json"
+# The retrieval group's per-item detail column (the caption's rank among all references), not a metric of its own.
+RANK_COLUMN = "retrieval_rank"
 
-# Per-item values shown next to each caption, in this order (those a run has); the first present is the default
-# metric for sorting by disagreement or by one model's score.
-ITEM_METRICS = ("overall_score", "semantic_similarity", "clip_score", "clip_image_score", "ref_clip_score",
-                "lexical_similarity", "bleu_4", "meteor", "rouge_l", "cider", "retrieval_rank")
-LOWER_IS_BETTER = frozenset({"retrieval_rank"})
-ITEM_LABELS = {**LABELS, "retrieval_rank": "Retrieval rank"}
+
+def _item_metrics() -> tuple[str, ...]:
+    """Per-item values shown next to each caption, from compare's metric registry: the gallery's scores first (the
+    overall score leads: the default for sorting), then the table's other columns except R@k (0 or 1 per item: the
+    rank, last, says more). Only those a run has per item are shown."""
+    shown, found = item_score_metrics(), infos()
+    return (*shown, *(key for key in table_metrics() if key not in shown and not found[key].percent), RANK_COLUMN)
+
+
+ITEM_METRICS = _item_metrics()
+LOWER_IS_BETTER = frozenset({RANK_COLUMN, *(key for key, m in infos().items() if not m.higher_is_better)})
+ITEM_LABELS = {**labels(), RANK_COLUMN: "Retrieval rank"}
 SORTS = ("order", "id", "disagreement", "model")
 
 
