@@ -15,6 +15,8 @@ from vlmkit.outputs import check_output_dir
 from vlmkit.retrieval.config import RetrievalConfig
 from vlmkit.retrieval.data import BadSample, Pair, load_checked
 from vlmkit.retrieval.model import TRAINING_INFO, ModelInfo, inspect_model
+from vlmkit.training.checkpoint import checkpoints_in as training_checkpoints_in
+from vlmkit.training.checkpoint import manifest_problem
 
 log = logging.getLogger("vlmkit.retrieval.train")
 
@@ -30,9 +32,7 @@ def world() -> tuple[int, int]:
 
 def checkpoints_in(output_dir: Path) -> list[Path]:
     """`checkpoints/checkpoint-N` folders by step, complete or not (see `checkpoint_problem`)."""
-    folder = output_dir / CHECKPOINTS
-    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+    return training_checkpoints_in(output_dir / CHECKPOINTS)
 
 
 def checkpoint_problem(folder: Path) -> str | None:
@@ -45,13 +45,7 @@ def checkpoint_problem(folder: Path) -> str | None:
         return f"unreadable {TRAINING_INFO}"
     if not isinstance(info, dict):
         return f"no {TRAINING_INFO} (written last: the save did not finish)"
-    for rel, size in (info.get("files") or {}).items():
-        path = folder / rel
-        if not path.is_file():
-            return f"{rel} missing"
-        if path.stat().st_size != size:
-            return f"{rel}: {path.stat().st_size} bytes, {size} when saved"
-    return None
+    return manifest_problem(folder, info.get("files") or {})
 
 
 def resolve_resume(output_dir: Path, resume: str | None, overwrite: bool) -> Path | None:

@@ -74,6 +74,17 @@ def _safetensors_problem(path: Path) -> str | None:
     return None if size == 8 + n + end else f"{path.name}: {size} bytes, its header says {8 + n + end}"
 
 
+def manifest_problem(folder: Path, files: dict[str, int]) -> str | None:
+    """The first file of a saved manifest ({relative path: size}, see `file_manifest`) missing or of another size."""
+    for rel, size in files.items():
+        path = folder / rel
+        if not path.is_file():
+            return f"{rel} missing"
+        if path.stat().st_size != size:
+            return f"{rel}: {path.stat().st_size} bytes, {size} when saved"
+    return None
+
+
 def checkpoint_problem(folder: str | os.PathLike) -> str | None:
     """Why `folder` is not a complete checkpoint, or None."""
     folder = Path(folder)
@@ -85,13 +96,7 @@ def checkpoint_problem(folder: str | os.PathLike) -> str | None:
         return f"no {TRAINING_INFO} (written last: the save did not finish)"
     files = info.get("files")
     if files is not None:
-        for rel, size in files.items():
-            path = folder / rel
-            if not path.is_file():
-                return f"{rel} missing"
-            if path.stat().st_size != size:
-                return f"{rel}: {path.stat().st_size} bytes, {size} when saved"
-        return None
+        return manifest_problem(folder, files)
     state = folder / "trainer_state.json"  # written before files were listed: validate what can be
     try:
         read_json(state)
