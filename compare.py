@@ -18,7 +18,7 @@ import logging
 from pathlib import Path
 
 from vlmkit.cli import HelpFormatter, run_main, setup_logging
-from vlmkit.embedding_cache import DEFAULT_MAX_GB
+from vlmkit.embedding_cache import add_cache_args
 from vlmkit.evaluation.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED
 from vlmkit.evaluation.earlier_run import earlier_run_files, remove_earlier_run_files
 from vlmkit.evaluation.encoders import DEFAULT_CLIP_MODEL
@@ -84,13 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch_size", type=int, default=32, help="encoder batch size")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--gallery_items", type=int, default=50, help="items shown in the HTML gallery")
-    parser.add_argument("--cache_dir", type=Path, default=None,
-                        help="persistent embedding cache (texts and renders seen before are not encoded again; "
-                             "numbers are bitwise the same); default $VLMKIT_CACHE_DIR, else "
-                             "$XDG_CACHE_HOME/vlmkit/embeddings (~/.cache/vlmkit/embeddings)")
-    parser.add_argument("--no_cache", action="store_true", help="encode everything, read and write no cache")
-    parser.add_argument("--cache_max_gb", type=float, default=DEFAULT_MAX_GB,
-                        help="bound of the cache; least recently used entries are evicted beyond it")
+    add_cache_args(parser)
     add_max_image_pixels_arg(parser)
     add_judge_args(parser)
     parser.add_argument("-v", "--verbose", action="store_true")

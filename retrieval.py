@@ -16,9 +16,9 @@ Manual: docs/retrieval.md.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from vlmkit.cli import HelpFormatter, run_main, setup_logging
+from vlmkit.embedding_cache import add_cache_args
 from vlmkit.images import add_max_image_pixels_arg
 
 
@@ -33,19 +33,6 @@ def _data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image_root", help="folder the image paths are relative to (default: the JSONL's folder)")
     p.add_argument("--skip_bad_samples", action="store_true",
                    help="skip (count and list) items with a missing/corrupt image instead of stopping")
-
-
-def _cache(p: argparse.ArgumentParser) -> None:
-    """The persistent embedding cache, with compare.py's flags and defaults (vlmkit/embedding_cache.py)."""
-    from vlmkit.embedding_cache import DEFAULT_MAX_GB
-
-    p.add_argument("--cache_dir", type=Path, default=None,
-                   help="persistent embedding cache (captions and image files seen before by the same model are not "
-                        "encoded again; numbers are bitwise the same); default $VLMKIT_CACHE_DIR, else "
-                        "$XDG_CACHE_HOME/vlmkit/embeddings (~/.cache/vlmkit/embeddings)")
-    p.add_argument("--no_cache", action="store_true", help="encode everything, read and write no cache")
-    p.add_argument("--cache_max_gb", type=float, default=DEFAULT_MAX_GB,
-                   help="bound of the cache; least recently used entries are evicted beyond it")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="storage of the embedding matrices (float16 halves memory; scores are float32)")
     e.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for 95%% CIs (0: none)")
     e.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    _cache(e)
+    add_cache_args(e)
     _common(e)
 
     i = sub.add_parser("index", formatter_class=HelpFormatter, help="embed images into a FAISS index",
@@ -94,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--part_size", type=int, default=4096, help="images per saved part (the unit of --resume)")
     i.add_argument("--resume", action="store_true", help="continue an interrupted run from its saved parts")
     i.add_argument("--overwrite", action="store_true", help="replace an existing index")
-    _cache(i)
+    add_cache_args(i)
     _common(i)
 
     s = sub.add_parser("search", formatter_class=HelpFormatter, help="query an index by text or image",

@@ -273,3 +273,14 @@ def open_cache(folder: str | os.PathLike | None, max_gb: float | None = DEFAULT_
         log.warning("embedding cache unavailable at %s (%s: %s): encoding without it", folder,
                     type(exc).__name__, exc)
         return None
+
+
+def add_cache_args(parser) -> None:
+    """The cache's flags, one declaration for every command that encodes (compare.py, retrieval.py eval / index)."""
+    parser.add_argument("--cache_dir", type=Path, default=None,
+                        help="persistent embedding cache (texts and images seen before by the same encoder are not "
+                             "encoded again; numbers are bitwise the same); default $VLMKIT_CACHE_DIR, else "
+                             "$XDG_CACHE_HOME/vlmkit/embeddings (~/.cache/vlmkit/embeddings)")
+    parser.add_argument("--no_cache", action="store_true", help="encode everything, read and write no cache")
+    parser.add_argument("--cache_max_gb", type=float, default=DEFAULT_MAX_GB,
+                        help="bound of the cache; least recently used entries are evicted beyond it")
