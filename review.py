@@ -15,15 +15,14 @@ no tunnel, no analytics, nothing fetched from outside. See docs/review.md.
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
-import socket
 import sys
 from pathlib import Path
 
 from vlmkit.cli import HelpFormatter, run_main, setup_logging
 from vlmkit.io import InputError
 from vlmkit.outputs import check_output_file
+from vlmkit.sockets import listen
 
 log = logging.getLogger("review")
 
@@ -54,27 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """The listening socket, bound now, so a port in use is an error line before anything starts."""
-    if not 0 < port < 65536:
-        raise InputError(f"--port {port}: must be 1..65535")
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        raise InputError(f"--host {host}: cannot resolve ({exc.strerror})") from None
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does; a listening socket still blocks
-    try:
-        sock.bind(address)
-        sock.listen(128)
-    except OSError as exc:
-        sock.close()
-        why = "port already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
-        raise InputError(f"{host}:{port}: cannot listen: {why} (pick another with --port)") from None
-    return sock
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
@@ -93,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
     loopback = args.host in LOOPBACK_HOSTS
     app = create_app(run, votes, live=live, loopback_only=loopback)  # validates the existing votes file
-    sock = bind_socket(args.host, args.port)
+    sock = listen(args.host, args.port)
     import uvicorn
 
     for warning in run.warnings:

@@ -27,6 +27,7 @@ from typing import Annotated, Any
 
 from vlmkit.images import ImageProblem, open_rgb_bytes
 from vlmkit.io import InputError
+from vlmkit.sockets import listen
 
 DEFAULT_MAX_TOP_K = 100
 DEFAULT_TOP_K = 10
@@ -91,24 +92,8 @@ def create_app(searcher: Any, max_top_k: int = DEFAULT_MAX_TOP_K, max_upload_byt
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """The listening socket, bound before the model loads: a port in use is one line (exit 2) at once, not
-    uvicorn's own lines and exit 3 after the model has loaded."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        raise InputError(f"--host {host}: cannot resolve it ({exc.strerror})") from None
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(address)
-        sock.listen(128)
-    except OSError as exc:
-        sock.close()
-        what = "in use (another server listens there)" if exc.errno == 98 else (exc.strerror or str(exc))
-        raise InputError(f"--host {host} --port {port}: cannot listen: {what}; choose another --port") from None
-    sock.set_inheritable(True)
-    return sock
+    """The listening socket, bound before the model loads (vlmkit.sockets.listen)."""
+    return listen(host, port)
 
 
 def make_server(searcher: Any, *, max_top_k: int = DEFAULT_MAX_TOP_K, max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
