@@ -22,11 +22,13 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from vlmkit.io import InputError
+from vlmkit.options import Options, add_options, opt, options_from
+from vlmkit.ranges import Range
 
 log = logging.getLogger(__name__)
 EXECUTORS = ("local", "ray")
@@ -37,50 +39,47 @@ MAX_RAY_TMPDIR = 45
 
 
 @dataclass
-class ExecutorOptions:
-    executor: str = "local"
-    ray_address: str | None = None
-    num_workers: int | None = None
-    gpus_per_worker: float = 0.0
-    ray_tmpdir: str | None = None
+class ExecutorOptions(Options):
+    """`--executor` and the Ray settings, one declaration for every command that offers them (nest it in the
+    command's options; a command without model stages excludes `gpus_per_worker`, render.py its own num_workers)."""
+
+    TITLE: ClassVar[str | None] = "executor (one machine or a Ray cluster)"
+    executor: str = opt("local", "local: this machine's processes; ray: Ray Data tasks / actors (local Ray, or a "
+                                 "cluster with --ray_address)", choices=EXECUTORS)
+    ray_address: str | None = opt(None, "Ray cluster to join: auto (the one `ray start` made on this machine) or "
+                                        "HOST:PORT; default: start a private local Ray for this run")
+    num_workers: int | None = opt(None, "Ray tasks / actors running at once (default: the cluster's CPUs, 1 actor "
+                                        "per GPU)", range=Range(1, optional=True))
+    gpus_per_worker: float = opt(0.0, "GPUs per Ray actor; fractions share a GPU (0.5: two actors per GPU)",
+                                 range=Range(0))
+    ray_tmpdir: str | None = opt(None, "Ray's temp folder for a local Ray (default: a short folder under /tmp, as "
+                                       "Ray's socket paths must stay under 107 characters)")
 
     @property
     def is_ray(self) -> bool:
         return self.executor == "ray"
 
+    def check(self) -> None:
+        if not self.is_ray and (self.ray_address or self.gpus_per_worker or self.ray_tmpdir):
+            raise InputError("--ray_address / --gpus_per_worker / --ray_tmpdir need --executor ray")
+        if self.ray_tmpdir and len(str(Path(self.ray_tmpdir).absolute())) > MAX_RAY_TMPDIR:
+            raise InputError(f"--ray_tmpdir {self.ray_tmpdir}: longer than {MAX_RAY_TMPDIR} characters; Ray's "
+                             f"socket paths under it would exceed the 107-character limit")
+
 
 def add_executor_args(parser: argparse.ArgumentParser, *, gpus: bool = False) -> None:
-    g = parser.add_argument_group("executor (one machine or a Ray cluster)")
-    g.add_argument("--executor", choices=EXECUTORS, default="local",
-                   help="local: this machine's processes; ray: Ray Data tasks / actors (local Ray, or a cluster "
-                        "with --ray_address)")
-    g.add_argument("--ray_address", default=None,
-                   help="Ray cluster to join: auto (the one `ray start` made on this machine) or HOST:PORT; "
-                        "default: start a private local Ray for this run")
-    if "--num_workers" not in parser._option_string_actions:  # render.py has its own (local processes)
-        g.add_argument("--num_workers", type=int, default=None,
-                       help="Ray tasks / actors running at once (default: the cluster's CPUs, 1 actor per GPU)")
-    if gpus:
-        g.add_argument("--gpus_per_worker", type=float, default=0.0,
-                       help="GPUs per Ray actor; fractions share a GPU (0.5: two actors per GPU)")
-    g.add_argument("--ray_tmpdir", default=None,
-                   help="Ray's temp folder for a local Ray (default: a short folder under /tmp, as Ray's socket "
-                        "paths must stay under 107 characters)")
+    """Transitional (until every command parses into options): ExecutorOptions' flags on a hand-built parser."""
+    exclude = [] if gpus else ["gpus_per_worker"]
+    if "--num_workers" in parser._option_string_actions:  # render.py has its own (local processes)
+        exclude.append("num_workers")
+    add_options(parser, ExecutorOptions, exclude=exclude)
 
 
 def executor_options(args: argparse.Namespace) -> ExecutorOptions:
-    opts = ExecutorOptions(args.executor, args.ray_address, args.num_workers,
-                           float(getattr(args, "gpus_per_worker", 0.0) or 0.0), args.ray_tmpdir)
-    if opts.num_workers is not None and opts.num_workers < 1:
-        raise InputError(f"--num_workers must be at least 1, got {opts.num_workers}")
-    if opts.gpus_per_worker < 0:
-        raise InputError(f"--gpus_per_worker must not be negative, got {opts.gpus_per_worker}")
-    if not opts.is_ray and (opts.ray_address or opts.gpus_per_worker or opts.ray_tmpdir):
-        raise InputError("--ray_address / --gpus_per_worker / --ray_tmpdir need --executor ray")
-    if opts.ray_tmpdir and len(str(Path(opts.ray_tmpdir).absolute())) > MAX_RAY_TMPDIR:
-        raise InputError(f"--ray_tmpdir {opts.ray_tmpdir}: longer than {MAX_RAY_TMPDIR} characters; Ray's socket "
-                         f"paths under it would exceed the 107-character limit")
-    return opts
+    """Transitional: ExecutorOptions from a hand-built parser's values."""
+    values = {k: v for k, v in vars(args).items() if k in {f.name for f in fields(ExecutorOptions)}}
+    values["gpus_per_worker"] = float(values.get("gpus_per_worker") or 0.0)
+    return options_from(ExecutorOptions, values)
 
 
 @contextmanager

@@ -24,7 +24,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from PIL import Image
 
@@ -70,6 +70,18 @@ def set_max_image_pixels(limit: int | None) -> None:
 
 def max_image_pixels() -> int | None:
     return _max_pixels
+
+
+MAX_IMAGE_PIXELS_HELP = ("images with more pixels are bad images of their item (decompression-bomb guard; PIL's "
+                         "default limit; 0 = no limit)")
+
+
+def max_image_pixels_option() -> Any:
+    """The `max_image_pixels` field of a command's options (apply it with `set_max_image_pixels`)."""
+    from vlmkit.options import opt
+    from vlmkit.ranges import Range
+
+    return opt(DEFAULT_MAX_IMAGE_PIXELS, MAX_IMAGE_PIXELS_HELP, range=Range(0, note="0 = no limit"), metavar="N")
 
 
 def add_max_image_pixels_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
