@@ -122,7 +122,7 @@ class FilterOptions(Options):
     recipe: str = opt(None, "Data-Juicer YAML recipe (process: list of operators)", required=True)
     dataset_path: str | None = opt(None, "input file; overrides the recipe's dataset_path")
     export_path: str | None = opt(None, "kept-data file (same format as the input); overrides the recipe's")
-    input: InputOptions = field(default_factory=InputOptions)
+    reader: InputOptions = field(default_factory=InputOptions)
     np: int | None = opt(None, "worker processes (default: the recipe's np, else the number of cores)",
                          range=SOME)
     chunk_size: int | None = opt(None, f"samples per work unit (default: {DEFAULT_CHUNK}); memory use is about np x "
@@ -174,7 +174,7 @@ def _filter(o: FilterOptions, recipe: Recipe, dataset_path: str, export_path: st
     from tqdm import tqdm
 
     opts = o.executor
-    inp = o.input.open(dataset_path, text_key=recipe.text_key, image_key=recipe.image_key,
+    inp = o.reader.open(dataset_path, text_key=recipe.text_key, image_key=recipe.image_key,
                        eoc_token=recipe.eoc_special_token)
     want_suffix = {v: k for k, v in OUTPUT_SUFFIXES.items()}[inp.output_kind]
     if Path(export_path).suffix != want_suffix:
@@ -188,7 +188,7 @@ def _filter(o: FilterOptions, recipe: Recipe, dataset_path: str, export_path: st
     total = sum(r.count for r in refs)
     np = o.np or recipe.np or os.cpu_count() or 1
     plan = {"input": inp.source.signature(), "format": inp.format, "recipe": recipe.describe(),
-            "chunk_size": chunk_size, "chunks": len(refs), **o.input.plan_settings(),
+            "chunk_size": chunk_size, "chunks": len(refs), **o.reader.plan_settings(),
             "keep_stats": recipe.keep_stats_in_res_ds, "max_image_pixels": max_image_pixels()}
     done = work.open(plan, o.resume)
     log.info("%s: %d samples in %d chunks (%s, %s format), %d operators, %s executor%s", inp.path, total, len(refs),
