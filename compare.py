@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from contextlib import nullcontext
 from pathlib import Path
 
 from vlmkit.cli import HelpFormatter, run_main, setup_logging
@@ -27,9 +28,11 @@ from vlmkit.evaluation.pipeline import CompareOptions, run_comparison
 from vlmkit.evaluation.protocols import DEFAULT_PROTOCOL, MPNET_DEFAULT, PROTOCOLS
 from vlmkit.evaluation.report import fmt_metric
 from vlmkit.evaluation.tables import markdown_table
+from vlmkit.executor import ExecutorOptions, ray_session
 from vlmkit.images import add_max_image_pixels_arg, apply_max_image_pixels
 from vlmkit.io import InputError, recover_commits
 from vlmkit.judges.cli import add_judge_args, judge_options
+from vlmkit.options import add_options, options_from
 from vlmkit.outputs import OutputLock, check_output_dir, check_output_file
 
 log = logging.getLogger("compare")
@@ -87,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_cache_args(parser)
     add_max_image_pixels_arg(parser)
     add_judge_args(parser)
+    # --executor ray: the text/image embeddings on a Ray actor pool
+    add_options(parser.add_argument_group(ExecutorOptions.TITLE), ExecutorOptions)
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
 
@@ -121,9 +126,11 @@ def _compare(args: argparse.Namespace, groups: frozenset[str]) -> int:
         images_dir=args.images_dir, allow_missing=args.allow_missing, batch_size=args.batch_size,
         device=args.device, groups=groups, model_names=args.model_name, gallery_limit=args.gallery_items,
         protocol=args.protocol, bootstrap=args.bootstrap, seed=args.seed, fid_bootstrap=args.fid_bootstrap,
-        cache=not args.no_cache, cache_dir=args.cache_dir, cache_max_gb=args.cache_max_gb, judge=args.judge)
+        cache=not args.no_cache, cache_dir=args.cache_dir, cache_max_gb=args.cache_max_gb, judge=args.judge,
+        executor=options_from(ExecutorOptions, vars(args)))
     earlier = earlier_run_files(args.output_dir) if args.output is None else set()
-    outcome = run_comparison(options)
+    with ray_session(options.executor) if options.executor.is_ray else nullcontext():  # one Ray for every encode
+        outcome = run_comparison(options)
     remove_earlier_run_files(earlier, outcome.files)  # the folder holds this run only (docs/compare.md)
     pairs = sum(len(r.matched) for r in outcome.results)
     log.info("scored %d pairs of %d model(s) in %.1f s (models loaded in %.1f s)", pairs, len(outcome.results),

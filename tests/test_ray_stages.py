@@ -18,6 +18,7 @@ from vlmkit.executor import ExecutorOptions
 from vlmkit.generation.items import CaptionItem
 from vlmkit.generation.ray_executor import caption_on_ray
 from vlmkit.generation.runner import RunStats, caption_items
+from vlmkit.io import read_json
 from vlmkit.multiview import find_object_dirs_by_id
 
 pytestmark = pytest.mark.slow
@@ -65,3 +66,34 @@ def test_a_killed_captioning_actor_loses_and_duplicates_nothing(ray_local, examp
     assert marker.is_file()  # an actor really died, on the batch holding the victim
     assert len(local) == len(objects) == 6 and ray == local  # every item once, in order, the same captions
     assert stats.failures == local_stats.failures == [] and stats.captioned == 6 and stats.attempted == 6
+
+
+def test_compare_encodes_on_ray_actors_like_locally(ray_local, examples_copy: Path, tiny_clip_dir: Path,  # noqa: F811
+                                                    tmp_path: Path) -> None:
+    import compare
+
+    def run(out: str, cache: str, *extra: str) -> dict[str, dict]:
+        assert compare.main(["--generated", *map(str, sorted((examples_copy / "captions").glob("image_*.json"))),
+                             "--ground_truth", str(examples_copy / "groundTruth.json"), "--images_dir",
+                             str(examples_copy / "multiview_images"), "--clip_model", str(tiny_clip_dir),
+                             "--no_coco", "--bootstrap", "0", "--batch_size", "4", "--cache_dir",
+                             str(tmp_path / cache), "--output_dir", str(tmp_path / out), *extra]) == 0
+        return {p.name: _scores(read_json(p)) for p in sorted((tmp_path / out).glob("compare_*.json"))}
+
+    local = run("local", "cache_local")
+    ray = run("ray", "cache_ray", "--executor", "ray", "--num_workers", "2")  # every vector encoded on Ray
+    assert len(local) == 4
+    for name in local:
+        assert ray[name] == local[name], name
+    again = run("again", "cache_ray")  # a local run reading the vectors Ray computed: the cache stays the truth
+    assert again == local
+
+
+def _scores(report: dict) -> dict:
+    """A compare report without its timings and paths (what differs between runs of the same scores)."""
+    if isinstance(report, dict):
+        return {k: _scores(v) for k, v in report.items()
+                if not any(word in k for word in ("second", "created", "cache", "timing"))}
+    if isinstance(report, list):
+        return [_scores(v) for v in report]
+    return report

@@ -261,3 +261,41 @@ def ray_node_id() -> str | None:
         return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
     except Exception:  # noqa: BLE001 - outside a worker the context may be unavailable
         return None
+
+
+class _PoolActor:
+    """One actor of an `ActorPool`: its worker, built once."""
+
+    def __init__(self, factory: Callable[[], Callable[[Any], Any]]):
+        self.worker = factory()
+
+    def run(self, ref: Any) -> Any:
+        return self.worker(ref)
+
+
+class ActorPool:
+    """`opts.num_workers` Ray actors, each holding one `worker = factory()`, kept for many `map` calls: for a stage
+    that is called again and again in one run (compare's embeddings, once per model and text set), the model loads
+    once per actor for the whole run, where `map_actors` builds a fresh pool per call. A killed actor is restarted
+    and its call retried (`max_restarts` / `max_task_retries`), so a lost process loses no result. Needs an
+    initialised Ray (`ray_session`); `close()` ends the actors."""
+
+    def __init__(self, factory: Callable[[], Callable[[Any], Any]], opts: ExecutorOptions, *, num_cpus: float = 1):
+        import ray
+
+        remote = ray.remote(_PoolActor).options(num_cpus=num_cpus, num_gpus=opts.gpus_per_worker or None,
+                                                max_restarts=-1, max_task_retries=-1)
+        self.actors = [remote.remote(factory) for _ in range(opts.num_workers or 1)]
+
+    def map(self, refs: list[Any]) -> list[Any]:
+        """`[worker(r) for r in refs]` over the actors, in the references' order."""
+        from ray.util import ActorPool as RayActorPool
+
+        return list(RayActorPool(self.actors).map(lambda actor, ref: actor.run.remote(ref), refs))
+
+    def close(self) -> None:
+        import ray
+
+        for actor in self.actors:
+            ray.kill(actor)
+        self.actors = []

@@ -22,6 +22,7 @@ distance takes sentence-transformers' `encode()` output as it is.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -330,3 +331,63 @@ def load_clip(path: str | os.PathLike | None, device: str = "cpu",
                       f"{_fetch_hint(path)}put a local copy of openai/clip-vit-base-patch32 there or pass "
                       "--clip_model DIR)")
     return ClipEncoder.load(folder, device, batch_size), None
+
+
+# ------------------------------------------------------------------------------------------- Ray (--executor ray)
+RAY_CHUNK_BATCHES = 8  # encoder batches per Ray work item: big enough to amortise a round trip, small to balance
+
+
+class _EncodeWorker:
+    """One actor's encoder, loaded once; a work item is ("text", texts) or ("image", images)."""
+
+    def __init__(self, loader: Any):
+        self.encoder = loader()
+
+    def __call__(self, ref: tuple[str, list]) -> np.ndarray:
+        kind, payload = ref
+        return self.encoder.encode(payload) if kind == "text" else self.encoder.encode_images(payload)
+
+
+class RayEncoding:
+    """A loaded encoder whose `encode` / `encode_images` run on a Ray actor pool (`--executor ray`).
+
+    The encoder loaded here still answers everything else (name, dim, `cache_namespace`, `describe`, the truncation
+    counts of `observe`), so the embedding cache (the driver's, consulted before any work is sent), the report and
+    the signatures are the local run's. Work items are whole runs of `batch_size` rows, cut at the local run's
+    batch boundaries: with the batch invariance above, every row equals the local one (images too, whose batches
+    are the local ones). Each actor loads the model once per encode call (`loader`: a picklable
+    `functools.partial` of the encoder's `load`)."""
+
+    def __init__(self, local: Any, loader: Any, executor: Any):
+        self.local, self.loader, self.executor = local, loader, executor
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.local, name)
+
+    def _map(self, kind: str, items: list) -> np.ndarray:
+        from vlmkit.executor import map_actors
+
+        size = self.local.batch_size * RAY_CHUNK_BATCHES
+        refs = [(kind, items[k:k + size]) for k in range(0, len(items), size)]
+        parts = map_actors(functools.partial(_EncodeWorker, self.loader), refs, self.executor)
+        return np.concatenate(parts) if parts else np.zeros((0, self.local.dim), np.float32)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return self._map("text", list(texts))
+
+    def encode_images(self, images: Sequence[Any]) -> np.ndarray:
+        return self._map("image", list(images))
+
+
+def on_ray(encoder: Any, executor: Any) -> Any:
+    """`encoder` with its encoding on Ray when `executor` asks for it (`ExecutorOptions`), else `encoder` itself."""
+    if encoder is None or executor is None or not executor.is_ray:
+        return encoder
+    if isinstance(encoder, SentenceEncoder):
+        loader = functools.partial(SentenceEncoder.load, encoder.path, str(getattr(encoder.model, "device", "cpu")),
+                                   encoder.batch_size, encoder.normalize)
+    elif isinstance(encoder, ClipEncoder):
+        loader = functools.partial(ClipEncoder.load, encoder.path, encoder.device, encoder.batch_size)
+    else:  # a stand-in encoder (tests) has no loader: it encodes here
+        return encoder
+    return RayEncoding(encoder, loader, executor)
