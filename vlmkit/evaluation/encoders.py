@@ -355,21 +355,34 @@ class RayEncoding:
     counts of `observe`), so the embedding cache (the driver's, consulted before any work is sent), the report and
     the signatures are the local run's. Work items are whole runs of `batch_size` rows, cut at the local run's
     batch boundaries: with the batch invariance above, every row equals the local one (images too, whose batches
-    are the local ones). Each actor loads the model once per encode call (`loader`: a picklable
-    `functools.partial` of the encoder's `load`)."""
+    are the local ones). Inside a Ray session (compare.py opens one) the actors live for the whole run
+    (`vlmkit.executor.ActorPool`: each loads the model once, `loader` being a picklable `functools.partial` of the
+    encoder's `load`; they end when this object goes); outside one, each call starts its own (`map_actors`)."""
 
     def __init__(self, local: Any, loader: Any, executor: Any):
         self.local, self.loader, self.executor = local, loader, executor
+        self.pool: Any = None
 
     def __getattr__(self, name: str) -> Any:
+        if name in ("local", "loader", "executor", "pool"):  # not set yet: no endless recursion
+            raise AttributeError(name)
         return getattr(self.local, name)
 
     def _map(self, kind: str, items: list) -> np.ndarray:
-        from vlmkit.executor import map_actors
+        import ray
+
+        from vlmkit.executor import ActorPool, map_actors
 
         size = self.local.batch_size * RAY_CHUNK_BATCHES
         refs = [(kind, items[k:k + size]) for k in range(0, len(items), size)]
-        parts = map_actors(functools.partial(_EncodeWorker, self.loader), refs, self.executor)
+        factory = functools.partial(_EncodeWorker, self.loader)
+        if not refs:
+            parts: list = []
+        elif ray.is_initialized():
+            self.pool = self.pool or ActorPool(factory, self.executor)
+            parts = self.pool.map(refs)
+        else:
+            parts = map_actors(factory, refs, self.executor)
         return np.concatenate(parts) if parts else np.zeros((0, self.local.dim), np.float32)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
