@@ -338,14 +338,37 @@ RAY_CHUNK_BATCHES = 8  # encoder batches per Ray work item: big enough to amorti
 
 
 class _EncodeWorker:
-    """One actor's encoder, loaded once; a work item is ("text", texts) or ("image", images)."""
+    """One actor's encoders, each loaded once, on first use; a work item is (encoder key, "text" | "image", items)."""
 
-    def __init__(self, loader: Any):
-        self.encoder = loader()
+    def __init__(self, loaders: dict[str, Any]):
+        self.loaders, self.encoders = loaders, {}
 
-    def __call__(self, ref: tuple[str, list]) -> np.ndarray:
-        kind, payload = ref
-        return self.encoder.encode(payload) if kind == "text" else self.encoder.encode_images(payload)
+    def __call__(self, ref: tuple[str, str, list]) -> np.ndarray:
+        key, kind, payload = ref
+        if key not in self.encoders:
+            self.encoders[key] = self.loaders[key]()
+        encoder = self.encoders[key]
+        return encoder.encode(payload) if kind == "text" else encoder.encode_images(payload)
+
+
+class _SharedPool:
+    """The actors every `RayEncoding` of a run shares (one pool: two pools would each hold the cluster's CPUs and
+    the second would wait for the first forever). Made at the first encode call inside a Ray session; the actors
+    end with this object."""
+
+    def __init__(self, loaders: dict[str, Any], executor: Any):
+        self.loaders, self.executor, self.pool = loaders, executor, None
+
+    def map(self, refs: list) -> list:
+        import ray
+
+        from vlmkit.executor import ActorPool, map_actors
+
+        factory = functools.partial(_EncodeWorker, self.loaders)
+        if not ray.is_initialized():  # no session around the run: a pool per call
+            return map_actors(factory, refs, self.executor)
+        self.pool = self.pool or ActorPool(factory, self.executor)
+        return self.pool.map(refs)
 
 
 class RayEncoding:
@@ -356,33 +379,21 @@ class RayEncoding:
     the signatures are the local run's. Work items are whole runs of `batch_size` rows, cut at the local run's
     batch boundaries: with the batch invariance above, every row equals the local one (images too, whose batches
     are the local ones). Inside a Ray session (compare.py opens one) the actors live for the whole run
-    (`vlmkit.executor.ActorPool`: each loads the model once, `loader` being a picklable `functools.partial` of the
-    encoder's `load`; they end when this object goes); outside one, each call starts its own (`map_actors`)."""
+    (`vlmkit.executor.ActorPool`, shared by the run's encoders; each actor loads each model once, from a picklable
+    `functools.partial` of the encoder's `load`); outside one, each call starts its own actors (`map_actors`)."""
 
-    def __init__(self, local: Any, loader: Any, executor: Any):
-        self.local, self.loader, self.executor = local, loader, executor
-        self.pool: Any = None
+    def __init__(self, local: Any, key: str, pool: _SharedPool):
+        self.local, self.key, self.shared = local, key, pool
 
     def __getattr__(self, name: str) -> Any:
-        if name in ("local", "loader", "executor", "pool"):  # not set yet: no endless recursion
+        if name in ("local", "key", "shared"):  # not set yet: no endless recursion
             raise AttributeError(name)
         return getattr(self.local, name)
 
     def _map(self, kind: str, items: list) -> np.ndarray:
-        import ray
-
-        from vlmkit.executor import ActorPool, map_actors
-
         size = self.local.batch_size * RAY_CHUNK_BATCHES
-        refs = [(kind, items[k:k + size]) for k in range(0, len(items), size)]
-        factory = functools.partial(_EncodeWorker, self.loader)
-        if not refs:
-            parts: list = []
-        elif ray.is_initialized():
-            self.pool = self.pool or ActorPool(factory, self.executor)
-            parts = self.pool.map(refs)
-        else:
-            parts = map_actors(factory, refs, self.executor)
+        refs = [(self.key, kind, items[k:k + size]) for k in range(0, len(items), size)]
+        parts = self.shared.map(refs) if refs else []
         return np.concatenate(parts) if parts else np.zeros((0, self.local.dim), np.float32)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -392,15 +403,22 @@ class RayEncoding:
         return self._map("image", list(images))
 
 
-def on_ray(encoder: Any, executor: Any) -> Any:
-    """`encoder` with its encoding on Ray when `executor` asks for it (`ExecutorOptions`), else `encoder` itself."""
-    if encoder is None or executor is None or not executor.is_ray:
-        return encoder
+def _loader(encoder: Any) -> Any:
     if isinstance(encoder, SentenceEncoder):
-        loader = functools.partial(SentenceEncoder.load, encoder.path, str(getattr(encoder.model, "device", "cpu")),
-                                   encoder.batch_size, encoder.normalize)
-    elif isinstance(encoder, ClipEncoder):
-        loader = functools.partial(ClipEncoder.load, encoder.path, encoder.device, encoder.batch_size)
-    else:  # a stand-in encoder (tests) has no loader: it encodes here
-        return encoder
-    return RayEncoding(encoder, loader, executor)
+        return functools.partial(SentenceEncoder.load, encoder.path, str(getattr(encoder.model, "device", "cpu")),
+                                 encoder.batch_size, encoder.normalize)
+    if isinstance(encoder, ClipEncoder):
+        return functools.partial(ClipEncoder.load, encoder.path, encoder.device, encoder.batch_size)
+    return None  # a stand-in encoder (tests) has no loader: it encodes here
+
+
+def on_ray(encoders: dict[str, Any], executor: Any) -> dict[str, Any]:
+    """The encoders (by key; None for one not loaded) with their encoding on one shared Ray actor pool when
+    `executor` (`ExecutorOptions`) asks for it; else unchanged."""
+    if executor is None or not executor.is_ray:
+        return encoders
+    loaders = {key: _loader(enc) for key, enc in encoders.items() if enc is not None and _loader(enc) is not None}
+    if not loaders:
+        return encoders
+    pool = _SharedPool(loaders, executor)
+    return {key: RayEncoding(enc, key, pool) if key in loaders else enc for key, enc in encoders.items()}

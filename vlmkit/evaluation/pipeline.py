@@ -249,8 +249,8 @@ def _run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | Non
         elif coco_reason and wants_coco:
             log.warning("pycocoevalcap metrics unavailable: %s", coco_reason)
         seconds_loading = time.perf_counter() - start
-        sentence_encoder = on_ray(sentence_encoder, options.executor)  # the embeddings on Ray actors (or here)
-        clip_encoder = on_ray(clip_encoder, options.executor)
+        ray_encoders = on_ray({"sentence": sentence_encoder, "clip": clip_encoder}, options.executor)
+        sentence_encoder, clip_encoder = ray_encoders["sentence"], ray_encoders["clip"]  # embeddings on Ray actors
 
         bootstrap = BootstrapSettings(options.bootstrap, options.seed, options.fid_bootstrap)
         if (sentence_encoder is not None or clip_encoder is not None) and cache is None:
