@@ -39,7 +39,7 @@ def opt(default: Any = _MISSING, help: str = "", *, range: Range | None = None, 
         parse: Callable[[str], Any] | None = None, flags: Sequence[str] = (), metavar: str | None = None,
         positional: bool = False, nargs: str | int | None = None, required: bool = False,
         negate: str | None = None, factory: Callable[[], Any] | None = None, cli: bool = True,
-        action: str | None = None) -> Any:
+        action: str | None = None, name: str | None = None) -> Any:
     """A dataclass field that is also a command-line setting.
 
     default / factory: the value when the flag is not given (`required=True`: the flag must be given);
@@ -49,11 +49,12 @@ def opt(default: Any = _MISSING, help: str = "", *, range: Range | None = None, 
     negate: for a bool that defaults to True, the flag that turns it off (`"--no_cache"`); a bool defaulting to False
     is a store_true flag; cli=False: a field the command line does not set (filled in by the entry script);
     action: argparse's action for a valued flag (`"extend"`: a repeated `--config_override a=1 --config_override b=2`
-    collects both).
+    collects both); name: the flag's spelling when the field cannot be called so (`--check`: `check` is a method of
+    `Options`).
     """
     meta = {"help": help, "range": range, "choices": choices, "parse": parse, "flags": tuple(flags),
             "metavar": metavar, "positional": positional, "nargs": nargs, "required": required, "negate": negate,
-            "cli": cli, "action": action}
+            "cli": cli, "action": action, "name": name}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
     if default is _MISSING:
@@ -80,6 +81,8 @@ class Options:
 
 
 def _spelling(f: dataclasses.Field) -> str:
+    if f.metadata.get("name"):
+        return f.metadata["name"]
     if f.metadata.get("positional"):
         return f.name
     return ("-" if len(f.name) == 1 else "--") + f.name
