@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
     configure_platform()
     from vlmkit.render.engine import ViewRenderer
     from vlmkit.render.mesh import load_asset
-    from vlmkit.render.run import RenderOptions, close_renderer, render_model
+    from vlmkit.render.batch import RenderOptions, close_renderer, render_model
     from vlmkit.render.views import CameraSettings, axis_rotation
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-render-"))

@@ -128,7 +128,8 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: 
     """Add one argument per field of `cls` (nested options classes: an argument group each, fields flattened).
 
     defaults: per-command defaults by field name (qwen.py's --model_path); exclude: fields this command does not
-    offer (their class default is used)."""
+    offer (their class default is used). A nested field whose flag an earlier field already declared is that same
+    setting: `options_from` gives both fields the one value."""
     root = root or (parser if isinstance(parser, argparse.ArgumentParser) else None)
     defaults = defaults or {}
     hints = _hints(cls)
@@ -145,6 +146,8 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: 
         meta = f.metadata
         if not meta.get("cli", True):
             continue
+        if _spelling(f) in parser._option_string_actions:
+            continue  # declared earlier in this command (render.py's --num_workers is also ExecutorOptions'): one flag
         default = defaults.get(f.name, _default(f))
         required = bool(meta.get("required")) and f.name not in defaults
         kwargs: dict[str, Any] = {"help": _help(meta)}
