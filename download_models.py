@@ -16,7 +16,7 @@ model folder is missing, incomplete or not loadable, or a download failed (one l
 from __future__ import annotations
 
 from vlmkit.cli import run_main, setup_logging
-from vlmkit.hub.command import DownloadOptions, run
+from vlmkit.hub.fetch_and_check import DownloadOptions, run
 from vlmkit.options import parse_options
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from vlmkit.cli import run_main, setup_logging
 from vlmkit.options import parse_options
-from vlmkit.ratings.command import RateCommandOptions, run
+from vlmkit.ratings.rating_files import RateCommandOptions, run
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from vlmkit.cli import run_main, setup_logging
 from vlmkit.options import parse_options
-from vlmkit.render.command import EXCLUDED, RenderCommandOptions, run
+from vlmkit.render.settings import EXCLUDED, RenderCommandOptions, run
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,8 +20,8 @@ import argparse
 from vlmkit.cli import run_main, setup_logging
 from vlmkit.options import build_subcommand_parser, options_from
 
-# The subcommands' options live with their bodies (vlmkit/retrieval/commands.py); importing them is cheap (no torch).
-from vlmkit.retrieval.commands import COMMANDS, RetrievalOptions, run, verbose
+# The subcommands' options live with their bodies (vlmkit/retrieval/subcommands.py); importing them is cheap (no torch).
+from vlmkit.retrieval.subcommands import COMMANDS, RetrievalOptions, run, verbose
 
 METAVAR = "{" + ",".join(COMMANDS) + "}"
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from vlmkit.cli import run_main, setup_logging
 from vlmkit.options import parse_options
-from vlmkit.review.command import ReviewOptions, run
+from vlmkit.review.server import ReviewOptions, run
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,6 @@
 - `mesh`: loading with trimesh, the checks that make a bad file a per-model failure, framing.
 - `engine`: pyrender over OSMesa/EGL, one off-screen context per process.
 - `batch`: discovery, output checks, parallel workers, atomic object folders, `render_report.json`.
-- `command`: render.py's options (one field per flag, ranges declared there) and `run(options)`.
+- `settings`: render.py's options (one field per flag, ranges declared there) and `run(options)`.
 - `procedural`: textured GLB vases (examples, tests, benchmark).
 """
