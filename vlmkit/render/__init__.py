@@ -5,5 +5,4 @@
 - `engine`: pyrender over OSMesa/EGL, one off-screen context per process.
 - `batch`: discovery, output checks, parallel workers, atomic object folders, `render_report.json`.
 - `settings`: render.py's options (one field per flag, ranges declared there) and `run(options)`.
-- `procedural`: textured GLB vases (examples, tests, benchmark).
 """
