@@ -18,25 +18,21 @@ from __future__ import annotations
 import argparse
 
 from vlmkit.cli import run_main, setup_logging
-from vlmkit.options import build_subcommand_parser, options_from
+from vlmkit.options import build_subcommand_parser, parse_subcommand
 
 # The subcommands' options live with their bodies (vlmkit/retrieval/subcommands.py); importing them is cheap (no torch).
-from vlmkit.retrieval.subcommands import COMMANDS, RetrievalOptions, run, verbose
+from vlmkit.retrieval.subcommands import COMMANDS, run, verbose
 
 METAVAR = "{" + ",".join(COMMANDS) + "}"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser `main` uses (for tests that read its defaults)."""
     return build_subcommand_parser(COMMANDS, description=__doc__, prog="retrieval.py", metavar=METAVAR)
 
 
-def parse(argv: list[str] | None = None) -> RetrievalOptions:
-    values = vars(build_parser().parse_args(argv))
-    return options_from(COMMANDS[values.pop("_command")][0], values)
-
-
 def main(argv: list[str] | None = None) -> int:
-    options = parse(argv)
+    _, options = parse_subcommand(COMMANDS, argv, description=__doc__, prog="retrieval.py", metavar=METAVAR)
     setup_logging(verbose(options))
     return run(options)
 

@@ -21,7 +21,6 @@ from vlmkit.votes import read_votes
 
 log = logging.getLogger("rate")  # the command's summary lines, named as the command
 
-OUTPUT_FILES = ("ratings.json", "ratings.md", "ratings.html")
 RESAMPLES = Range(0, note="0 = no CIs")
 
 
