@@ -173,6 +173,8 @@ def changed_defaults(f: dataclasses.Field, cls: type) -> dict[str, Any]:
     A command changes a shared group's default by giving the nested field a default instance, declared once in
     Python and used by its command line too: `model: ModelOptions = opt(factory=lambda: ModelOptions(batch_size=1))`
     makes `--batch_size` default to 1 for that command only."""
+    if f.default_factory is cls or (f.default is _MISSING and f.default_factory is _MISSING):  # type: ignore[misc]
+        return {}  # the class's own defaults (and no instance built: its check() may need flags)
     instance = _default(f)
     return _differences(instance, cls) if isinstance(instance, cls) else {}
 
