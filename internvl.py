@@ -25,8 +25,8 @@ from vlmkit.generation.model_setup import ModelOptions, make_hf_captioner
 from vlmkit.generation.runner import Captioner
 from vlmkit.io import InputError
 from vlmkit.models import require_model_dir
-from vlmkit.options import opt, parse_options
 from vlmkit.options import build_parser as options_parser
+from vlmkit.options import opt, parse_options
 from vlmkit.ranges import POSITIVE
 
 DEFAULT_MODEL_PATH = "./models/OpenGVLab/InternVL3_5-4B"
