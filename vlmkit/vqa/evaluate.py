@@ -1,4 +1,5 @@
-"""What eval_vqa.py does: answer a question set with a model (one chunk of it), merge chunks, score.
+"""What eval_vqa.py does (`VqaOptions`, `run`): answer a question set with a model (one chunk of it), merge chunks,
+score.
 
 Model run: validate the question set, the images, the model and the adapter (nothing loaded yet) -> take this
 process's chunk -> open its chunk file (refuse to clobber; `--resume` continues) -> load the model only if there is
