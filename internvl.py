@@ -34,7 +34,9 @@ BACKENDS = ("auto", "turbomind", "pytorch", "hf", "openai", "vllm")
 
 
 @dataclass
-class InternVLTensorParallel(VllmOptions):
+class InternVLVllmOptions(VllmOptions):
+    """The vLLM group; its --tp is lmdeploy's too."""
+
     tp: int | None = opt(None, f"lmdeploy/vLLM tensor parallelism {TP_DEFAULT_HELP}", range=TP_RANGE)
 
 
@@ -46,7 +48,7 @@ class InternVLEngine(EngineOptions):
     backend: str = opt("auto", "turbomind/pytorch: lmdeploy engines (GPU); hf: transformers (-hf format, any "
                                "device); openai: an OpenAI-compatible API (--api_*); vllm: vLLM in this process (GPU)",
                        choices=BACKENDS)
-    vllm: InternVLTensorParallel = opt(factory=InternVLTensorParallel)
+    vllm: InternVLVllmOptions = opt(factory=InternVLVllmOptions)
     session_len: int = opt(8192, "lmdeploy context window (prompt + answer)", range=POSITIVE)
     cache_max_entry_count: float = opt(0.8, "lmdeploy: share of free GPU memory for the KV cache")
     max_patches: int = opt(1, "InternVL tiles per view (448 px, 256 tokens each); more = finer detail, longer "
