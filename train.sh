@@ -12,7 +12,7 @@
 # train.py's own defaults on purpose: they are the multi-GPU recipe (DeepSpeed ZeRO-3, bf16, 16-step accumulation).
 # By default it fits the machine: one process per GPU present with ZeRO-3 and bf16; without a GPU, ONE CPU process
 # in fp32 without DeepSpeed. It prints what it chose before starting.
-# --tiny (first argument) uses tiny random models (python -m vlmkit.tiny) and the bundled examples.
+# --tiny (first argument) uses tiny random models (python -m demo.tiny) and the bundled examples.
 # Before starting several processes, train.py --preflight_only checks settings and data once: bad input is one line.
 set -eu
 cd "$(dirname "$0")"
@@ -67,10 +67,10 @@ if [ "${1:-}" = "--tiny" ]; then
     mkdir -p "$TINY_DIR"
     echo "tiny demo in $TINY_DIR"
     if [ "$ARCH" = "llava" ]; then
-        "$PYTHON" -m vlmkit.tiny "$TINY_DIR/models" --models siglip,qwen3_lm > "$TINY_DIR/models.txt"
+        "$PYTHON" -m demo.tiny "$TINY_DIR/models" --models siglip,qwen3_lm > "$TINY_DIR/models.txt"
         VISION_MODEL=$TINY_DIR/models/siglip LM_MODEL=$TINY_DIR/models/qwen3_lm BASE_VLM= PROJECTOR_LR=1e-2
     else
-        "$PYTHON" -m vlmkit.tiny "$TINY_DIR/models" --models qwen2_5_vl > "$TINY_DIR/models.txt"
+        "$PYTHON" -m demo.tiny "$TINY_DIR/models" --models qwen2_5_vl > "$TINY_DIR/models.txt"
         BASE_VLM=$TINY_DIR/models/qwen2_5_vl PROJECTOR_LR=
     fi
     STAGE=finetune PRETRAINED_PROJECTOR=
