@@ -134,7 +134,7 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: 
             group_parent = root or parser
             title = tp.TITLE if hasattr(tp, "TITLE") else None
             group = group_parent.add_argument_group(title) if title else parser
-            add_options(group, tp, defaults={**changed_defaults(f, tp), **defaults}, exclude=exclude, root=root)
+            add_options(group, tp, defaults={**_changed_defaults(f, tp), **defaults}, exclude=exclude, root=root)
             continue
         meta = f.metadata
         if not meta.get("cli", True):
@@ -167,7 +167,7 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: 
             parser.add_argument(*_names(f), dest=f.name, default=default, required=required, **kwargs)
 
 
-def changed_defaults(f: dataclasses.Field, cls: type) -> dict[str, Any]:
+def _changed_defaults(f: dataclasses.Field, cls: type) -> dict[str, Any]:
     """Where nested field `f`'s default instance differs from `cls`'s own field defaults: {field name: value}, flat.
 
     A command changes a shared group's default by giving the nested field a default instance, declared once in
@@ -228,7 +228,7 @@ def options_from(cls: type[T], values: Mapping[str, Any], **overrides: Any) -> T
         tp = hints[f.name]
         if _is_options(tp):
             kwargs[f.name] = (values[f.name] if isinstance(values.get(f.name), tp)
-                              else options_from(tp, {**changed_defaults(f, tp), **values}))
+                              else options_from(tp, {**_changed_defaults(f, tp), **values}))
         elif f.name in values:
             kwargs[f.name] = values[f.name]
     return cls(**kwargs)
