@@ -141,7 +141,7 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: 
             group_parent = root or parser
             title = tp.TITLE if hasattr(tp, "TITLE") else None
             group = group_parent.add_argument_group(title) if title else parser
-            add_options(group, tp, defaults=defaults, exclude=exclude, root=root)
+            add_options(group, tp, defaults={**_changed_defaults(f, tp), **defaults}, exclude=exclude, root=root)
             continue
         meta = f.metadata
         if not meta.get("cli", True):
@@ -178,6 +178,32 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: 
             parser.add_argument(*_names(f), dest=f.name, default=default, required=required, **kwargs)
 
 
+def _changed_defaults(f: dataclasses.Field, cls: type) -> dict[str, Any]:
+    """Where nested field `f`'s default instance differs from `cls`'s own field defaults: {field name: value}, flat.
+
+    A command changes a shared group's default by giving the nested field a default instance, declared once in
+    Python and used by its command line too: `model: ModelOptions = opt(factory=lambda: ModelOptions(batch_size=1))`
+    makes `--batch_size` default to 1 for that command only."""
+    if f.default_factory is cls or (f.default is _MISSING and f.default_factory is _MISSING):  # type: ignore[misc]
+        return {}  # the class's own defaults (and no instance built: its check() may need flags)
+    instance = _default(f)
+    return _differences(instance, cls) if isinstance(instance, cls) else {}
+
+
+def _differences(instance: Any, cls: type) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    hints = _hints(cls)
+    for g in dataclasses.fields(cls):
+        if not g.init:
+            continue
+        value = getattr(instance, g.name)
+        if _is_options(hints[g.name]):
+            out.update(_differences(value, hints[g.name]))
+        elif value != _default(g):
+            out[g.name] = value
+    return out
+
+
 def _names(f: dataclasses.Field) -> list[str]:
     return [*f.metadata.get("flags", ()), _spelling(f)]  # `-v, --verbose`: short spellings first, as argparse shows
 
@@ -212,7 +238,8 @@ def options_from(cls: type[T], values: Mapping[str, Any], **overrides: Any) -> T
             continue
         tp = hints[f.name]
         if _is_options(tp):
-            kwargs[f.name] = values[f.name] if isinstance(values.get(f.name), tp) else options_from(tp, values)
+            kwargs[f.name] = (values[f.name] if isinstance(values.get(f.name), tp)
+                              else options_from(tp, {**_changed_defaults(f, tp), **values}))
         elif f.name in values:
             kwargs[f.name] = values[f.name]
     return cls(**kwargs)
