@@ -215,7 +215,7 @@ def test_train_sh_with_gpus_starts_one_process_per_gpu_with_the_recipe(tmp_path:
     chose, preflight, launch = proc.stdout.splitlines()
     assert chose.startswith("train.sh: 4 GPU(s) found -> 4 process(es) per machine on GPU, bf16, DeepSpeed zero3")
     assert launch.startswith("-m vlmkit.training.launch --nproc_per_node 4 ")
-    assert " --deepspeed zero3 " in launch and " --bf16 " in launch and preflight.endswith("--preflight_only")
+    assert " --deepspeed zero3 " in launch and "--bf16" in launch.split() and preflight.endswith("--preflight_only")
     bad = run(["sh", str(REPO / "train.sh")], tmp_path, PYTHON=str(fake), PATH=path, NUM_GPUS="two")
     assert bad.returncode == 2
     assert bad.stderr.strip() == "error: NUM_GPUS=two: a number of processes (1 or more) or auto"
