@@ -13,7 +13,7 @@
 # empty overrides the recipe's value, and flags after the script override both. Every setting can also come from
 # the environment (LR=1e-4 NUM_GPUS=4 sh train.sh). The script fits the machine: one process per GPU present with
 # DeepSpeed ZeRO-3 and bf16; without a GPU, ONE CPU process in fp32 without DeepSpeed. It prints what it chose.
-# --tiny (first argument) uses tiny random models (python -m vlmkit.tiny), the bundled examples and RECIPE=tiny.
+# --tiny (first argument) uses tiny random models (python -m demo.tiny), the bundled examples and RECIPE=tiny.
 # Before starting several processes, train.py --preflight_only checks settings and data once: bad input is one line.
 set -eu
 cd "$(dirname "$0")"
@@ -70,10 +70,10 @@ if [ "${1:-}" = "--tiny" ]; then
     echo "tiny demo in $TINY_DIR"
     RECIPE=tiny ARCH=${ARCH:-llava}
     if [ "$ARCH" = "llava" ]; then
-        "$PYTHON" -m vlmkit.tiny "$TINY_DIR/models" --models siglip,qwen3_lm > "$TINY_DIR/models.txt"
+        "$PYTHON" -m demo.tiny "$TINY_DIR/models" --models siglip,qwen3_lm > "$TINY_DIR/models.txt"
         VISION_MODEL=$TINY_DIR/models/siglip LM_MODEL=$TINY_DIR/models/qwen3_lm BASE_VLM= PROJECTOR_LR=1e-2
     else
-        "$PYTHON" -m vlmkit.tiny "$TINY_DIR/models" --models qwen2_5_vl > "$TINY_DIR/models.txt"
+        "$PYTHON" -m demo.tiny "$TINY_DIR/models" --models qwen2_5_vl > "$TINY_DIR/models.txt"
         BASE_VLM=$TINY_DIR/models/qwen2_5_vl PROJECTOR_LR=
     fi
     STAGE=finetune PRETRAINED_PROJECTOR=

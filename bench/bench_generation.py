@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> dict:
     tmp = tempfile.TemporaryDirectory()
     model_path = args.model_path
     if tiny:
-        from vlmkit.tiny.qwen2_5_vl import MAX_PIXELS, MIN_PIXELS, build_tiny_qwen2_5_vl
+        from demo.tiny.qwen2_5_vl import MAX_PIXELS, MIN_PIXELS, build_tiny_qwen2_5_vl
 
         model_path = str(build_tiny_qwen2_5_vl(Path(tmp.name) / "Qwen2.5-VL-tiny"))
         args.min_pixels = args.min_pixels or MIN_PIXELS

@@ -55,7 +55,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         judge = args.judge_model
         if judge is None:
-            from vlmkit.tiny import BUILDERS
+            from demo.tiny import BUILDERS
 
             judge = BUILDERS["qwen2_5_vl"](Path(tmp) / "judge")
         work = jobs(args.captions)

@@ -3,7 +3,7 @@
     python bench/bench_openai.py                                   # concurrency 1, 8, 32; 200 ms per answer
     python bench/bench_openai.py --concurrency 1,8,32,64 --delay 0.5 --views front
 
-The stand-in (vlmkit.tiny.openai_standin, not a model) runs in its own process on 127.0.0.1 and answers every
+The stand-in (demo.openai_standin, not a model) runs in its own process on 127.0.0.1 and answers every
 request after a fixed `--delay`, so the ideal speed-up at concurrency c is c: what is lost measures the client side
 (image loading and checks, base64, the openai client, the runner's writes). Each concurrency level captions
 `--seconds` x c / delay objects (copies of examples/multiview_images, six 256-px views each) with qwen.py's own
@@ -62,7 +62,7 @@ def free_port() -> int:
 
 def start_standin(delay: float) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "vlmkit.tiny.openai_standin", "--port", str(port), "--delay",
+    proc = subprocess.Popen([sys.executable, "-m", "demo.openai_standin", "--port", str(port), "--delay",
                              str(delay)], cwd=REPO, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"
     for _ in range(100):

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Costs at real model sizes on this machine: random-weight models with the published configs (vlmkit.tiny.real).
+"""Costs at real model sizes on this machine: random-weight models with the published configs (demo.tiny.real).
 
-    python -m vlmkit.tiny /tmp/real --size real --dtype bfloat16 --models Qwen2.5-VL-3B-Instruct   # for --part caption
-    python -m vlmkit.tiny /tmp/real --size real --models clip-vit-base-patch32,all-mpnet-base-v2,all-MiniLM-L6-v2
+    python -m demo.tiny /tmp/real --size real --dtype bfloat16 --models Qwen2.5-VL-3B-Instruct   # for --part caption
+    python -m demo.tiny /tmp/real --size real --models clip-vit-base-patch32,all-mpnet-base-v2,all-MiniLM-L6-v2
     nice -n 10 python bench/bench_real_size.py --part train --models_dir /tmp/real --out /tmp/real/bench.jsonl
 
 Parts (--part, comma list; each figure runs in its own child process so its peak memory is its own):
@@ -117,7 +117,7 @@ def prepare_training_model(name: str, dtype: str, checkpointing: bool, deepspeed
     """The model as train.py prepares it (vlmkit.training.lora: freeze, scope, LoRA; trainable weights fp32)."""
     import torch
 
-    from vlmkit.tiny.real import build_model
+    from demo.tiny.real import build_model
     from vlmkit.training import lora
 
     model = build_model(name, dtype, device=device)
@@ -148,7 +148,7 @@ def import_model_code() -> None:
     import transformers.initialization  # noqa: F401
     import transformers.modeling_utils  # noqa: F401
 
-    from vlmkit.tiny import real  # noqa: F401
+    from demo.tiny import real  # noqa: F401
     from vlmkit.training import lora  # noqa: F401
 
     for cls in ("LlavaForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration", "Qwen3ForCausalLM",
@@ -331,7 +331,7 @@ def child_retrieval(spec: dict) -> dict:
 def child_compare(spec: dict) -> dict:
     from sentence_transformers import SentenceTransformer
 
-    from vlmkit.tiny.real import PRESETS, count_params
+    from vlmkit.model_configs import PRESETS, count_params
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_compare import synthetic_pairs  # the synthetic vase captions of the compare benchmark
@@ -440,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--part", default="probe", help=f"comma list of: {', '.join(PARTS)} (default probe)")
     p.add_argument("--models_dir", type=Path, default=Path("/tmp/real"),
-                   help="folders built by python -m vlmkit.tiny DIR --size real (caption, retrieval, compare)")
+                   help="folders built by python -m demo.tiny DIR --size real (caption, retrieval, compare)")
     p.add_argument("--out", type=Path, default=None, help="append each JSON record to this file")
     p.add_argument("--caption_batches", type=int, nargs="+", default=[1, 4])
     p.add_argument("--caption_views", type=int, default=6, help="views per object (default 6)")

@@ -28,9 +28,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from demo.procedural import Decoration, write_vase_glb  # noqa: E402
 from vlmkit.ids import VIEWS  # noqa: E402
 from vlmkit.render.engine import configure_platform  # noqa: E402
-from vlmkit.render.procedural import Decoration, write_vase_glb  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

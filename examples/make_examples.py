@@ -7,7 +7,7 @@ captions of three example "models".
     python examples/make_examples.py --data_dir ./data     # only the GLB models + ground truth, into ./data (the
                                                            # README tour's first step; examples/ is not touched)
 
-The vases come from `vlmkit.render.procedural` (surfaces of revolution with black-figure or red-figure friezes, bands
+The vases come from `demo.procedural` (surfaces of revolution with black-figure or red-figure friezes, bands
 and handles); render.py draws their six views at 256 px. The ground truth describes what each render shows. The three
 caption files are HAND-WRITTEN ILLUSTRATIONS, not model outputs: `illustration-close` imitates a fine-tuned model
 (close to the ground truth), `illustration-vague` its base model (right shape and technique, vaguer decoration) and
@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from vlmkit.render.procedural import Decoration, write_vase_glb  # noqa: E402
+from demo.procedural import Decoration, write_vase_glb  # noqa: E402
 
 COLLECTION = "ac001001"
 SIZE = 256

@@ -37,7 +37,7 @@ def examples_copy(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from vlmkit.tiny.tokenizer import build_tokenizer
+    from demo.tiny.tokenizer import build_tokenizer
 
     out = tmp_path_factory.mktemp("tiny_tokenizer")
     build_tokenizer(out)
@@ -46,21 +46,21 @@ def tiny_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from vlmkit.tiny.clip import build_tiny_clip
+    from demo.tiny.clip import build_tiny_clip
 
     return build_tiny_clip(tmp_path_factory.mktemp("tiny_clip"))
 
 
 @pytest.fixture(scope="session")
 def tiny_qwen2_5_vl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from vlmkit.tiny.qwen2_5_vl import build_tiny_qwen2_5_vl
+    from demo.tiny.qwen2_5_vl import build_tiny_qwen2_5_vl
 
     return build_tiny_qwen2_5_vl(tmp_path_factory.mktemp("tiny_qwen2_5_vl") / "Qwen2.5-VL-tiny")
 
 
 @pytest.fixture(scope="session")
 def tiny_internvl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from vlmkit.tiny.internvl import build_tiny_internvl
+    from demo.tiny.internvl import build_tiny_internvl
 
     return build_tiny_internvl(tmp_path_factory.mktemp("tiny_internvl") / "InternVL-tiny-hf")
 
@@ -68,21 +68,21 @@ def tiny_internvl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # --- training (issue 4): tiny SigLIP vision tower and Qwen2/Qwen3 causal LMs for the LLaVA composition -------
 @pytest.fixture(scope="session")
 def tiny_siglip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from vlmkit.tiny.siglip import build_tiny_siglip
+    from demo.tiny.siglip import build_tiny_siglip
 
     return build_tiny_siglip(tmp_path_factory.mktemp("tiny_siglip"))
 
 
 @pytest.fixture(scope="session")
 def tiny_qwen2_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from vlmkit.tiny.qwen_lm import build_tiny_qwen_lm
+    from demo.tiny.qwen_lm import build_tiny_qwen_lm
 
     return build_tiny_qwen_lm(tmp_path_factory.mktemp("tiny_qwen2_lm"), family="qwen2")
 
 
 @pytest.fixture(scope="session")
 def tiny_qwen3_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from vlmkit.tiny.qwen_lm import build_tiny_qwen_lm
+    from demo.tiny.qwen_lm import build_tiny_qwen_lm
 
     return build_tiny_qwen_lm(tmp_path_factory.mktemp("tiny_qwen3_lm"), family="qwen3")
 
@@ -90,8 +90,8 @@ def tiny_qwen3_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # --- training (issue 14): non-Qwen LMs with their own chat templates and BOS behaviour --------------------------
 @pytest.fixture(scope="session")
 def tiny_chat_lm_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """{"llama": ..., "gemma": ..., "phi3": ...}: vlmkit.tiny.chat_lms builders."""
-    from vlmkit.tiny.chat_lms import FAMILIES, build_tiny_chat_lm
+    """{"llama": ..., "gemma": ..., "phi3": ...}: demo.tiny.chat_lms builders."""
+    from demo.tiny.chat_lms import FAMILIES, build_tiny_chat_lm
 
     out = tmp_path_factory.mktemp("tiny_chat_lms")
     return {family: build_tiny_chat_lm(out / family, family) for family in FAMILIES}
@@ -100,14 +100,14 @@ def tiny_chat_lm_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
 # --- retrieval (issue 11): word-level tiny CLIP / SigLIP dual encoders, synthetic shapes pairs, one trained run ---
 @pytest.fixture(scope="session")
 def tiny_clip_words_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from vlmkit.tiny.retrieval import build_tiny_clip_words
+    from demo.tiny.retrieval import build_tiny_clip_words
 
     return build_tiny_clip_words(tmp_path_factory.mktemp("tiny_clip_words"))
 
 
 @pytest.fixture(scope="session")
 def tiny_siglip_words_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from vlmkit.tiny.retrieval import build_tiny_siglip_words
+    from demo.tiny.retrieval import build_tiny_siglip_words
 
     return build_tiny_siglip_words(tmp_path_factory.mktemp("tiny_siglip_words"))
 
@@ -115,7 +115,7 @@ def tiny_siglip_words_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def shape_pairs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """64 coloured-shape images; train.jsonl (48 pairs) and val.jsonl (16 pairs, other images)."""
-    from vlmkit.tiny.retrieval import make_shape_pairs
+    from demo.tiny.retrieval import make_shape_pairs
 
     return make_shape_pairs(tmp_path_factory.mktemp("shape_pairs"))
 

@@ -95,7 +95,7 @@ def test_augment_with_a_fixed_prompt(tiny_qwen2_5_vl_dir: Path, train_jsonl: Pat
 
 
 def test_augment_with_a_blip2_class_captioner(examples_copy: Path, tmp_path: Path) -> None:
-    from vlmkit.tiny.blip2 import build_tiny_blip2
+    from demo.tiny.blip2 import build_tiny_blip2
 
     model = build_tiny_blip2(tmp_path / "blip2-tiny")
     rows = [caption_sample(o.id, [str(o.view_files["front"])], "A vase.", PROMPT).to_json()

@@ -3,7 +3,7 @@ run to run (times, dates, temp paths, package versions).
 
 These pin refactors of the evaluation code (issue 19: the metric registry, the ranking kernel, the embedding
 cache): a change that moves one number, one label or one footnote fails here. The numbers come from real encoders
-(the packaged all-MiniLM-L6-v2, a tiny random CLIP seeded by vlmkit.tiny) on this toolkit's pinned torch, so a
+(the packaged all-MiniLM-L6-v2, a tiny random CLIP seeded by demo.tiny) on this toolkit's pinned torch, so a
 different CPU or torch build may move a last digit: regenerate deliberately with
 
     VLMKIT_UPDATE_GOLDEN=1 python -m pytest -q tests/test_compare_golden.py

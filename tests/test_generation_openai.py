@@ -1,4 +1,4 @@
-"""--backend openai against a loopback STAND-IN server (vlmkit.tiny.openai_standin: not a model, not a real API).
+"""--backend openai against a loopback STAND-IN server (demo.openai_standin: not a model, not a real API).
 
 The stand-in records every request and injects faults per item, so these tests check what the server receives
 (image order, base64 bytes, decoding fields, the key header), how every fault ends (retried and captioned, or listed
@@ -24,6 +24,7 @@ import eval_vqa
 import internvl
 import qwen
 from dataprocess import augment
+from demo.openai_standin import SERVED_MODEL, Standin, key_of_file
 from tests.fixtures.vqa_data import write_textvqa
 from vlmkit.generation import openai_backend
 from vlmkit.generation.openai_backend import backoff_delay, parse_retry_after
@@ -31,7 +32,6 @@ from vlmkit.ids import VIEWS, item_id
 from vlmkit.io import InputError, read_json, read_jsonl
 from vlmkit.prompt import MULTIVIEW_PROMPT, build_prompt
 from vlmkit.samples import caption_sample
-from vlmkit.tiny.openai_standin import SERVED_MODEL, Standin, key_of_file
 
 REPO = Path(__file__).resolve().parent.parent
 KEY = "sk-standin-SECRET-7f3a9c"
@@ -105,7 +105,7 @@ def test_requests_match_the_views_and_the_record_layout_equals_the_hf_run(
 
 
 def openai_key(body: dict) -> str:
-    from vlmkit.tiny.openai_standin import request_key
+    from demo.openai_standin import request_key
 
     return request_key(body)
 

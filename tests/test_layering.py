@@ -37,3 +37,17 @@ def test_package_code_never_imports_an_entry_script() -> None:
     offenders = [f"{p.relative_to(REPO)}: {m}" for p in package_files for m in imported_modules(p)
                  if m.split(".")[0] in ENTRY_SCRIPTS]
     assert offenders == []
+
+
+PRODUCT_ROOTS = ("vlmkit", "dataprocess")
+
+
+def test_the_product_never_imports_the_demo_package() -> None:
+    """Demo makers (tiny models, procedural vases, the OpenAI stand-in) live in demo/ for tours, tests and
+    benchmarks; the package and the entry scripts must work without it (issue 18)."""
+    files = [p for p in product_modules()
+             if p.relative_to(REPO).parts[0] in PRODUCT_ROOTS or p.parent == REPO]
+    offenders = [f"{p.relative_to(REPO)}: {m}" for p in files for m in imported_modules(p)
+                 if m == "demo" or m.startswith("demo.")]
+    assert len(files) > 100 and offenders == []
+    assert not (REPO / "vlmkit" / "tiny").exists() and not (REPO / "vlmkit" / "render" / "procedural.py").exists()

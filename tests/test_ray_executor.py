@@ -87,7 +87,7 @@ def test_qwen_on_a_ray_actor_pool_equals_local(ray_local, tiny_qwen2_5_vl_dir: P
 
 def test_render_on_ray_gives_the_local_images(ray_local, tmp_path: Path) -> None:
     import render
-    from vlmkit.render.procedural import SHAPES, Decoration, write_vase_glb
+    from demo.procedural import SHAPES, Decoration, write_vase_glb
 
     models = tmp_path / "glb"
     for k, shape in enumerate(list(SHAPES)[:3]):  # procedural GLBs

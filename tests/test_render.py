@@ -222,7 +222,7 @@ def test_parallel_workers_render_the_same_images(models: Path, rendered: Path, t
 
 
 def test_textured_procedural_vase_honours_its_texture(tmp_path: Path) -> None:
-    from vlmkit.render.procedural import Decoration, write_vase_glb
+    from demo.procedural import Decoration, write_vase_glb
 
     glb = write_vase_glb(tmp_path / "in" / "amphora.glb", "amphora", Decoration("red-figure"), segments=48, rows=48,
                          texture_width=256)

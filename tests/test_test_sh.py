@@ -25,7 +25,7 @@ def llava_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from vlmkit.tiny.llava import build_tiny_llava
+    from demo.tiny.llava import build_tiny_llava
 
     root = tmp_path_factory.mktemp("llava")
     base = build_tiny_llava(root / "llava-tiny")

@@ -1,4 +1,4 @@
-"""Real-size presets (vlmkit.tiny.real): published parameter counts on the meta device, CLI, generated tokenizers.
+"""Real-size presets (demo.tiny.real): published parameter counts on the meta device, CLI, generated tokenizers.
 
 Nothing here builds a real-size model in memory: counts come from meta-device instantiation (no storage), so the
 test is cheap. The MiniLM count is also checked against an independent source, the real checkpoint shipped in
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from vlmkit.tiny.real import PRESETS, count_params, format_count
+from vlmkit.model_configs import PRESETS, count_params, format_count
 
 
 @pytest.mark.parametrize("name,published", [
@@ -48,7 +48,7 @@ def test_rounded_published_counts():
 
 
 def test_cli_count_only(capsys):
-    from vlmkit.tiny.__main__ import main
+    from demo.tiny.__main__ import main
 
     assert main(["--size", "real", "--models", "all-MiniLM-L6-v2,clip-vit-base-patch32", "--count_only"]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -58,8 +58,8 @@ def test_cli_count_only(capsys):
 
 
 def test_cli_unknown_preset_is_one_line_error(capsys, tmp_path):
+    from demo.tiny.__main__ import main
     from vlmkit.cli import run_main
-    from vlmkit.tiny.__main__ import main
 
     with pytest.raises(SystemExit) as exc:
         run_main(main, [str(tmp_path / "out"), "--size", "real", "--models", "clip-vit-huge"])
@@ -70,9 +70,9 @@ def test_cli_unknown_preset_is_one_line_error(capsys, tmp_path):
 
 
 def test_generated_tokenizers_have_the_vocabulary_size():
-    from vlmkit.tiny.clip import build_clip_tokenizer
-    from vlmkit.tiny.real import padded_tokenizer
-    from vlmkit.tiny.tokenizer import build_tokenizer
+    from demo.tiny.clip import build_clip_tokenizer
+    from demo.tiny.real import padded_tokenizer
+    from demo.tiny.tokenizer import build_tokenizer
 
     base = build_tokenizer()
     tok = padded_tokenizer(base, 5_000)
@@ -87,7 +87,7 @@ def test_generated_tokenizers_have_the_vocabulary_size():
 def _small(name: str):
     """The preset's config with tiny dimensions (same classes, vocabulary and processors' settings): the folder
     writers run at real size exactly as here, only the matrices are larger."""
-    from vlmkit.tiny.real import PRESETS
+    from vlmkit.model_configs import PRESETS
 
     cfg = PRESETS[name].config()
     text = getattr(cfg, "text_config", None)
@@ -116,12 +116,12 @@ def test_folders_load_with_the_auto_classes(name, tmp_path, monkeypatch):
     import torch
     from transformers import AutoConfig, AutoTokenizer
 
-    from vlmkit.tiny import real
-    from vlmkit.tiny.real_folders import build_real
+    from demo.tiny import real
+    from demo.tiny.real_folders import build_real
 
     monkeypatch.setattr(real, "preset_config", _small)
     out = build_real(name, tmp_path / name, dtype="bfloat16")
-    kind = real.PRESETS[name].kind
+    kind = PRESETS[name].kind
     if kind == "sentence":
         from sentence_transformers import SentenceTransformer
 

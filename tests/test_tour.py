@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 TOUR: list[tuple[str, str, dict[str, str]]] = [
     ("python examples/make_examples.py --data_dir ./data", "", {}),
     ("python render.py --input ./data/glb --output_dir ./data/multiview_images", " --size 64 --no_progress", {}),
-    ("python -m vlmkit.tiny ./models/tiny --models qwen2_5_vl,siglip,qwen3_lm,clip_words", "", {}),
+    ("python -m demo.tiny ./models/tiny --models qwen2_5_vl,siglip,qwen3_lm,clip_words", "", {}),
     ("python qwen.py --input_dir ./data/multiview_images --output_dir ./data/captions --model_path "
      "./models/tiny/qwen2_5_vl", " --max_new_tokens 6 --no_progress", {}),
     ("./compare.sh", " --bootstrap 50", {"NO_COCO": "1"}),

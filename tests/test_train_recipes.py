@@ -2,7 +2,7 @@
 keys are train.py's flags, the command line wins over the file, and a bad file is one line before anything loads.
 
 The recipes' model folders are real-size models this machine does not have; the test points them at the tiny
-random models (`vlmkit.tiny`) of the same families and leaves every other setting of the recipe as it is
+random models (`demo.tiny`) of the same families and leaves every other setting of the recipe as it is
 (gradient accumulation aside: 16 accumulated steps of a tiny model only cost time).
 """
 

@@ -77,7 +77,7 @@ def build_model(out: Path, preset: str, device: str) -> Path:
         Qwen2VLVideoProcessor,
     )
 
-    from vlmkit.tiny.tokenizer import QWEN_VL_CHAT_TEMPLATE, build_tokenizer
+    from demo.tiny.tokenizer import QWEN_VL_CHAT_TEMPLATE, build_tokenizer
 
     tokenizer = build_tokenizer(chat_template=QWEN_VL_CHAT_TEMPLATE)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>",

@@ -8,7 +8,7 @@ and max_memory_reserved), and for training the memory model's prediction (vlmkit
 CUDA overhead term) for the same recipe, so docs/benchmarks.md's pending GPU rows can be filled and the model checked.
 
 - caption: Qwen2.5-VL-3B-Instruct (random weights, published config, bf16; the folder is built first with
-  `vlmkit.tiny.real_folders.build_real`), six 448-px views, min_new_tokens = max_new_tokens = 64, batch 1 and 4.
+  `demo.tiny.real_folders.build_real`), six 448-px views, min_new_tokens = max_new_tokens = 64, batch 1 and 4.
 - train: one LoRA step (train.py's scope) of CLIP ViT-L/14-336 + Qwen3-0.6B (LLaVA) with six views (3,456 image
   tokens) + 256 text tokens, fp32/bf16 x with/without gradient checkpointing; Qwen2.5-VL-3B with six 448-px views
   (1,548 tokens) + 256 text tokens, bf16 with/without checkpointing, and fp32 with checkpointing.
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.cuda.empty_cache()
 
     if "caption" not in skip:
-        from vlmkit.tiny.real_folders import build_real
+        from demo.tiny.real_folders import build_real
 
         with tempfile.TemporaryDirectory() as tmp:
             build_real(QWEN_VL, Path(tmp) / QWEN_VL, dtype="bfloat16")

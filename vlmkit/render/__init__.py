@@ -4,5 +4,4 @@
 - `mesh`: loading with trimesh, the checks that make a bad file a per-model failure, framing.
 - `engine`: pyrender over OSMesa/EGL, one off-screen context per process.
 - `run`: discovery, output checks, parallel workers, atomic object folders, `render_report.json`.
-- `procedural`: textured GLB vases (examples, tests, benchmark).
 """

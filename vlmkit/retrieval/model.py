@@ -279,11 +279,14 @@ def encode_images(model: Any, paths: Sequence[str], batch_size: int = 64, dtype:
 # ------------------------------------------------------------------------------------------------------ merging
 def probe_inputs() -> tuple[list[str], list[Any]]:
     """Fixed texts and images that the merged model must embed exactly like the adapter model."""
-    from vlmkit.tiny.retrieval import COLOURS, draw_shape
+    from PIL import Image, ImageDraw
 
     texts = ["a red-figure hydria with a warrior", "black-figure amphora, side view", "a blue circle"]
-    images = [draw_shape(s, COLOURS[c], (128, 128, 128)) for s, c in (("circle", "red"), ("triangle", "blue"))]
-    return texts, images
+    # Two fixed drawings (no randomness): a red disc and a blue triangle on grey, 64 px.
+    disc, triangle = Image.new("RGB", (64, 64), (128, 128, 128)), Image.new("RGB", (64, 64), (128, 128, 128))
+    ImageDraw.Draw(disc).ellipse([11, 11, 53, 53], fill=(220, 30, 30))
+    ImageDraw.Draw(triangle).polygon([(32, 11), (11, 53), (53, 53)], fill=(30, 60, 220))
+    return texts, [disc, triangle]
 
 
 def embed_probe(model: Any) -> np.ndarray:

@@ -126,7 +126,7 @@ def build_llava_processor(vision_dir: str | os.PathLike, lm_dir: str | os.PathLi
 
 def llava_config(vision_config, text_config, image_token_index: int, image_seq_length: int, strategy: str,
                  vision_feature_layer: int = -2):
-    """The composed model's `LlavaConfig` (also used by `vlmkit.tiny.real` for real-size random builds)."""
+    """The composed model's `LlavaConfig` (also used by `vlmkit.model_configs` for the real-size presets)."""
     from transformers import LlavaConfig
 
     return LlavaConfig(

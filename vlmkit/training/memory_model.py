@@ -6,7 +6,7 @@
 Why a module of the package, not of bench/: it answers a user's planning question ("does this recipe fit my GPU?")
 from the same scope train.py applies (vlmkit.training.lora: LoRA r on the LM's projections, LLaVA projector in full,
 vision frozen; trainable weights in fp32, bf16 by autocast; DeepSpeed keeps them in bf16 with an fp32 master copy),
-and bench/bench_real_size.py checks it against measured peaks. Models are the real-size presets (vlmkit.tiny.real)
+and bench/bench_real_size.py checks it against measured peaks. Models are the real-size presets (vlmkit.model_configs)
 or "VISION+LM" compositions; nothing is loaded: every count comes from the meta device.
 
 The terms, in bytes:
@@ -41,7 +41,7 @@ MAX_LIVE_PARAMETERS = 1e9  # configs/deepspeed/zero3.json stage3_max_live_parame
 
 @dataclass(frozen=True)
 class Recipe:
-    model: str  # a vlmkit.tiny.real preset (Qwen2.5-VL, a causal LM) or "VISION+LM"
+    model: str  # a vlmkit.model_configs preset (Qwen2.5-VL, a causal LM) or "VISION+LM"
     seq_len: int  # tokens per sequence, image tokens included
     bf16: bool = True  # weights in bf16 and autocast; False: everything fp32
     checkpointing: bool = False
@@ -52,7 +52,7 @@ class Recipe:
 
 
 def _lm_config(model: str):
-    from vlmkit.tiny.real import preset_config
+    from vlmkit.model_configs import preset_config
 
     config = preset_config(model)
     return getattr(config, "text_config", config)
@@ -77,7 +77,7 @@ def _param_counts(model: str, lora_r: int) -> dict[str, int]:
     import torch
 
     from vlmkit.io import InputError
-    from vlmkit.tiny.real import build_meta
+    from vlmkit.model_configs import build_meta
     from vlmkit.training import lora
 
     with torch.device("meta"):
@@ -261,7 +261,7 @@ def fits_table(gpus: tuple[int, ...] = (24, 40, 80)) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vlmkit.training.memory_model", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", help="a vlmkit.tiny.real preset or VISION+LM (e.g. " + LLAVA_QWEN3 + ")")
+    p.add_argument("--model", help="a vlmkit.model_configs preset or VISION+LM (e.g. " + LLAVA_QWEN3 + ")")
     p.add_argument("--seq_len", type=int, help="tokens per sequence, image tokens included")
     p.add_argument("--bf16", action="store_true", help="bf16 weights + autocast (default: fp32)")
     p.add_argument("--gradient_checkpointing", action="store_true")
@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         print(fits_table())
         return 0
     from vlmkit.io import InputError
-    from vlmkit.tiny.real import PRESETS
+    from vlmkit.model_configs import PRESETS
 
     if not args.model or not args.seq_len:
         raise InputError("--model and --seq_len: required (or --table)")

@@ -1,7 +1,7 @@
 """Tiny random CLIP / SigLIP dual encoders with WORD-LEVEL tokenizers, and a synthetic shapes data set, for
 retrieval demos, benchmarks and tests.
 
-Why word level: with the character-level tokenizer of `vlmkit.tiny.clip` a 2-layer text tower must first learn
+Why word level: with the character-level tokenizer of `demo.tiny.clip` a 2-layer text tower must first learn
 to compose words from letters, and a few dozen contrastive steps barely move retrieval. With one token per word
 ("red", "circle", "amphora") the same tower learns the colour/shape vocabulary of a caption visibly in a few dozen
 steps, so a test can assert that fine-tuning beats zero-shot.
@@ -55,7 +55,7 @@ def _trained_merges(words: tuple[str, ...]) -> list[tuple[str, str]]:
 def build_clip_word_tokenizer():
     """CLIP's tokenizer class (byte alphabet with and without `</w>`, CLIP's specials, 77-token context) plus
     merges that make every word of `WORDS` a single token."""
-    from vlmkit.tiny.clip import build_clip_tokenizer
+    from demo.tiny.clip import build_clip_tokenizer
 
     return build_clip_tokenizer(_trained_merges(WORDS))
 
@@ -180,9 +180,9 @@ def make_shape_pairs(out_dir: str | Path, n: int = 64, val_every: int = 4, capti
     return out_dir
 
 
-if __name__ == "__main__":  # python -m vlmkit.tiny.retrieval OUT_DIR [N]: the shapes data set (retrieval.sh --tiny)
+if __name__ == "__main__":  # python -m demo.tiny.retrieval OUT_DIR [N]: the shapes data set (retrieval.sh --tiny)
     import sys
 
     if len(sys.argv) not in (2, 3):
-        sys.exit("usage: python -m vlmkit.tiny.retrieval OUT_DIR [N_IMAGES]")
+        sys.exit("usage: python -m demo.tiny.retrieval OUT_DIR [N_IMAGES]")
     print(make_shape_pairs(sys.argv[1], int(sys.argv[2]) if len(sys.argv) == 3 else 64))

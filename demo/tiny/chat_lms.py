@@ -22,7 +22,7 @@ import torch
 from tokenizers import processors
 from transformers import AutoModelForCausalLM, GemmaConfig, GenerationConfig, LlamaConfig, Phi3Config
 
-from vlmkit.tiny.tokenizer import build_tokenizer
+from demo.tiny.tokenizer import build_tokenizer
 
 LLAMA3_CHAT_TEMPLATE = (
     "{{- bos_token }}"

@@ -1,4 +1,4 @@
-"""Save a real-size preset (`vlmkit.tiny.real`) as a normal local model folder: weights, tokenizer, processor.
+"""Save a real-size preset (`demo.tiny.real`) as a normal local model folder: weights, tokenizer, processor.
 
 Tokenizers have the config's vocabulary size (a small trained BPE or word list padded with unreachable fillers);
 processors use the released checkpoints' image settings (CLIP 224/336 px, SigLIP 224 px, Qwen2.5-VL's pixel
@@ -11,7 +11,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from vlmkit.tiny.real import PRESETS, build_model, padded_tokenizer
+from demo.tiny.real import build_model, padded_tokenizer
+from vlmkit.model_configs import PRESETS
 
 
 def _qwen_token_ids(config, tokenizer) -> None:
@@ -23,10 +24,10 @@ def _qwen_token_ids(config, tokenizer) -> None:
 
 
 def _save_causal_lm(name: str, model, out: Path) -> None:
-    from vlmkit.tiny.chat_lms import FAMILIES
-    from vlmkit.tiny.common import set_greedy_generation
-    from vlmkit.tiny.qwen_lm import QWEN_TEXT_CHAT_TEMPLATE
-    from vlmkit.tiny.tokenizer import build_tokenizer
+    from demo.tiny.chat_lms import FAMILIES
+    from demo.tiny.common import set_greedy_generation
+    from demo.tiny.qwen_lm import QWEN_TEXT_CHAT_TEMPLATE
+    from demo.tiny.tokenizer import build_tokenizer
 
     vocab = model.config.vocab_size
     if name.startswith("gemma"):
@@ -45,8 +46,8 @@ def _save_causal_lm(name: str, model, out: Path) -> None:
 def _save_qwen2_5_vl(model, out: Path) -> None:
     from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
 
-    from vlmkit.tiny.common import set_greedy_generation
-    from vlmkit.tiny.tokenizer import QWEN_VL_CHAT_TEMPLATE, build_tokenizer
+    from demo.tiny.common import set_greedy_generation
+    from demo.tiny.tokenizer import QWEN_VL_CHAT_TEMPLATE, build_tokenizer
 
     tokenizer = padded_tokenizer(build_tokenizer(chat_template=QWEN_VL_CHAT_TEMPLATE),
                                  model.config.text_config.vocab_size)
@@ -66,9 +67,9 @@ def _save_qwen2_5_vl(model, out: Path) -> None:
 def _save_internvl(model, out: Path) -> None:
     from transformers import GotOcr2ImageProcessor, InternVLProcessor, InternVLVideoProcessor, PreTrainedTokenizerFast
 
-    from vlmkit.tiny.common import set_greedy_generation
-    from vlmkit.tiny.internvl import INTERNVL_CHAT_TEMPLATE, INTERNVL_IMAGE_TOKENS
-    from vlmkit.tiny.tokenizer import QWEN_SPECIAL_TOKENS, build_tokenizer
+    from demo.tiny.common import set_greedy_generation
+    from demo.tiny.internvl import INTERNVL_CHAT_TEMPLATE, INTERNVL_IMAGE_TOKENS
+    from demo.tiny.tokenizer import QWEN_SPECIAL_TOKENS, build_tokenizer
 
     base = build_tokenizer(special_tokens=QWEN_SPECIAL_TOKENS + list(INTERNVL_IMAGE_TOKENS.values()),
                            chat_template=INTERNVL_CHAT_TEMPLATE)
@@ -92,7 +93,7 @@ def _save_internvl(model, out: Path) -> None:
 def _save_clip(model, out: Path) -> None:
     from transformers import CLIPImageProcessor, CLIPProcessor
 
-    from vlmkit.tiny.clip import build_clip_tokenizer
+    from demo.tiny.clip import build_clip_tokenizer
 
     size = model.config.vision_config.image_size
     tokenizer = build_clip_tokenizer(vocab_size=model.config.text_config.vocab_size)
@@ -105,7 +106,7 @@ def _save_clip(model, out: Path) -> None:
 def _save_siglip(model, out: Path) -> None:
     from transformers import SiglipImageProcessor, SiglipProcessor
 
-    from vlmkit.tiny.retrieval import build_siglip_word_tokenizer
+    from demo.tiny.retrieval import build_siglip_word_tokenizer
 
     tokenizer = padded_tokenizer(build_siglip_word_tokenizer(), model.config.text_config.vocab_size)
     tokenizer.padding_side = "right"

@@ -1,13 +1,13 @@
-"""Build demo models into a folder: `python -m vlmkit.tiny OUT_DIR --models siglip,qwen3_lm`.
+"""Build demo models into a folder: `python -m demo.tiny OUT_DIR --models siglip,qwen3_lm`.
 
-`--size tiny` (default): tiny random models for tests and demos (see `vlmkit.tiny`). `--size real`: the published
-architectures of released checkpoints with random weights (see `vlmkit.tiny.real`), for costs at real sizes:
+`--size tiny` (default): tiny random models for tests and demos (see `demo.tiny`). `--size real`: the published
+architectures of released checkpoints with random weights (see `demo.tiny.real`), for costs at real sizes:
 
-    python -m vlmkit.tiny OUT --models clip-vit-base-patch32 --size real --dtype bfloat16
-    python -m vlmkit.tiny --size real --models all --count_only     # parameter counts on the meta device
+    python -m demo.tiny OUT --models clip-vit-base-patch32 --size real --dtype bfloat16
+    python -m demo.tiny --size real --models all --count_only     # parameter counts on the meta device
 
 Prints `name=path` per model (train.sh --tiny reads these lines). `--list` says which script each model is for;
-see `vlmkit.tiny` for what the models are.
+see `demo.tiny` for what the models are.
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from demo.tiny import BUILDERS, USED_BY
 from vlmkit.cli import run_main
 from vlmkit.io import InputError
-from vlmkit.tiny import BUILDERS, USED_BY
 
 DTYPES = ("float32", "bfloat16", "float16")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m vlmkit.tiny", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m demo.tiny", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out_dir", nargs="?", type=Path, help="models go to OUT_DIR/<name>")
     p.add_argument("--models", default=None,
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _real(args: argparse.Namespace) -> int:
-    from vlmkit.tiny.real import PRESETS, count_params
+    from vlmkit.model_configs import PRESETS, count_params
 
     if args.list:
         for name, preset in PRESETS.items():
@@ -65,8 +65,8 @@ def _real(args: argparse.Namespace) -> int:
                   f"({preset.count_source})")
         return 1 if bad else 0
     if args.out_dir is None:
-        raise InputError("OUT_DIR: missing (python -m vlmkit.tiny OUT_DIR --size real --models ...)")
-    from vlmkit.tiny.real_folders import build_real
+        raise InputError("OUT_DIR: missing (python -m demo.tiny OUT_DIR --size real --models ...)")
+    from demo.tiny.real_folders import build_real
 
     for name in names:
         print(f"{name}={build_real(name, args.out_dir / name, dtype=args.dtype)}", flush=True)
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:12s} for {USED_BY[name]}\n  {'':12s} built by {build.__doc__}")
         return 0
     if args.out_dir is None:
-        raise InputError("OUT_DIR: missing (python -m vlmkit.tiny OUT_DIR --models ...)")
+        raise InputError("OUT_DIR: missing (python -m demo.tiny OUT_DIR --models ...)")
     models = args.models or "siglip,qwen3_lm"
     names = [n.strip() for n in models.split(",") if n.strip()]
     unknown = [n for n in names if n not in BUILDERS]

@@ -7,7 +7,7 @@ headers), counts requests in flight, and injects faults per item: the item's key
 an HTTP status such as "429" (with `Retry-After`), "500", "400", "401"; "timeout" (no answer until the client gave
 up); "drop" (the connection closed without an answer); "length" (a caption cut off, `finish_reason: length`); "ok".
 
-    python -m vlmkit.tiny.openai_standin --port 8000 --delay 0.2     # then qwen.py --backend openai --api_base ...
+    python -m demo.openai_standin --port 8000 --delay 0.2     # then qwen.py --backend openai --api_base ...
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ The mesh is built here rather than with `trimesh.creation.revolve` because a tex
 seam's vertices, so they cannot carry both u = 0 and u = 1. Normals come from the parametric surface (central
 differences around the circle and along the profile), so the seam does not show in the shading either.
 
-    python -m vlmkit.render.procedural OUT_DIR [--shapes amphora,kylix] [--segments 96]
+    python -m demo.procedural OUT_DIR [--shapes amphora,kylix] [--segments 96]
 """
 
 from __future__ import annotations

@@ -5,10 +5,10 @@ config, with a tokenizer trained locally on a small fixed corpus, so that demos 
 `from_pretrained` code paths as users with real checkpoints, and nothing is ever downloaded. The weights are random:
 the models load, train and generate, but say nothing meaningful.
 
-    python -m vlmkit.tiny OUT_DIR --models siglip,qwen3_lm     # or --list
+    python -m demo.tiny OUT_DIR --models siglip,qwen3_lm     # or --list
 
 Builders: `BUILDERS` below (name -> function(out_dir) -> path). `clip_words` / `siglip_words` are dual encoders
-with word-level tokenizers for retrieval (`vlmkit.tiny.retrieval`, which also draws a synthetic shapes data set).
+with word-level tokenizers for retrieval (`demo.tiny.retrieval`, which also draws a synthetic shapes data set).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ def _lazy(module: str, func: str, **kwargs) -> Callable[[Path], Path]:
     def build(out_dir: Path) -> Path:
         import importlib
 
-        return getattr(importlib.import_module(f"vlmkit.tiny.{module}"), func)(out_dir, **kwargs)
+        return getattr(importlib.import_module(f"demo.tiny.{module}"), func)(out_dir, **kwargs)
 
-    build.__doc__ = f"vlmkit.tiny.{module}.{func}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
+    build.__doc__ = f"demo.tiny.{module}.{func}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
     return build
 
 
@@ -45,7 +45,7 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "siglip_words": _lazy("retrieval", "build_tiny_siglip_words"),
 }
 
-# What each tiny model stands in for: the script and setting that takes it (`python -m vlmkit.tiny --list`; the
+# What each tiny model stands in for: the script and setting that takes it (`python -m demo.tiny --list`; the
 # README's tour uses them as its "no weights yet" path).
 USED_BY: dict[str, str] = {
     "clip": "compare.py --clip_model / compare.sh CLIP_MODEL (CLIP text and image metrics)",
