@@ -99,11 +99,12 @@ def test_the_project_defaults_and_the_trainer_flags_of_transformers(capsys) -> N
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("data: d\nlearnig_rate: 1e-4\n", "run.yaml: learnig_rate: unknown key (did you mean 'learning_rate'?)"),
+    ("data: d\nlearnig_rate: 1e-4\n", "run.yaml: unknown key 'learnig_rate' (did you mean 'learning_rate'?); "
+                                    "the keys are train.py's flags without -- (python train.py --help)"),
     ("lora_r: many\n", "run.yaml: lora_r: expected a number, got 'many'"),
     ("arch: gpt\n", "run.yaml: arch: 'gpt': choose one of llava, qwen2_5_vl"),
     ("learning_rate: .nan\n", "run.yaml: learning_rate: must be a finite number, got nan"),
-    ("- a\n- b\n", "run.yaml: a config is a mapping of key: value"),
+    ("- a\n- b\n", "run.yaml: a config is a YAML mapping of key: value (or a JSON object)"),
     ("lora_r: 0\n", "--lora_r 0: must be >= 1"),
 ])
 def test_a_bad_config_file_is_one_line(tmp_path: Path, text: str, message: str) -> None:

@@ -16,8 +16,8 @@ import torch
 import merge_lora_weights
 import train
 from vlmkit.io import InputError
-from vlmkit.training.options import TrainOptions
 from vlmkit.training.model import load_for_training
+from vlmkit.training.options import TrainOptions
 
 LORA_LEAVES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 

@@ -48,14 +48,16 @@ def read_config_mapping(path: str | os.PathLike, what: str = "config") -> dict[s
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise InputError(f"{path}: a {what} is a mapping of key: value")
+        raise InputError(f"{path}: a config is a YAML mapping of key: value (or a JSON object)")
     return {str(key): value for key, value in data.items()}
 
 
-def unknown_key(key: str, where: str, known: Iterable[str]) -> InputError:
-    close = difflib.get_close_matches(key, list(known), n=1)
+def unknown_key(key: str, where: str, known: Iterable[str], listing: str | None = None) -> InputError:
+    """`<where>: unknown key 'lerning_rate' (did you mean 'learning_rate'?); <listing>` (default: every key)."""
+    known = list(known)
+    close = difflib.get_close_matches(key, known, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return InputError(f"{where}: {key}: unknown key{hint}")
+    return InputError(f"{where}: unknown key {key!r}{hint}; {listing or 'valid keys: ' + ', '.join(known)}")
 
 
 class ConfigParser(HfArgumentParser):
@@ -116,7 +118,8 @@ class ConfigParser(HfArgumentParser):
                 actions.setdefault(action.dest, []).append(action)
         for key, value in config.items():
             if key not in actions:
-                raise unknown_key(key, str(path), actions)
+                raise unknown_key(key, str(path), actions, f"the keys are {self.prog}'s flags without -- "
+                                                          f"(python {self.prog} --help)")
             value = coerce(actions[key][0], value, f"{path}: {key}")
             for action in actions[key]:
                 action.default = value
