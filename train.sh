@@ -41,7 +41,7 @@ IMAGE_FOLDER=${IMAGE_FOLDER:-}                # where image paths are relative t
 EVAL_IMAGE_FOLDER=${EVAL_IMAGE_FOLDER:-}      # the same for EVAL_DATA (empty: IMAGE_FOLDER)
 PROMPT=${PROMPT:-}                            # caption-only data: the prompt you will caption with (empty: the
                                               # caption prompt qwen.py/test.sh use for multi-view objects)
-OUTPUT_DIR=${OUTPUT_DIR:-./outputs/${RECIPE##*/}${STAGE:+-$STAGE}}
+OUTPUT_DIR=${OUTPUT_DIR:-}                    # empty: ./outputs/ARCH-STAGE (the recipe's; e.g. ./outputs/llava-finetune)
 ZERO_CONFIG=${ZERO_CONFIG-auto}               # zero2 | zero3 | zero3_offload | empty for no DeepSpeed;
                                               # auto = zero3 with GPUs, none without
 BATCH_SIZE=${BATCH_SIZE:-}                    # per GPU
@@ -97,6 +97,11 @@ esac
 if [ ! -f "$RECIPE_FILE" ]; then
     echo "error: RECIPE=$RECIPE: $RECIPE_FILE not found (named recipes: $(ls configs/train | sed 's/\.yaml$//' | tr '\n' ' '))" >&2
     exit 2
+fi
+if [ -z "$OUTPUT_DIR" ]; then
+    RECIPE_ARCH=${ARCH:-$(sed -n 's/^arch: *\([a-z0-9_]*\).*/\1/p' "$RECIPE_FILE")}
+    RECIPE_STAGE=${STAGE:-$(sed -n 's/^stage: *\([a-z]*\).*/\1/p' "$RECIPE_FILE")}
+    OUTPUT_DIR=./outputs/${RECIPE_ARCH:-llava}-${RECIPE_STAGE:-finetune}
 fi
 
 # Fit the machine: "auto" settings follow the GPUs present; say what was chosen.

@@ -116,7 +116,7 @@ def test_train_sh_settings_left_empty_come_from_the_recipe_and_set_ones_override
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[1] == (
         "train.py --config configs/train/qwen2_5_vl_lora.yaml --base_model /models/q --data ./data/train.jsonl "
-        "--output_dir ./outputs/qwen2_5_vl_lora --learning_rate 1e-4 --gradient_checkpointing false --max_steps 3")
+        "--output_dir ./outputs/qwen2_5_vl-finetune --learning_rate 1e-4 --gradient_checkpointing false --max_steps 3")
     # a composing recipe's models give way to BASE_VLM
     proc = run(["sh", str(REPO / "train.sh")], tmp_path, PYTHON=fake, MERGE="0", BASE_VLM="/models/llava")
     assert proc.stdout.splitlines()[1].startswith(DEFAULT_RECIPE + "--vision_model  --lm_model  --base_model ")
