@@ -23,11 +23,16 @@ show the run.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from vlmkit.cli import run_main, setup_logging
 
+if TYPE_CHECKING:  # the parser imports transformers (torch): only when a command line is parsed
+    from vlmkit.config_files import ConfigParser
+    from vlmkit.training.options import TrainOptions
 
-def build_parser():
+
+def build_parser() -> ConfigParser:
     """HfArgumentParser over `vlmkit.training.options`' dataclasses (TrainingArguments' flags included) and
     `--config FILE` (a recipe: configs/train/NAME.yaml); one declaration per setting, in the package."""
     from vlmkit.config_files import ConfigParser
@@ -37,7 +42,8 @@ def build_parser():
                         description=__doc__.split("\n\n")[0])
 
 
-def parse(argv: list[str] | None = None):
+def parse(argv: list[str] | None = None) -> TrainOptions:
+    """The command line (and its --config file) as `TrainOptions`; usage errors exit 2 as argparse does."""
     from vlmkit.training.options import SECTIONS, TrainOptions
 
     return TrainOptions(**dict(zip(SECTIONS, build_parser().parse(argv), strict=True)))

@@ -81,6 +81,10 @@ def test_the_command_line_wins_over_the_file_and_yaml_spellings_are_taken_as_fla
     as_json = tmp_path / "run.json"
     as_json.write_text(json.dumps({"data": "d.jsonl", "output_dir": "out", "base_model": "/m", "max_steps": 7}))
     assert parsed(["--config", str(as_json)]).training.max_steps == 7
+    lists = tmp_path / "lists.yaml"
+    lists.write_text("data: d\noutput_dir: o\nviews: [front, back]\nlora_target: [q_proj, v_proj]\n")
+    options = parsed(["--config", str(lists)])
+    assert options.data.views == ("front", "back") and options.scope.lora_target == "q_proj,v_proj"
 
 
 def test_the_project_defaults_and_the_trainer_flags_of_transformers(capsys) -> None:

@@ -143,6 +143,8 @@ def coerce(action: argparse.Action, value: Any, where: str) -> Any:
             raise InputError(f"{where}: expected true or false, got {quote(value, 60)}") from None
     if action.nargs in ("+", "*") and isinstance(value, list):
         return [coerce_one(kind, v, where, action.choices) for v in value]
+    if isinstance(value, list) and kind not in (int, float) and all(isinstance(v, (str, int, float)) for v in value):
+        value = ",".join(str(v) for v in value)  # `views: [front, back]` as `--views front,back`
     if isinstance(value, (dict, list)) and kind not in (None, str):
         raise InputError(f"{where}: expected one value, got {quote(value, 60)}")
     return coerce_one(kind, value, where, action.choices)
