@@ -1,7 +1,8 @@
 """The data of a training run, before any weights load: every file read, every sample opened and tokenised.
 
 `load_data` reads the train and eval files (formats, fields, image paths) without a model or processor, so a bad
-file is refused in about a second, before torch is imported. `prepare_data` then builds the processor (no
+file is refused before anything is built (the only cost before it: importing transformers for the command line).
+`prepare_data` then builds the processor (no
 weights), preflights every sample against `--max_length` (default: the language model's context) and writes
 `preflight.json` and `length_histogram.png`. `undo_on_input_error` keeps exit 2 from leaving those behind.
 """

@@ -67,7 +67,7 @@ def checked_run(options: TrainOptions) -> int:
     options.check()
     set_max_image_pixels(options.data.max_image_pixels)
     output_dir = check_output_dir(options.training.output_dir)
-    files = load_data(options)  # the data files, read before torch is imported: a bad file is refused in a second
+    files = load_data(options)  # the data files, read before any processor or weights: a bad file costs nothing
 
     import torch
 
