@@ -2,9 +2,9 @@
 
 `load_data` reads the train and eval files (formats, fields, image paths) without a model or processor, so a bad
 file is refused before anything is built (the only cost before it: importing transformers for the command line).
-`prepare_data` then builds the processor (no
-weights), preflights every sample against `--max_length` (default: the language model's context) and writes
-`preflight.json` and `length_histogram.png`. `undo_on_input_error` keeps exit 2 from leaving those behind.
+`prepare_data` then builds the processor (no weights), preflights every sample against `--max_length` (default: the
+language model's context) and writes `preflight.json` and `length_histogram.png`. `undo_on_input_error` keeps exit 2
+from leaving those behind.
 """
 
 from __future__ import annotations
