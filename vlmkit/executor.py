@@ -14,7 +14,6 @@ is killed after finishing), which the callers guarantee by writing each referenc
 
 from __future__ import annotations
 
-import argparse
 import logging
 import multiprocessing
 import os
@@ -22,12 +21,12 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from vlmkit.io import InputError
-from vlmkit.options import Options, add_options, opt, options_from
+from vlmkit.options import Options, opt
 from vlmkit.ranges import Range
 
 log = logging.getLogger(__name__)
@@ -65,21 +64,6 @@ class ExecutorOptions(Options):
         if self.ray_tmpdir and len(str(Path(self.ray_tmpdir).absolute())) > MAX_RAY_TMPDIR:
             raise InputError(f"--ray_tmpdir {self.ray_tmpdir}: longer than {MAX_RAY_TMPDIR} characters; Ray's "
                              f"socket paths under it would exceed the 107-character limit")
-
-
-def add_executor_args(parser: argparse.ArgumentParser, *, gpus: bool = False) -> None:
-    """Transitional (until every command parses into options): ExecutorOptions' flags on a hand-built parser."""
-    exclude = [] if gpus else ["gpus_per_worker"]
-    if "--num_workers" in parser._option_string_actions:  # render.py has its own (local processes)
-        exclude.append("num_workers")
-    add_options(parser, ExecutorOptions, exclude=exclude)
-
-
-def executor_options(args: argparse.Namespace) -> ExecutorOptions:
-    """Transitional: ExecutorOptions from a hand-built parser's values."""
-    values = {k: v for k, v in vars(args).items() if k in {f.name for f in fields(ExecutorOptions)}}
-    values["gpus_per_worker"] = float(values.get("gpus_per_worker") or 0.0)
-    return options_from(ExecutorOptions, values)
 
 
 @contextmanager
