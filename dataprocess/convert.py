@@ -21,9 +21,11 @@ Outputs, written together or not at all:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,11 +43,12 @@ from dataprocess.converters import (
 )
 from dataprocess.options import cores, views_option
 from dataprocess.outputs import exclusive_outputs
-from dataprocess.retrieval_pairs import RetrievalPairsOptions, retrieval_files, retrieval_paths
-from dataprocess.split import DEDUP_MODES, dedup, group_split, hash_images, image_keys
+from dataprocess.retrieval_pairs import RetrievalPairsOptions, pairs_of, retrieval_paths
+from dataprocess.retrieval_pairs import val_path as retrieval_val_path
+from dataprocess.split import DEDUP_MODES, dedup, group_split, hash_images
 from vlmkit.cli import run_main, setup_logging
 from vlmkit.images import ImageProblem, max_image_pixels_option, read_image_header, set_max_image_pixels
-from vlmkit.io import InputError, write_all_or_nothing
+from vlmkit.io import InputError, StagedCommit
 from vlmkit.options import Options, opt, parse_options
 from vlmkit.ranges import POSITIVE, Range
 from vlmkit.samples import DEFAULT_CAPTION_PROMPT, TrainingSample
@@ -238,44 +241,91 @@ def run(o: ConvertOptions) -> int:
         return _convert(o, output, val_output, dropped_path, summary_path)
 
 
-def _convert(o: ConvertOptions, output: Path, val_output: Path, dropped_path: Path, summary_path: Path) -> int:
-    parts = read_inputs(o)
-    for part in parts:
+@dataclass
+class Index:
+    """Pass 1's compact per-sample record of every kept-after-image-check sample, in input order: what dedup, the
+    split and the id renaming need, not the samples themselves (their conversations are re-read in pass 2)."""
+
+    ids: list[str] = field(default_factory=list)
+    images: list[tuple[str, ...]] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    parts: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    bad: dict[str, ImageProblem] = field(default_factory=dict)
+    peak: int = 0
+
+
+def _conversation_digest(sample: TrainingSample) -> str:
+    """Stands for the conversation in image_text dedup (equal conversations, equal digests)."""
+    turns = [[t["from"], t["value"]] for t in sample.conversations]
+    return hashlib.sha256(json.dumps(turns, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def _checked_parts(o: ConvertOptions, index: Index, first_pass: bool) -> Iterator[Converted]:
+    """One source at a time (so at most one source's samples are held), its paths and image headers checked."""
+    for part in read_inputs(o):
+        index.peak = max(index.peak, len(part.samples))
         check_paths(part, o.allow_outside_paths)
-    bad = image_problems([p for part in parts for s in part.samples for p in s.images], o.np)
-    for part in parts:
-        check_images(part, o.skip_missing_images, bad)
-    samples = [s for part in parts for s in part.samples]
-    if not samples:
+        if first_pass:
+            index.bad.update(image_problems([p for s in part.samples for p in s.images], o.np))
+        check_images(part, o.skip_missing_images, index.bad)
+        yield part
+
+
+def _first_pass(o: ConvertOptions) -> Index:
+    index = Index()
+    for part in _checked_parts(o, index, first_pass=True):
+        index.parts.append({"source": part.source, "path": str(part.path), "samples": len(part.samples),
+                            "dropped": len(part.problems)})
+        index.problems += part.problems
+        for s in part.samples:
+            index.ids.append(s.id)
+            index.images.append(tuple(s.images))
+            if o.dedup == "image_text":
+                index.texts.append(_conversation_digest(s))
+    return index
+
+
+class _Stub:
+    """What `unique_ids` and `dedup` read of a sample, from the index."""
+
+    def __init__(self, id: str, digest: str | None = None):
+        self.id = id
+        self.conversations = [{"from": "", "value": digest}] if digest is not None else []
+
+
+def _convert(o: ConvertOptions, output: Path, val_output: Path, dropped_path: Path, summary_path: Path) -> int:
+    """Two passes over the sources: pass 1 keeps a compact index (ids, image paths, conversation digests) and decides
+    renaming, dedup and the split; pass 2 re-reads the sources and streams each kept sample into the staged outputs,
+    published together at the end (all or nothing)."""
+    index = _first_pass(o)
+    if not index.ids:
         raise InputError("no sample left to write (every input sample was dropped)")
-    renamed = unique_ids(samples)
+    stubs = [_Stub(i) for i in index.ids]
+    renamed = unique_ids(stubs)
+    ids = [s.id for s in stubs]
 
     hashes = None
     if o.dedup != "none":
-        hashes = hash_images([p for s in samples for p in s.images], o.np)
-    keys = image_keys(samples, hashes)
-    kept_idx, dups = dedup(samples, keys, o.dedup)
-    kept = [samples[i] for i in kept_idx]
-    kept_keys = [keys[i] for i in kept_idx]
-    train_idx, val_idx, n_groups = group_split(kept_keys, o.val_ratio, o.seed)
+        hashes = hash_images([p for key in index.images for p in key], o.np)
+    keys = [tuple(hashes[p] for p in key) for key in index.images] if hashes else index.images
+    texts = index.texts or [None] * len(ids)
+    kept_idx, dups = dedup([_Stub(i, t) for i, t in zip(ids, texts, strict=True)], keys, o.dedup)
+    train_idx, val_idx, n_groups = group_split([keys[i] for i in kept_idx], o.val_ratio, o.seed)
     if o.val_ratio > 0 and not val_idx:
-        log.warning("--val_ratio %g of %d samples rounds to 0: the val split is empty", o.val_ratio, len(kept))
+        log.warning("--val_ratio %g of %d samples rounds to 0: the val split is empty", o.val_ratio, len(kept_idx))
+    del keys, texts, stubs
+    in_val = set(val_idx)
+    side = {g: ("val" if k in in_val else "train") for k, g in enumerate(kept_idx)}
 
-    dropped_rows: list[dict[str, Any]] = []
-    for part in parts:
-        dropped_rows += [{"id": p.id, "where": p.where, "reason": p.reason} for p in part.problems]
-    dropped_rows += [{"id": samples[i].id, "reason": f"duplicate of {samples[j].id} ({o.dedup})",
-                      "duplicate_of": samples[j].id} for i, j in dups]
-    out_dir = output.resolve().parent
-    files: dict[Path, str] = {output: "".join(to_line(kept[i], out_dir, o.absolute_paths) for i in train_idx)}
-    if o.val_ratio > 0:
-        val_dir = val_output.resolve().parent
-        files[val_output] = "".join(to_line(kept[i], val_dir, o.absolute_paths) for i in val_idx)
-    summary = {
-        "inputs": [{"source": p.source, "path": str(p.path), "samples": len(p.samples), "dropped": len(p.problems)}
-                   for p in parts],
-        "samples_read": len(samples) + sum(len(p.problems) for p in parts),
-        "dropped_missing_images": sum(len(p.problems) for p in parts),
+    dropped_rows = [{"id": p.id, "where": p.where, "reason": p.reason} for p in index.problems]
+    dropped_rows += [{"id": ids[i], "reason": f"duplicate of {ids[j]} ({o.dedup})", "duplicate_of": ids[j]}
+                     for i, j in dups]
+    n_missing = len(index.problems)
+    summary: dict[str, Any] = {
+        "inputs": index.parts,
+        "samples_read": len(ids) + n_missing,
+        "dropped_missing_images": n_missing,
         "renamed_duplicate_ids": renamed,
         "dedup": {"mode": o.dedup, "dropped": len(dups),
                   "distinct_images": len(set(hashes.values())) if hashes else None},
@@ -285,15 +335,58 @@ def _convert(o: ConvertOptions, output: Path, val_output: Path, dropped_path: Pa
         "outputs": {k: str(v) for k, v in (("train", output), ("val", val_output if o.val_ratio > 0 else None),
                                            ("dropped", dropped_path), ("summary", summary_path)) if v},
     }
-    files.update(retrieval_files(o.retrieval, o.val_ratio, kept, train_idx, val_idx, summary,
-                                 lambda path, folder: image_ref(path, folder, o.absolute_paths)))
-    files[dropped_path] = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in dropped_rows)
-    files[summary_path] = json.dumps(summary, ensure_ascii=False, indent=2) + "\n"
-    write_all_or_nothing(files)
+    targets = {"train": output, **({"val": val_output} if o.val_ratio > 0 else {})}
+    pairs = ({"train": Path(o.retrieval.retrieval_output)} if o.retrieval.retrieval_output else {})
+    if pairs and o.val_ratio > 0:
+        pairs["val"] = retrieval_val_path(pairs["train"])
+    with StagedCommit([*targets.values(), *pairs.values(), dropped_path, summary_path]) as commit:
+        pair_counts, no_pairs = _second_pass(o, index, ids, side, targets, pairs, commit)
+        if pairs:
+            summary["retrieval"] = {"views": o.retrieval.retrieval_views,
+                                    "pairs": {k: pair_counts[k] for k in pairs}, "samples_without_pairs": no_pairs,
+                                    "outputs": {k: str(v) for k, v in pairs.items()}}
+        for target, text in ((dropped_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in dropped_rows)),
+                             (summary_path, json.dumps(summary, ensure_ascii=False, indent=2) + "\n")):
+            commit.path(target).write_text(text, encoding="utf-8")
+            commit.staged(target)
+        commit.commit()
     log.info("wrote %d train%s samples -> %s (%d dropped: %d missing images, %d duplicates; %d ids renamed)",
              len(train_idx), f" + {len(val_idx)} val" if o.val_ratio > 0 else "", output, len(dropped_rows),
-             summary["dropped_missing_images"], len(dups), renamed)
+             n_missing, len(dups), renamed)
     return 0
+
+
+def _second_pass(o: ConvertOptions, index: Index, ids: list[str], side: dict[int, str], targets: dict[str, Path],
+                 pairs: dict[str, Path], commit: StagedCommit) -> tuple[dict[str, int], int]:
+    """Re-read the sources and write each kept sample to its split's staged file (and its retrieval pairs)."""
+    handles = {k: open(commit.path(t), "w", encoding="utf-8") for k, t in targets.items()}
+    pair_handles = {k: open(commit.path(t), "w", encoding="utf-8") for k, t in pairs.items()}
+    dirs = {k: t.resolve().parent for k, t in targets.items()}
+    pair_dirs = {k: t.resolve().parent for k, t in pairs.items()}
+    counts, no_pairs, g = dict.fromkeys(pairs, 0), 0, 0
+    try:
+        for part in _checked_parts(o, index, first_pass=False):
+            for s in part.samples:
+                s.id, where = ids[g], side.get(g)
+                g += 1
+                if where is None:
+                    continue
+                handles[where].write(to_line(s, dirs[where], o.absolute_paths))
+                if pairs:
+                    rows = pairs_of(s, o.retrieval.retrieval_views)
+                    no_pairs += not rows
+                    for row in rows:
+                        row["positive"] = image_ref(row["positive"], pair_dirs[where], o.absolute_paths)
+                        pair_handles[where].write(json.dumps(row, ensure_ascii=False) + "\n")
+                    counts[where] += len(rows)
+    finally:
+        for h in (*handles.values(), *pair_handles.values()):
+            h.close()
+    if g != len(ids):
+        raise InputError(f"an input changed while it was converted ({g} samples on the second read, {len(ids)} before)")
+    for t in (*targets.values(), *pairs.values()):
+        commit.staged(t)
+    return counts, no_pairs
 
 
 if __name__ == "__main__":
