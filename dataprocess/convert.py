@@ -38,8 +38,8 @@ from dataprocess.converters import (
     from_aichallenger,
     from_captions,
     from_llava,
-    from_training,
     from_vasevqa,
+    training_chunks,
 )
 from dataprocess.options import cores, views_option
 from dataprocess.outputs import exclusive_outputs
@@ -52,6 +52,7 @@ from vlmkit.io import InputError, StagedCommit
 from vlmkit.options import Options, opt, parse_options
 from vlmkit.ranges import POSITIVE, Range
 from vlmkit.samples import DEFAULT_CAPTION_PROMPT, TrainingSample
+from vlmkit.training_data import READ_CHUNK
 
 log = logging.getLogger("dataprocess.convert")
 
@@ -115,25 +116,27 @@ class ConvertOptions(Options):
     max_image_pixels: int = max_image_pixels_option()
     absolute_paths: bool = opt(False, "write absolute image paths")
     np: int = opt(factory=cores, help="threads for image hashing", range=POSITIVE)
+    chunk_size: int = opt(READ_CHUNK, f"samples read at a time from a streamed training-data input; memory holds one "
+                                      f"chunk plus a compact per-sample index (default: {READ_CHUNK})",
+                          range=POSITIVE)
     retrieval: RetrievalPairsOptions = field(default_factory=RetrievalPairsOptions)
     verbose: bool = opt(False, flags=("-v",))
 
 
-def read_inputs(o: ConvertOptions) -> list[Converted]:
+def read_inputs(o: ConvertOptions) -> Iterator[Converted]:
+    """The inputs one part at a time: a whole JSON-array file (LLaVA, AI Challenger, captions.json, VaseVQA are
+    parsed whole), or a chunk of at most --chunk_size samples of a streamed training-data file."""
     src = o.sources
-    parts: list[Converted] = []
     for f in src.llava:
-        parts.append(from_llava(Path(f), src.llava_image_folder))
+        yield from_llava(Path(f), src.llava_image_folder)
     for f in src.aichallenger:
-        parts.append(from_aichallenger(Path(f), src.aichallenger_image_folder, o.prompt, src.aichallenger_mode,
-                                       o.seed))
+        yield from_aichallenger(Path(f), src.aichallenger_image_folder, o.prompt, src.aichallenger_mode, o.seed)
     for f in src.captions:
-        parts.append(from_captions(Path(f), o.prompt))
+        yield from_captions(Path(f), o.prompt)
     for f in src.vasevqa:
-        parts.append(from_vasevqa(Path(f), src.multiview_dir, src.views, o.vasevqa_prompt))
+        yield from_vasevqa(Path(f), src.multiview_dir, src.views, o.vasevqa_prompt)
     for f in src.training:
-        parts.append(from_training(Path(f)))
-    return parts
+        yield from training_chunks(Path(f), o.chunk_size)
 
 
 def check_paths(part: Converted, allow_outside: bool) -> None:
@@ -143,7 +146,7 @@ def check_paths(part: Converted, allow_outside: bool) -> None:
     if part.image_root is None or allow_outside:
         return
     base = os.path.normpath(os.path.abspath(part.image_root))
-    for k, sample in enumerate(part.samples):
+    for k, sample in enumerate(part.samples, part.offset):
         for path in sample.images:
             if os.path.commonpath([base, path]) != base:
                 raise InputError(f"{part.path}: sample {k} (id {sample.id}): image {path} is outside the image "
@@ -169,7 +172,7 @@ def check_images(part: Converted, skip: bool, bad: dict[str, ImageProblem]) -> N
         p = part.problems[0]
         raise InputError(f"{p.where}: {p.reason} (pass --skip_missing_images to drop such samples)")
     kept = []
-    for k, sample in enumerate(part.samples):
+    for k, sample in enumerate(part.samples, part.offset):
         problem = next((bad[p] for p in sample.images if p in bad), None)
         if problem is None:
             kept.append(sample)
@@ -275,8 +278,12 @@ def _checked_parts(o: ConvertOptions, index: Index, first_pass: bool) -> Iterato
 def _first_pass(o: ConvertOptions) -> Index:
     index = Index()
     for part in _checked_parts(o, index, first_pass=True):
-        index.parts.append({"source": part.source, "path": str(part.path), "samples": len(part.samples),
-                            "dropped": len(part.problems)})
+        if part.offset:  # a later chunk of the file before
+            index.parts[-1]["samples"] += len(part.samples)
+            index.parts[-1]["dropped"] += len(part.problems)
+        else:
+            index.parts.append({"source": part.source, "path": str(part.path), "samples": len(part.samples),
+                                "dropped": len(part.problems)})
         index.problems += part.problems
         for s in part.samples:
             index.ids.append(s.id)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,13 +25,16 @@ from typing import Any
 from vlmkit.ids import item_id
 from vlmkit.io import InputError, read_json
 from vlmkit.samples import (
+    DEFAULT_CAPTION_PROMPT,
     TrainingSample,
     caption_sample,
     load_captions_json,
     load_llava_json,
     multiview_caption_samples,
+    validate_sample,
 )
-from vlmkit.training_data import read_training_data
+from vlmkit.streams import Source, container_of
+from vlmkit.training_data import detect_format, dj_sample, first_record, iter_records, read_training_data
 
 AIC_MODES = ("per_caption", "first", "random")
 
@@ -57,6 +61,7 @@ class Converted:
     samples: list[TrainingSample]
     problems: list[Problem] = field(default_factory=list)
     image_root: Path | None = None
+    offset: int = 0  # index in its file of the first sample (a chunk of a streamed file starts past 0)
 
 
 def absolute(root: Path, name: str) -> str:
@@ -84,6 +89,31 @@ def from_training(path: Path) -> Converted:
     formats it detects), as train.py would read it."""
     samples, root = read_training_data(path)
     return Converted("training", path, _absolutize(samples, root))
+
+
+def training_chunks(path: Path, chunk_size: int) -> Iterator[Converted]:
+    """A training-data file in chunks of at most `chunk_size` samples when its records stream (training JSONL or
+    Data-Juicer records in JSONL / Parquet / WebDataset / HF datasets); the formats parsed whole (LLaVA or caption
+    JSON arrays) come as one part. Samples and image paths are the ones `from_training` gives."""
+    container = container_of(path) if path.exists() else "json"
+    fmt = detect_format(path) if container != "json" else "json"
+    if fmt == "dj":
+        first = first_record(Source(path, container))
+        fmt = "dj" if isinstance(first, dict) and "text" in first else "training"
+    if fmt not in ("training", "dj"):
+        yield from_training(path)
+        return
+    root = Source(path, container).root
+    chunk: list[TrainingSample] = []
+    offset = 0
+    for obj, where in iter_records(path, container, chunk_size):
+        chunk.append(validate_sample(obj, where) if fmt == "training"
+                     else dj_sample(obj, where, DEFAULT_CAPTION_PROMPT))
+        if len(chunk) == chunk_size:
+            yield Converted("training", path, _absolutize(chunk, root), offset=offset)
+            offset, chunk = offset + len(chunk), []
+    if chunk or not offset:
+        yield Converted("training", path, _absolutize(chunk, root), offset=offset)
 
 
 def _aic_captions(rec: Any, where: str) -> list[str]:
