@@ -352,6 +352,8 @@ def _convert(o: ConvertOptions, output: Path, val_output: Path, dropped_path: Pa
             summary["retrieval"] = {"views": o.retrieval.retrieval_views,
                                     "pairs": {k: pair_counts[k] for k in pairs}, "samples_without_pairs": no_pairs,
                                     "outputs": {k: str(v) for k, v in pairs.items()}}
+        # the most samples held at once (one part: a JSON-array file, or one chunk of a streamed file)
+        summary["streaming"] = {"chunk_size": o.chunk_size, "peak_samples_in_memory": index.peak}
         for target, text in ((dropped_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in dropped_rows)),
                              (summary_path, json.dumps(summary, ensure_ascii=False, indent=2) + "\n")):
             commit.path(target).write_text(text, encoding="utf-8")
