@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+from array import array
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ from dataprocess.options import cores, views_option
 from dataprocess.outputs import exclusive_outputs
 from dataprocess.retrieval_pairs import RetrievalPairsOptions, pairs_of, retrieval_paths
 from dataprocess.retrieval_pairs import val_path as retrieval_val_path
-from dataprocess.split import DEDUP_MODES, dedup, group_split, hash_images
+from dataprocess.split import DEDUP_MODES, dedup_keys, group_split, hash_images
 from vlmkit.cli import run_main, setup_logging
 from vlmkit.images import ImageProblem, max_image_pixels_option, read_image_header, set_max_image_pixels
 from vlmkit.io import InputError, StagedCommit
@@ -188,22 +189,31 @@ def check_images(part: Converted, skip: bool, bad: dict[str, ImageProblem]) -> N
 
 def unique_ids(samples: list[TrainingSample]) -> int:
     """Append -2, -3, ... to repeated ids; returns how many were renamed."""
+    ids = [s.id for s in samples]
+    renamed = rename_repeated(ids)
+    for s, new in zip(samples, ids, strict=True):
+        s.id = new
+    return renamed
+
+
+def rename_repeated(ids: list[str]) -> int:
+    """`unique_ids` on a list of ids, in place (convert's index holds ids, not samples)."""
     seen: dict[str, int] = {}
-    taken = {s.id for s in samples}
+    taken = set(ids)
     renamed = 0
-    for s in samples:
-        if s.id not in seen:
-            seen[s.id] = 1
+    for i, sid in enumerate(ids):
+        if sid not in seen:
+            seen[sid] = 1
             continue
-        n = seen[s.id]
+        n = seen[sid]
         while True:
             n += 1
-            new = f"{s.id}-{n}"
+            new = f"{sid}-{n}"
             if new not in taken:
                 break
-        seen[s.id] = n
+        seen[sid] = n
         taken.add(new)
-        s.id = new
+        ids[i] = new
         renamed += 1
     return renamed
 
@@ -246,26 +256,29 @@ def run(o: ConvertOptions) -> int:
 
 @dataclass
 class Index:
-    """Pass 1's compact per-sample record of every kept-after-image-check sample, in input order: what dedup, the
-    split and the id renaming need, not the samples themselves (their conversations are re-read in pass 2)."""
+    """Pass 1's compact record of every sample left after the image checks, in input order: what renaming, dedup and
+    the split need, not the samples (pass 2 re-reads them). Per sample: its id, the number of its (interned) image
+    path tuple, and with image_text dedup a 16-byte digest of its conversation."""
 
     ids: list[str] = field(default_factory=list)
-    images: list[tuple[str, ...]] = field(default_factory=list)
-    texts: list[str] = field(default_factory=list)
+    image_sets: dict[tuple[str, ...], int] = field(default_factory=dict)
+    key_ids: array = field(default_factory=lambda: array("Q"))
+    texts: list[bytes] = field(default_factory=list)
     parts: list[dict[str, Any]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     bad: dict[str, ImageProblem] = field(default_factory=dict)
     peak: int = 0
 
-
-def _conversation_digest(sample: TrainingSample) -> str:
-    """Stands for the conversation in image_text dedup (equal conversations, equal digests)."""
-    turns = [[t["from"], t["value"]] for t in sample.conversations]
-    return hashlib.sha256(json.dumps(turns, ensure_ascii=False).encode("utf-8")).hexdigest()
+    def add(self, sample: TrainingSample, with_text: bool) -> None:
+        self.ids.append(sample.id)
+        self.key_ids.append(self.image_sets.setdefault(tuple(sample.images), len(self.image_sets)))
+        if with_text:
+            turns = [[t["from"], t["value"]] for t in sample.conversations]
+            self.texts.append(hashlib.sha256(json.dumps(turns, ensure_ascii=False).encode("utf-8")).digest()[:16])
 
 
 def _checked_parts(o: ConvertOptions, index: Index, first_pass: bool) -> Iterator[Converted]:
-    """One source at a time (so at most one source's samples are held), its paths and image headers checked."""
+    """One part at a time (so at most one part's samples are held), its paths and image headers checked."""
     for part in read_inputs(o):
         index.peak = max(index.peak, len(part.samples))
         check_paths(part, o.allow_outside_paths)
@@ -286,19 +299,11 @@ def _first_pass(o: ConvertOptions) -> Index:
                                 "dropped": len(part.problems)})
         index.problems += part.problems
         for s in part.samples:
-            index.ids.append(s.id)
-            index.images.append(tuple(s.images))
-            if o.dedup == "image_text":
-                index.texts.append(_conversation_digest(s))
+            index.add(s, o.dedup == "image_text")
     return index
 
 
-class _Stub:
-    """What `unique_ids` and `dedup` read of a sample, from the index."""
-
-    def __init__(self, id: str, digest: str | None = None):
-        self.id = id
-        self.conversations = [{"from": "", "value": digest}] if digest is not None else []
+SIDES = (None, "train", "val")
 
 
 def _convert(o: ConvertOptions, output: Path, val_output: Path, dropped_path: Path, summary_path: Path) -> int:
@@ -308,22 +313,28 @@ def _convert(o: ConvertOptions, output: Path, val_output: Path, dropped_path: Pa
     index = _first_pass(o)
     if not index.ids:
         raise InputError("no sample left to write (every input sample was dropped)")
-    stubs = [_Stub(i) for i in index.ids]
-    renamed = unique_ids(stubs)
-    ids = [s.id for s in stubs]
+    ids = index.ids
+    renamed = rename_repeated(ids)
 
     hashes = None
+    table = list(index.image_sets)  # each distinct image tuple once; samples share these tuples
     if o.dedup != "none":
-        hashes = hash_images([p for key in index.images for p in key], o.np)
-    keys = [tuple(hashes[p] for p in key) for key in index.images] if hashes else index.images
-    texts = index.texts or [None] * len(ids)
-    kept_idx, dups = dedup([_Stub(i, t) for i, t in zip(ids, texts, strict=True)], keys, o.dedup)
+        hashes = hash_images([p for key in table for p in key], o.np)
+        table = [tuple(hashes[p] for p in key) for key in table]
+    keys = [table[k] for k in index.key_ids]
+    kept_idx, dups = dedup_keys(keys, index.texts, o.dedup)
     train_idx, val_idx, n_groups = group_split([keys[i] for i in kept_idx], o.val_ratio, o.seed)
     if o.val_ratio > 0 and not val_idx:
         log.warning("--val_ratio %g of %d samples rounds to 0: the val split is empty", o.val_ratio, len(kept_idx))
-    del keys, texts, stubs
-    in_val = set(val_idx)
-    side = {g: ("val" if k in in_val else "train") for k, g in enumerate(kept_idx)}
+    del keys, table
+    index.texts.clear()
+    side = bytearray(len(ids))  # per sample: 0 dropped, 1 train, 2 val
+    for k in train_idx:
+        side[kept_idx[k]] = 1
+    for k in val_idx:
+        side[kept_idx[k]] = 2
+    n_train, n_val = len(train_idx), len(val_idx)
+    del kept_idx, train_idx, val_idx
 
     dropped_rows = [{"id": p.id, "where": p.where, "reason": p.reason} for p in index.problems]
     dropped_rows += [{"id": ids[i], "reason": f"duplicate of {ids[j]} ({o.dedup})", "duplicate_of": ids[j]}
@@ -337,7 +348,7 @@ def _convert(o: ConvertOptions, output: Path, val_output: Path, dropped_path: Pa
         "dedup": {"mode": o.dedup, "dropped": len(dups),
                   "distinct_images": len(set(hashes.values())) if hashes else None},
         "split": {"val_ratio": o.val_ratio, "seed": o.seed, "image_groups": n_groups,
-                  "train": len(train_idx), "val": len(val_idx),
+                  "train": n_train, "val": n_val,
                   "grouped_by": "content hash" if hashes else "image path"},
         "outputs": {k: str(v) for k, v in (("train", output), ("val", val_output if o.val_ratio > 0 else None),
                                            ("dropped", dropped_path), ("summary", summary_path)) if v},
@@ -360,12 +371,12 @@ def _convert(o: ConvertOptions, output: Path, val_output: Path, dropped_path: Pa
             commit.staged(target)
         commit.commit()
     log.info("wrote %d train%s samples -> %s (%d dropped: %d missing images, %d duplicates; %d ids renamed)",
-             len(train_idx), f" + {len(val_idx)} val" if o.val_ratio > 0 else "", output, len(dropped_rows),
-             n_missing, len(dups), renamed)
+             n_train, f" + {n_val} val" if o.val_ratio > 0 else "", output, len(dropped_rows), n_missing, len(dups),
+             renamed)
     return 0
 
 
-def _second_pass(o: ConvertOptions, index: Index, ids: list[str], side: dict[int, str], targets: dict[str, Path],
+def _second_pass(o: ConvertOptions, index: Index, ids: list[str], side: bytearray, targets: dict[str, Path],
                  pairs: dict[str, Path], commit: StagedCommit) -> tuple[dict[str, int], int]:
     """Re-read the sources and write each kept sample to its split's staged file (and its retrieval pairs)."""
     handles = {k: open(commit.path(t), "w", encoding="utf-8") for k, t in targets.items()}
@@ -376,7 +387,7 @@ def _second_pass(o: ConvertOptions, index: Index, ids: list[str], side: dict[int
     try:
         for part in _checked_parts(o, index, first_pass=False):
             for s in part.samples:
-                s.id, where = ids[g], side.get(g)
+                s.id, where = ids[g], SIDES[side[g]]
                 g += 1
                 if where is None:
                     continue

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from dataprocess.images import file_sha256
@@ -62,17 +62,25 @@ def dedup(samples: Sequence[TrainingSample], keys: Sequence[tuple[str, ...]], mo
     `image_text`: dropped only when the conversation is identical too (exact duplicate samples).
     Samples without images are never dropped as image duplicates.
     """
+    texts = [tuple((t["from"], t["value"]) for t in s.conversations) for s in samples] if mode == "image_text" else None
+    return dedup_keys(keys, texts, mode)
+
+
+def dedup_keys(keys: Sequence[tuple[str, ...]], texts: Sequence[Hashable] | None, mode: str
+               ) -> tuple[list[int], list[tuple[int, int]]]:
+    """`dedup` from each sample's image key and (for image_text) any stand-in of its conversation that is equal
+    exactly when the conversations are (convert's streaming pass passes a digest, not the sample)."""
     if mode not in DEDUP_MODES:
         raise InputError(f"unknown dedup mode {mode!r}; choose from {', '.join(DEDUP_MODES)}")
     if mode == "none":
-        return list(range(len(samples))), []
-    first: dict[tuple, int] = {}
+        return list(range(len(keys))), []
+    first: dict[Hashable, int] = {}
     kept, dropped = [], []
-    for i, (sample, key) in enumerate(zip(samples, keys, strict=True)):
+    for i, key in enumerate(keys):
         if not key:
             kept.append(i)
             continue
-        full = key if mode == "image" else (key, tuple((t["from"], t["value"]) for t in sample.conversations))
+        full = key if mode == "image" else (key, texts[i])
         if full in first:
             dropped.append((i, first[full]))
         else:
