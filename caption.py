@@ -13,22 +13,18 @@ from __future__ import annotations
 
 import argparse
 
-from vlmkit.cli import HelpFormatter, run_main
-from vlmkit.generation import cli as gen
-from vlmkit.generation import engines
+from vlmkit.cli import run_main
+from vlmkit.generation import captioning
+from vlmkit.options import build_parser as options_parser
+from vlmkit.options import parse_options
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    gen.add_common_args(parser, default_model_path=None)
-    gen.optional_model_path(parser, "local model folder (weights are never downloaded); not with --backend openai")
-    gen.add_hf_args(parser)
-    engines.add_engine_args(parser)
-    return parser
+    return options_parser(captioning.CaptionOptions, __doc__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return gen.run(build_parser().parse_args(argv), gen.make_hf_captioner)
+    return captioning.run(parse_options(captioning.CaptionOptions, argv, description=__doc__))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ from vlmkit.evaluation.report import fmt_metric
 from vlmkit.evaluation.tables import markdown_table
 from vlmkit.images import add_max_image_pixels_arg, apply_max_image_pixels
 from vlmkit.io import InputError, recover_commits
-from vlmkit.judges.cli import add_judge_args, judge_options
+from vlmkit.judges.flags import JudgeFlags, judge_options
+from vlmkit.options import add_options, options_from
 from vlmkit.outputs import OutputLock, check_output_dir, check_output_file
 
 log = logging.getLogger("compare")
@@ -86,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gallery_items", type=int, default=50, help="items shown in the HTML gallery")
     add_cache_args(parser)
     add_max_image_pixels_arg(parser)
-    add_judge_args(parser)
+    add_options(parser.add_argument_group(JudgeFlags.TITLE), JudgeFlags, root=parser)
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
 
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cache_max_gb <= 0:
         raise InputError(f"--cache_max_gb must be positive, got {args.cache_max_gb}")
     apply_max_image_pixels(args)
-    args.judge = judge_options(args)
+    args.judge = judge_options(options_from(JudgeFlags, vars(args)), args.device)
     # Before any model is loaded: the results can be written, and no other run is writing them.
     output = check_output_file(args.output, "--output") if args.output else check_output_dir(args.output_dir)
     with OutputLock(output, "comparison results"):

@@ -15,40 +15,15 @@ model folder is missing, incomplete or not loadable, or a download failed (one l
 
 from __future__ import annotations
 
-import argparse
-
-from vlmkit.cli import HelpFormatter, run_main, setup_logging
-from vlmkit.hub import cli as hub
-from vlmkit.hub.download import DEFAULT_TIMEOUT, SOURCES
-from vlmkit.hub.registry import DEFAULT_MODELS_DIR
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    what = parser.add_argument_group("what")
-    what.add_argument("--list", action="store_true", help="list the default models and exit")
-    what.add_argument("--model", nargs="+", metavar="NAME", help="models to download or check (see --list)")
-    what.add_argument("--all", action="store_true", help="every default model")
-    what.add_argument("--check", action="store_true",
-                      help="do not download: check the folders offline (all default models unless --model)")
-    what.add_argument("--load", action="store_true", help="with --check: also build each model on the meta device")
-    what.add_argument("--trust_remote_code", action="store_true",
-                      help="with --load: run a checkpoint's own modelling code (InternVL) to build it")
-    where = parser.add_argument_group("where from, where to")
-    where.add_argument("--source", default="hf", choices=sorted(SOURCES), help="hf: Hugging Face; modelscope")
-    where.add_argument("--revision", default=None, help="branch, tag or commit (default: the hub's default branch)")
-    where.add_argument("--repo_id", default=None, help="another hub id for the one --model (a mirror or fork)")
-    where.add_argument("--local_dir", default=DEFAULT_MODELS_DIR, help="the models folder the scripts read")
-    where.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                       help="connect and read timeout of every request to the hub")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    return parser
+from vlmkit.cli import run_main, setup_logging
+from vlmkit.hub.fetch_and_check import DownloadOptions, run
+from vlmkit.options import parse_options
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    setup_logging(args.verbose)
-    return hub.run(args)
+    options = parse_options(DownloadOptions, argv, description=__doc__)
+    setup_logging(options.verbose)
+    return run(options)
 
 
 if __name__ == "__main__":

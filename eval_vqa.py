@@ -21,18 +21,18 @@ from __future__ import annotations
 
 import argparse
 
-from vlmkit.cli import HelpFormatter, run_main
-from vlmkit.vqa import run
+from vlmkit.cli import run_main
+from vlmkit.options import build_parser as options_parser
+from vlmkit.options import parse_options
+from vlmkit.vqa import evaluate
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    run.add_args(parser)
-    return parser
+    return options_parser(evaluate.VqaOptions, __doc__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run.evaluate(build_parser().parse_args(argv))
+    return evaluate.run(parse_options(evaluate.VqaOptions, argv, description=__doc__))
 
 
 if __name__ == "__main__":

@@ -15,40 +15,60 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
+from typing import ClassVar
 
-from vlmkit.cli import HelpFormatter, run_main
-from vlmkit.generation import cli as gen
-from vlmkit.generation import engines
+from vlmkit.cli import run_main
+from vlmkit.generation import captioning
+from vlmkit.generation.engines import TP_DEFAULT_HELP, TP_RANGE, EngineOptions, VllmOptions
+from vlmkit.generation.model_setup import ModelOptions, make_hf_captioner
+from vlmkit.generation.runner import Captioner
 from vlmkit.io import InputError
 from vlmkit.models import require_model_dir
+from vlmkit.options import build_parser as options_parser
+from vlmkit.options import opt, parse_options
+from vlmkit.ranges import POSITIVE
 
 DEFAULT_MODEL_PATH = "./models/OpenGVLab/InternVL3_5-4B"
 BACKENDS = ("auto", "turbomind", "pytorch", "hf", "openai", "vllm")
 
 
+@dataclass
+class InternVLVllmOptions(VllmOptions):
+    """The vLLM group; its --tp is lmdeploy's too."""
+
+    tp: int | None = opt(None, f"lmdeploy/vLLM tensor parallelism {TP_DEFAULT_HELP}", range=TP_RANGE)
+
+
+@dataclass
+class InternVLEngine(EngineOptions):
+    """The backends of internvl.py: lmdeploy's two engines besides transformers, the API and vLLM."""
+
+    TITLE: ClassVar[str | None] = "InternVL backend"
+    backend: str = opt("auto", "turbomind/pytorch: lmdeploy engines (GPU); hf: transformers (-hf format, any "
+                               "device); openai: an OpenAI-compatible API (--api_*); vllm: vLLM in this process (GPU)",
+                       choices=BACKENDS)
+    vllm: InternVLVllmOptions = opt(factory=InternVLVllmOptions)
+    session_len: int = opt(8192, "lmdeploy context window (prompt + answer)", range=POSITIVE)
+    cache_max_entry_count: float = opt(0.8, "lmdeploy: share of free GPU memory for the KV cache")
+    max_patches: int = opt(1, "InternVL tiles per view (448 px, 256 tokens each); more = finer detail, longer "
+                              "prompts", range=POSITIVE)
+
+
+@dataclass
+class InternVLOptions(captioning.CaptionOptions):
+    model: ModelOptions = opt(factory=lambda: ModelOptions(model_path=DEFAULT_MODEL_PATH))
+    engine: InternVLEngine = opt(factory=InternVLEngine)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    gen.add_common_args(parser, default_model_path=DEFAULT_MODEL_PATH)
-    engine = parser.add_argument_group("InternVL backend")
-    engine.add_argument("--backend", default="auto", choices=BACKENDS,
-                        help="turbomind/pytorch: lmdeploy engines (GPU); hf: transformers (-hf format, any device); "
-                             "openai: an OpenAI-compatible API (--api_*); vllm: vLLM in this process (GPU)")
-    engine.add_argument("--tp", type=int, default=None,
-                        help="lmdeploy/vLLM tensor parallelism (default: every visible GPU, see CUDA_VISIBLE_DEVICES)")
-    engine.add_argument("--session_len", type=int, default=8192, help="lmdeploy context window (prompt + answer)")
-    engine.add_argument("--cache_max_entry_count", type=float, default=0.8,
-                        help="lmdeploy: share of free GPU memory for the KV cache")
-    engine.add_argument("--max_patches", type=int, default=1,
-                        help="InternVL tiles per view (448 px, 256 tokens each); more = finer detail, longer prompts")
-    gen.add_hf_args(parser)
-    engines.add_engine_args(parser, backend=False, tp=False)
-    return parser
+    return options_parser(InternVLOptions, __doc__)
 
 
-def resolve_backend(args: argparse.Namespace) -> str:
-    if args.backend != "auto":
-        return args.backend
-    config_path = require_model_dir(args.model_path, "the InternVL model") / "config.json"
+def resolve_backend(options: InternVLOptions) -> str:
+    if options.engine.backend != "auto":
+        return options.engine.backend
+    config_path = require_model_dir(options.model.model_path or "", "the InternVL model") / "config.json"
     try:
         model_type = json.loads(config_path.read_text(encoding="utf-8")).get("model_type")
     except (OSError, ValueError) as exc:
@@ -56,28 +76,23 @@ def resolve_backend(args: argparse.Namespace) -> str:
     return "hf" if model_type == "internvl" else "turbomind"
 
 
-def make_captioner(args: argparse.Namespace):
-    backend = resolve_backend(args)
-    settings = gen.generation_settings(args)
+def make_captioner(options: InternVLOptions) -> Captioner:
+    backend, engine = resolve_backend(options), options.engine
     if backend == "hf":
-        return gen.make_hf_captioner(
-            args, call_kwargs={"crop_to_patches": args.max_patches > 1, "max_patches": args.max_patches},
-            what="the InternVL model",
-        )
-    if args.adapter_path:
+        return make_hf_captioner(options, call_kwargs={"crop_to_patches": engine.max_patches > 1,
+                                                       "max_patches": engine.max_patches}, what="the InternVL model")
+    if options.hf.adapter_path:
         raise InputError("--adapter_path works with --backend hf only; merge the adapter for lmdeploy")
     from vlmkit.generation.lmdeploy_backend import LmdeployCaptioner
 
-    return LmdeployCaptioner(args.model_path, settings=settings, engine=backend, tp=args.tp,
-                             session_len=args.session_len, cache_max_entry_count=args.cache_max_entry_count,
-                             max_batch_size=args.batch_size, max_patches=args.max_patches)
+    return LmdeployCaptioner(options.model.model_path or "", settings=options.model.decoding, engine=backend,
+                             tp=engine.vllm.tp, session_len=engine.session_len,
+                             cache_max_entry_count=engine.cache_max_entry_count,
+                             max_batch_size=options.model.batch_size, max_patches=engine.max_patches)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.max_patches < 1:
-        raise InputError(f"--max_patches {args.max_patches}: must be at least 1")
-    return gen.run(args, make_captioner)
+    return captioning.run(parse_options(InternVLOptions, argv, description=__doc__), make_captioner)
 
 
 if __name__ == "__main__":

@@ -14,11 +14,16 @@ per GPU with --num_shards/--shard_index, then --merge (see README).
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+from typing import ClassVar
 
-from vlmkit.cli import HelpFormatter, run_main
-from vlmkit.generation import cli as gen
-from vlmkit.generation import engines
+from vlmkit.cli import run_main
+from vlmkit.generation import captioning
+from vlmkit.generation.model_setup import ModelOptions, make_hf_captioner
+from vlmkit.generation.runner import Captioner
 from vlmkit.io import InputError
+from vlmkit.options import Options, opt, parse_options
+from vlmkit.options import build_parser as options_parser
 
 DEFAULT_MODEL_PATH = "./models/Qwen2.5-VL-3B-Instruct"
 # Qwen2.5-VL sees an image as 28x28-pixel tokens. 56*56 is Qwen's own lower bound; the upper bound of 512 tokens per
@@ -27,38 +32,43 @@ MIN_PIXELS = 56 * 56
 MAX_PIXELS = 512 * 28 * 28
 
 
+@dataclass
+class QwenResolution(Options):
+    TITLE: ClassVar[str | None] = "Qwen2.5-VL image resolution"
+    min_pixels: int = opt(MIN_PIXELS, "lower bound on pixels per view")
+    max_pixels: int = opt(MAX_PIXELS, "upper bound on pixels per view")
+
+    def check(self) -> None:
+        if self.min_pixels < 1 or self.max_pixels < self.min_pixels:
+            raise InputError(f"--min_pixels {self.min_pixels} / --max_pixels {self.max_pixels}: need 1 <= min <= max")
+
+
+@dataclass
+class QwenOptions(captioning.CaptionOptions):
+    model: ModelOptions = opt(factory=lambda: ModelOptions(model_path=DEFAULT_MODEL_PATH))
+    resolution: QwenResolution = opt(factory=QwenResolution)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    gen.add_common_args(parser, default_model_path=DEFAULT_MODEL_PATH)
-    gen.add_hf_args(parser)
-    engines.add_engine_args(parser)
-    qwen = parser.add_argument_group("Qwen2.5-VL image resolution")
-    qwen.add_argument("--min_pixels", type=int, default=MIN_PIXELS, help="lower bound on pixels per view")
-    qwen.add_argument("--max_pixels", type=int, default=MAX_PIXELS, help="upper bound on pixels per view")
-    return parser
+    return options_parser(QwenOptions, __doc__)
 
 
-def make_captioner(args: argparse.Namespace):
+def make_captioner(options: QwenOptions) -> Captioner:
     from qwen_vl_utils import fetch_image
+
+    low, high = options.resolution.min_pixels, options.resolution.max_pixels
 
     def resize(image):
         # Qwen's reference preprocessing (the model card's process_vision_info): round each view to whole 28-px
         # tokens within [min_pixels, max_pixels] with PIL. The processor gets the same bounds, so it keeps the size.
-        return fetch_image({"image": image, "min_pixels": args.min_pixels, "max_pixels": args.max_pixels})
+        return fetch_image({"image": image, "min_pixels": low, "max_pixels": high})
 
-    return gen.make_hf_captioner(
-        args,
-        processor_kwargs={"size": {"shortest_edge": args.min_pixels, "longest_edge": args.max_pixels}},
-        image_transform=resize,
-        what="the Qwen2.5-VL model",
-    )
+    return make_hf_captioner(options, processor_kwargs={"size": {"shortest_edge": low, "longest_edge": high}},
+                             image_transform=resize, what="the Qwen2.5-VL model")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.min_pixels < 1 or args.max_pixels < args.min_pixels:
-        raise InputError(f"--min_pixels {args.min_pixels} / --max_pixels {args.max_pixels}: need 1 <= min <= max")
-    return gen.run(args, make_captioner)
+    return captioning.run(parse_options(QwenOptions, argv, description=__doc__), make_captioner)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ if [ "${1:-}" = "--tiny" ]; then
     mkdir -p "$TINY_DIR"
     echo "tiny retrieval demo in $TINY_DIR"
     (cd "$HERE" && "$PYTHON" -m demo.tiny "$TINY_DIR/models" --models clip_words > "$TINY_DIR/models.txt" &&
-        "$PYTHON" -m demo.tiny.retrieval "$TINY_DIR/data" > /dev/null)
+        "$PYTHON" -m demo.tiny.word_clip "$TINY_DIR/data" > /dev/null)
     NUM_GPUS="${TINY_NUM_GPUS:-1}"
     CONFIG="$HERE/configs/retrieval/clip_text_to_image.yaml"
     set -- --config_override "model_name_or_path=$TINY_DIR/models/clip_words" \

@@ -85,7 +85,7 @@ def refusal_cases(root: Path) -> list[tuple[str, list[str]]]:
     """(what, argv) of input errors that need only files; the inputs are built under `root`."""
     from PIL import Image
 
-    from demo.tiny.retrieval import build_tiny_clip_words, make_shape_pairs
+    from demo.tiny.word_clip import build_tiny_clip_words, make_shape_pairs
 
     clip = build_tiny_clip_words(root / "clip")
     shapes = make_shape_pairs(root / "shapes", n=8)

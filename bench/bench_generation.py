@@ -28,6 +28,7 @@ import qwen  # noqa: E402
 from vlmkit.generation.items import discover_items  # noqa: E402
 from vlmkit.generation.runner import caption_items  # noqa: E402
 from vlmkit.ids import VIEWS  # noqa: E402
+from vlmkit.options import parse_options  # noqa: E402
 from vlmkit.prompt import MULTIVIEW_PROMPT, build_prompt  # noqa: E402
 
 
@@ -69,12 +70,12 @@ def main(argv: list[str] | None = None) -> dict:
         qwen_argv += ["--min_pixels", str(args.min_pixels)]
     if args.max_pixels:
         qwen_argv += ["--max_pixels", str(args.max_pixels)]
-    qargs = qwen.build_parser().parse_args(qwen_argv)
+    qwen_options = parse_options(qwen.QwenOptions, qwen_argv, description=None)
 
     base_items, _ = discover_items(args.input_dir, VIEWS, "multiview")
     items = [base_items[i % len(base_items)] for i in range(args.num_objects)]
     t0 = time.perf_counter()
-    captioner = qwen.make_captioner(qargs)
+    captioner = qwen.make_captioner(qwen_options)
     load_seconds = time.perf_counter() - t0
 
     def prompt_for(_item, views):
@@ -112,8 +113,8 @@ def main(argv: list[str] | None = None) -> dict:
         "cpu": platform.processor() or platform.machine(),
         "views_per_object": len(VIEWS),
         "max_new_tokens": args.max_new_tokens,
-        "min_pixels": qargs.min_pixels,
-        "max_pixels": qargs.max_pixels,
+        "min_pixels": qwen_options.resolution.min_pixels,
+        "max_pixels": qwen_options.resolution.max_pixels,
         "model_load_seconds": round(load_seconds, 2),
         "results": results,
     }

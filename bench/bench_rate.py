@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from vlmkit.ratings.analysis import RateOptions  # noqa: E402
-from vlmkit.ratings.run import RateRun, run_rating  # noqa: E402
+from vlmkit.ratings.rating_files import RateRun, run_rating  # noqa: E402
 from vlmkit.votes import append_votes, make_vote  # noqa: E402
 
 

@@ -49,9 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     configure_platform()
+    from vlmkit.render.batch import RenderOptions, close_renderer, render_model
     from vlmkit.render.engine import ViewRenderer
     from vlmkit.render.mesh import load_asset
-    from vlmkit.render.run import RenderOptions, close_renderer, render_model
     from vlmkit.render.views import CameraSettings, axis_rotation
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-render-"))

@@ -6,7 +6,7 @@
     python bench/bench_retrieval.py --part eval --images 100000 --dim 512 --dtype float16
 
 train: `retrieval.py train` (the real pipeline: sentence-transformers trainer, LoRA, NO_DUPLICATES batches, images
-opened per batch) on the tiny word-level CLIP (demo.tiny.retrieval) and 256 synthetic shape images, at
+opened per batch) on the tiny word-level CLIP (demo.tiny.word_clip) and 256 synthetic shape images, at
 --batch_size pairs per step, once with plain InfoNCE and once with GradCache (--chunk pairs per mini-batch); steps/s
 is the HF Trainer's own train_steps_per_second (no model loading, no merge). On the tiny model the figure measures
 the pipeline's overhead, not GPU arithmetic: GradCache runs every forward twice, so it is slower per step at the same
@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 
 
 def bench_train(args: argparse.Namespace) -> list[dict]:
-    from demo.tiny.retrieval import build_tiny_clip_words, make_shape_pairs
+    from demo.tiny.word_clip import build_tiny_clip_words, make_shape_pairs
     from vlmkit.retrieval.config import load_config
     from vlmkit.retrieval.train import run
 

@@ -100,14 +100,14 @@ def tiny_chat_lm_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
 # --- retrieval (issue 11): word-level tiny CLIP / SigLIP dual encoders, synthetic shapes pairs, one trained run ---
 @pytest.fixture(scope="session")
 def tiny_clip_words_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from demo.tiny.retrieval import build_tiny_clip_words
+    from demo.tiny.word_clip import build_tiny_clip_words
 
     return build_tiny_clip_words(tmp_path_factory.mktemp("tiny_clip_words"))
 
 
 @pytest.fixture(scope="session")
 def tiny_siglip_words_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from demo.tiny.retrieval import build_tiny_siglip_words
+    from demo.tiny.word_clip import build_tiny_siglip_words
 
     return build_tiny_siglip_words(tmp_path_factory.mktemp("tiny_siglip_words"))
 
@@ -115,7 +115,7 @@ def tiny_siglip_words_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def shape_pairs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """64 coloured-shape images; train.jsonl (48 pairs) and val.jsonl (16 pairs, other images)."""
-    from demo.tiny.retrieval import make_shape_pairs
+    from demo.tiny.word_clip import make_shape_pairs
 
     return make_shape_pairs(tmp_path_factory.mktemp("shape_pairs"))
 

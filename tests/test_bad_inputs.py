@@ -208,7 +208,7 @@ def commands(world: Path, tiny_clip_words_dir: Path, tiny_qwen2_5_vl_dir: Path, 
 
     from safetensors.numpy import save_file
 
-    from demo.tiny.retrieval import make_shape_pairs
+    from demo.tiny.word_clip import make_shape_pairs
     from vlmkit.training.compat import model_weight_files, tensor_shapes
 
     w = world

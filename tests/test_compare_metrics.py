@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import scipy.linalg
 
+from vlmkit.evaluation.caption_recall import rank_counts
 from vlmkit.evaluation.clip_scores import clip_image_scores, ref_clip_scores, rowwise_cosine
 from vlmkit.evaluation.frechet import frechet_distance, frechet_result
 from vlmkit.evaluation.lexical import jaccard, jaccard_per_pair
 from vlmkit.evaluation.metrics import parse_metric_groups
 from vlmkit.evaluation.overall import OVERALL_WEIGHTS, overall_score
-from vlmkit.evaluation.retrieval import rank_counts
 
 
 def test_jaccard_pinned_values() -> None:

@@ -11,8 +11,8 @@ import pytest
 import download_models
 from tests.hub_servers import HubServer
 from vlmkit.hub.check import check_folder
-from vlmkit.hub.registry import REGISTRY, download_hint, find
 from vlmkit.io import InputError
+from vlmkit.model_registry import REGISTRY, download_hint, find
 from vlmkit.models import require_model_dir
 
 LM = find("Qwen2.5-3B-Instruct")

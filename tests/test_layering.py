@@ -39,6 +39,26 @@ def test_package_code_never_imports_an_entry_script() -> None:
     assert offenders == []
 
 
+def test_only_the_downloader_imports_the_hub_package() -> None:
+    """`vlmkit.hub` (download_models.py's downloading and --check table) sits on top of the product: the loaders and
+    everything else read the registry from `vlmkit.model_registry` and check folders with `vlmkit.models`, below
+    it. Only vlmkit/hub itself and download_models.py may import `vlmkit.hub` (tests may too)."""
+    allowed = {REPO / "download_models.py"}
+    offenders = [f"{p.relative_to(REPO)}: {m}" for p in product_modules() for m in imports_with_names(p)
+                 if (m == "vlmkit.hub" or m.startswith("vlmkit.hub.")) and p not in allowed
+                 and p.relative_to(REPO).parts[:2] != ("vlmkit", "hub")]
+    assert offenders == []
+
+
+def imports_with_names(path: Path) -> set[str]:
+    """`imported_modules`, plus `from vlmkit import hub` as `vlmkit.hub`."""
+    names = imported_modules(path)
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
 PRODUCT_ROOTS = ("vlmkit", "dataprocess")
 
 

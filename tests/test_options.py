@@ -77,3 +77,15 @@ def test_subcommands_and_settings() -> None:
                                description=None)
     assert name == "other" and o == Model(batch_size=2)
     assert as_settings(Command())["batch_size"] == 8 and as_settings(Command())["input"] == "in"
+
+
+@dataclass
+class Spelled(Options):
+    check_only: bool = opt(False, "a flag whose field cannot be called `check`", name="--check")
+    override: list[str] | None = opt(None, "repeatable", nargs="+", action="extend")
+
+
+def test_flag_spelling_and_action() -> None:
+    o = parse_options(Spelled, ["--check", "--override", "a=1", "b=2", "--override", "c=3"], description=None)
+    assert o == Spelled(check_only=True, override=["a=1", "b=2", "c=3"])
+    assert o.flag("check_only") == "--check"

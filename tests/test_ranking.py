@@ -2,7 +2,7 @@
 
 Scores are constructed exactly (one-hot keys: query row j's score for key i is query[j, i]), with ties of several
 sizes, relevant keys inside and outside tie groups, and low-signal scores 2e-7 apart that are distinct. Both callers
-are checked: compare's R@k (`evaluation.retrieval.rank_counts`, one relevant key) and retrieval's R@K / MRR /
+are checked: compare's R@k (`evaluation.caption_recall.rank_counts`, one relevant key) and retrieval's R@K / MRR /
 NDCG@10 (`retrieval.metrics.rank_relevant`, several relevant keys), for several chunk sizes.
 """
 
@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pytest
 
-from vlmkit.evaluation.retrieval import rank_counts
+from vlmkit.evaluation.caption_recall import rank_counts
 from vlmkit.ranking import rank
 from vlmkit.retrieval.metrics import rank_relevant
 

@@ -399,7 +399,7 @@ def test_a_reader_waits_for_a_live_commit_that_is_publishing(tmp_path: Path, mon
 def test_the_parent_removes_what_dead_workers_staged_and_restores_a_retired_folder(tmp_path: Path) -> None:
     """The crash loop above hits the race only sometimes (0 of 5 runs here without the fix, 1 in 3 full suite
     runs under load); this pins the clean-up itself with folders named as workers name them."""
-    from vlmkit.render.run import clean_after_dead_workers
+    from vlmkit.render.batch import clean_after_dead_workers
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()  # a pid that has exited

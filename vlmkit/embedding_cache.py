@@ -28,9 +28,13 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from vlmkit.options import Options, add_options, opt
+from vlmkit.ranges import Range
 
 log = logging.getLogger(__name__)
 
@@ -275,12 +279,24 @@ def open_cache(folder: str | os.PathLike | None, max_gb: float | None = DEFAULT_
         return None
 
 
+@dataclass
+class CacheOptions(Options):
+    """The cache's flags, one declaration for every command that encodes (compare.py, retrieval.py eval / index);
+    nest it in the command's options."""
+
+    cache_dir: Path | None = opt(None, "persistent embedding cache (texts and images seen before by the same encoder "
+                                       "are not encoded again; numbers are bitwise the same); default "
+                                       "$VLMKIT_CACHE_DIR, else $XDG_CACHE_HOME/vlmkit/embeddings "
+                                       "(~/.cache/vlmkit/embeddings)")
+    no_cache: bool = opt(False, "encode everything, read and write no cache")
+    cache_max_gb: float = opt(DEFAULT_MAX_GB, "bound of the cache; least recently used entries are evicted beyond it",
+                              range=Range(0, lo_open=True, note="the embedding cache's bound"))
+
+    def open(self) -> EmbeddingCache | None:
+        """The cache these settings name, or None (--no_cache, or a folder that cannot hold one)."""
+        return open_cache(self.cache_dir, self.cache_max_gb, not self.no_cache)
+
+
 def add_cache_args(parser) -> None:
-    """The cache's flags, one declaration for every command that encodes (compare.py, retrieval.py eval / index)."""
-    parser.add_argument("--cache_dir", type=Path, default=None,
-                        help="persistent embedding cache (texts and images seen before by the same encoder are not "
-                             "encoded again; numbers are bitwise the same); default $VLMKIT_CACHE_DIR, else "
-                             "$XDG_CACHE_HOME/vlmkit/embeddings (~/.cache/vlmkit/embeddings)")
-    parser.add_argument("--no_cache", action="store_true", help="encode everything, read and write no cache")
-    parser.add_argument("--cache_max_gb", type=float, default=DEFAULT_MAX_GB,
-                        help="bound of the cache; least recently used entries are evicted beyond it")
+    """Transitional (compare.py's hand-built parser): CacheOptions' flags."""
+    add_options(parser, CacheOptions)

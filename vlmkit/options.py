@@ -38,7 +38,8 @@ _MISSING = dataclasses.MISSING
 def opt(default: Any = _MISSING, help: str = "", *, range: Range | None = None, choices: Sequence[Any] | None = None,
         parse: Callable[[str], Any] | None = None, flags: Sequence[str] = (), metavar: str | None = None,
         positional: bool = False, nargs: str | int | None = None, required: bool = False,
-        negate: str | None = None, factory: Callable[[], Any] | None = None, cli: bool = True) -> Any:
+        negate: str | None = None, factory: Callable[[], Any] | None = None, cli: bool = True,
+        action: str | None = None, name: str | None = None) -> Any:
     """A dataclass field that is also a command-line setting.
 
     default / factory: the value when the flag is not given (`required=True`: the flag must be given);
@@ -46,11 +47,14 @@ def opt(default: Any = _MISSING, help: str = "", *, range: Range | None = None, 
     parse: turns the flag's text into the value (default: the field's type, `int`, `float`, `str`, `Path`);
     flags: extra spellings (`("-v",)`); positional: an argument without `--`; nargs: argparse's nargs;
     negate: for a bool that defaults to True, the flag that turns it off (`"--no_cache"`); a bool defaulting to False
-    is a store_true flag; cli=False: a field the command line does not set (filled in by the entry script).
+    is a store_true flag; cli=False: a field the command line does not set (filled in by the entry script);
+    action: argparse's action for a valued flag (`"extend"`: a repeated `--config_override a=1 --config_override b=2`
+    collects both); name: the flag's spelling when the field cannot be called so (`--check`: `check` is a method of
+    `Options`).
     """
     meta = {"help": help, "range": range, "choices": choices, "parse": parse, "flags": tuple(flags),
             "metavar": metavar, "positional": positional, "nargs": nargs, "required": required, "negate": negate,
-            "cli": cli}
+            "cli": cli, "action": action, "name": name}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
     if default is _MISSING:
@@ -77,6 +81,8 @@ class Options:
 
 
 def _spelling(f: dataclasses.Field) -> str:
+    if f.metadata.get("name"):
+        return f.metadata["name"]
     if f.metadata.get("positional"):
         return f.name
     return ("-" if len(f.name) == 1 else "--") + f.name
@@ -122,7 +128,8 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: 
     """Add one argument per field of `cls` (nested options classes: an argument group each, fields flattened).
 
     defaults: per-command defaults by field name (qwen.py's --model_path); exclude: fields this command does not
-    offer (their class default is used)."""
+    offer (their class default is used). A nested field whose flag an earlier field already declared is that same
+    setting: `options_from` gives both fields the one value."""
     root = root or (parser if isinstance(parser, argparse.ArgumentParser) else None)
     defaults = defaults or {}
     hints = _hints(cls)
@@ -134,11 +141,13 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: 
             group_parent = root or parser
             title = tp.TITLE if hasattr(tp, "TITLE") else None
             group = group_parent.add_argument_group(title) if title else parser
-            add_options(group, tp, defaults=defaults, exclude=exclude, root=root)
+            add_options(group, tp, defaults={**_changed_defaults(f, tp), **defaults}, exclude=exclude, root=root)
             continue
         meta = f.metadata
         if not meta.get("cli", True):
             continue
+        if _spelling(f) in parser._option_string_actions:
+            continue  # declared earlier in this command (render.py's --num_workers is also ExecutorOptions'): one flag
         default = defaults.get(f.name, _default(f))
         required = bool(meta.get("required")) and f.name not in defaults
         kwargs: dict[str, Any] = {"help": _help(meta)}
@@ -158,6 +167,8 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: 
             kwargs["choices"] = meta["choices"]
         if meta.get("nargs") is not None:
             kwargs["nargs"] = meta["nargs"]
+        if meta.get("action"):
+            kwargs["action"] = meta["action"]
         if meta.get("positional"):
             if default is not None or meta.get("nargs") in ("?", "*"):
                 kwargs.setdefault("nargs", "?")
@@ -165,6 +176,32 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: 
             parser.add_argument(f.name, **kwargs)
         else:
             parser.add_argument(*_names(f), dest=f.name, default=default, required=required, **kwargs)
+
+
+def _changed_defaults(f: dataclasses.Field, cls: type) -> dict[str, Any]:
+    """Where nested field `f`'s default instance differs from `cls`'s own field defaults: {field name: value}, flat.
+
+    A command changes a shared group's default by giving the nested field a default instance, declared once in
+    Python and used by its command line too: `model: ModelOptions = opt(factory=lambda: ModelOptions(batch_size=1))`
+    makes `--batch_size` default to 1 for that command only."""
+    if f.default_factory is cls or (f.default is _MISSING and f.default_factory is _MISSING):  # type: ignore[misc]
+        return {}  # the class's own defaults (and no instance built: its check() may need flags)
+    instance = _default(f)
+    return _differences(instance, cls) if isinstance(instance, cls) else {}
+
+
+def _differences(instance: Any, cls: type) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    hints = _hints(cls)
+    for g in dataclasses.fields(cls):
+        if not g.init:
+            continue
+        value = getattr(instance, g.name)
+        if _is_options(hints[g.name]):
+            out.update(_differences(value, hints[g.name]))
+        elif value != _default(g):
+            out[g.name] = value
+    return out
 
 
 def _names(f: dataclasses.Field) -> list[str]:
@@ -201,7 +238,8 @@ def options_from(cls: type[T], values: Mapping[str, Any], **overrides: Any) -> T
             continue
         tp = hints[f.name]
         if _is_options(tp):
-            kwargs[f.name] = values[f.name] if isinstance(values.get(f.name), tp) else options_from(tp, values)
+            kwargs[f.name] = (values[f.name] if isinstance(values.get(f.name), tp)
+                              else options_from(tp, {**_changed_defaults(f, tp), **values}))
         elif f.name in values:
             kwargs[f.name] = values[f.name]
     return cls(**kwargs)
@@ -226,16 +264,25 @@ def parse_options(cls: type[T], argv: Sequence[str] | None, *, description: str 
     return options_from(cls, vars(parser.parse_args(argv)))
 
 
-def parse_subcommand(commands: Mapping[str, tuple[type, str]], argv: Sequence[str] | None, *,
-                     description: str | None, prog: str | None = None) -> tuple[str, Any]:
-    """`prog NAME ...`: the subcommand's name and its options; commands: name -> (options class, help)."""
+def build_subcommand_parser(commands: Mapping[str, tuple[type, str]], *, description: str | None,
+                            prog: str | None = None, metavar: str = "COMMAND") -> argparse.ArgumentParser:
+    """`prog NAME ...` with one subparser per command (its options class's docstring is its --help description);
+    the chosen name lands in `_command`."""
     from vlmkit.cli import HelpFormatter
 
     parser = argparse.ArgumentParser(description=description, formatter_class=HelpFormatter, prog=prog)
-    sub = parser.add_subparsers(dest="_command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="_command", required=True, metavar=metavar)
     for name, (cls, help_text) in commands.items():
         doc = (cls.__doc__ or "").strip() or None
         add_options(sub.add_parser(name, help=help_text, description=doc, formatter_class=HelpFormatter), cls)
+    return parser
+
+
+def parse_subcommand(commands: Mapping[str, tuple[type, str]], argv: Sequence[str] | None, *,
+                     description: str | None, prog: str | None = None,
+                     metavar: str = "COMMAND") -> tuple[str, Any]:
+    """`prog NAME ...`: the subcommand's name and its options; commands: name -> (options class, help)."""
+    parser = build_subcommand_parser(commands, description=description, prog=prog, metavar=metavar)
     values = vars(parser.parse_args(argv))
     name = values.pop("_command")
     return name, options_from(commands[name][0], values)

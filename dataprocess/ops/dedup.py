@@ -7,7 +7,8 @@ are), computed with the same library Data-Juicer uses, so the hashes are identic
 function: it includes the DC term in the median). A sample without images has the empty hash and is always kept;
 of the samples sharing a non-empty hash, the first in data set order is kept. `consider_text` pairs the image hash
 with Data-Juicer's document hash (md5 of the stripped text, `lowercase` / `ignore_non_character` as in its
-DocumentDeduplicator). Hash equality is exact: Data-Juicer 1.6.1 has no Hamming-distance threshold here.
+DocumentDeduplicator); that pair is never empty, so then image-less samples are de-duplicated by text, as in
+Data-Juicer. Hash equality is exact: Data-Juicer 1.6.1 has no Hamming-distance threshold here.
 
 Across chunks and workers this needs a group-by on the hash (`dataprocess.filter` does it after the filters ran:
 locally a streaming pass over the chunks' hash files, under Ray a Ray Data `groupby`). It must be the recipe's last
@@ -80,7 +81,9 @@ class ImageDeduplicator(FilterOp):
         import numpy as np
 
         value = "".join(self._hash.encode_image(image_array=np.array(_load_rgb(p))) for p in sample.images)
-        if self.consider_text and value:
+        # With consider_text Data-Juicer's key is the pair (image hash, text hash), which is never empty: samples
+        # without images are de-duplicated by their text too (recorded from Data-Juicer 1.6.1: tests/test_dj_parity.py).
+        if self.consider_text:
             text = sample.text.lower() if self.lowercase else sample.text
             if self.ignore_non_character:
                 text = _NON_CHARACTER.sub("", text)

@@ -8,7 +8,7 @@ the models load, train and generate, but say nothing meaningful.
     python -m demo.tiny OUT_DIR --models siglip,qwen3_lm     # or --list
 
 Builders: `BUILDERS` below (name -> function(out_dir) -> path). `clip_words` / `siglip_words` are dual encoders
-with word-level tokenizers for retrieval (`demo.tiny.retrieval`, which also draws a synthetic shapes data set).
+with word-level tokenizers for retrieval (`demo.tiny.word_clip`, which also draws a synthetic shapes data set).
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "internvl": _lazy("internvl", "build_tiny_internvl"),
     "llava": _lazy("llava", "build_tiny_llava"),
     "blip2": _lazy("blip2", "build_tiny_blip2"),
-    "clip_words": _lazy("retrieval", "build_tiny_clip_words"),
-    "siglip_words": _lazy("retrieval", "build_tiny_siglip_words"),
+    "clip_words": _lazy("word_clip", "build_tiny_clip_words"),
+    "siglip_words": _lazy("word_clip", "build_tiny_siglip_words"),
 }
 
 # What each tiny model stands in for: the script and setting that takes it (`python -m demo.tiny --list`; the

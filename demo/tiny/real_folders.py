@@ -106,7 +106,7 @@ def _save_clip(model, out: Path) -> None:
 def _save_siglip(model, out: Path) -> None:
     from transformers import SiglipImageProcessor, SiglipProcessor
 
-    from demo.tiny.retrieval import build_siglip_word_tokenizer
+    from demo.tiny.word_clip import build_siglip_word_tokenizer
 
     tokenizer = padded_tokenizer(build_siglip_word_tokenizer(), model.config.text_config.vocab_size)
     tokenizer.padding_side = "right"

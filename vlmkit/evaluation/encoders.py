@@ -53,7 +53,7 @@ class TextEncoder(Protocol):
 
 def _fetch_hint(path: str | os.PathLike) -> str:
     """`fetch it with `python download_models.py --model NAME`, or ` for a default model folder, else nothing."""
-    from vlmkit.hub.registry import download_hint
+    from vlmkit.model_registry import download_hint
 
     hint = download_hint(path)
     return f"fetch it with `{hint}`, or " if hint else ""

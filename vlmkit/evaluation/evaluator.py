@@ -23,13 +23,13 @@ import numpy as np
 from vlmkit.embedding_cache import EmbeddingCache
 from vlmkit.evaluation import metrics as registry
 from vlmkit.evaluation.bootstrap import BootstrapSettings, Comparison, Statistic, compare_to_best, confidence_intervals
+from vlmkit.evaluation.caption_recall import DEFAULT_MAX_CHUNK_ELEMENTS
 from vlmkit.evaluation.coco_metrics import CocoScorer
 from vlmkit.evaluation.encoders import ClipEncoder, EmbeddingStore, TextEncoder
 from vlmkit.evaluation.matching import MatchedPairs
 from vlmkit.evaluation.metrics.spec import GroupContext, GroupScores, GroupSpec, SignatureContext
 from vlmkit.evaluation.overall import OverallScore, overall_score
 from vlmkit.evaluation.protocols import PROTOCOLS, Protocol
-from vlmkit.evaluation.retrieval import DEFAULT_MAX_CHUNK_ELEMENTS
 from vlmkit.evaluation.signatures import metric_signatures
 from vlmkit.ids import VIEWS
 from vlmkit.multiview import ObjectFolder

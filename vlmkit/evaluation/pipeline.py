@@ -19,6 +19,7 @@ from typing import Any
 from vlmkit.embedding_cache import DEFAULT_MAX_GB, open_cache
 from vlmkit.evaluation import metrics as registry
 from vlmkit.evaluation.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, BootstrapSettings
+from vlmkit.evaluation.caption_recall import DEFAULT_MAX_CHUNK_ELEMENTS
 from vlmkit.evaluation.coco_metrics import CocoScorer, java_unavailable_reason
 from vlmkit.evaluation.encoders import (
     ClipEncoder,
@@ -33,7 +34,6 @@ from vlmkit.evaluation.matching import GroundTruth, MatchedPairs, match_by_id
 from vlmkit.evaluation.metrics import ALL_GROUPS
 from vlmkit.evaluation.protocols import DEFAULT_PROTOCOL, get_protocol
 from vlmkit.evaluation.report import model_files, output_names, safe_name
-from vlmkit.evaluation.retrieval import DEFAULT_MAX_CHUNK_ELEMENTS
 from vlmkit.evaluation.tables import csv_table, markdown_table, summary
 from vlmkit.images import image_problem
 from vlmkit.io import InputError, write_all_or_nothing

@@ -13,5 +13,9 @@ and atomically, and summarised in a report. The modules:
 - `engines`: `--backend openai|vllm` for every captioning CLI; `openai_backend` (an OpenAI-compatible API,
   `--concurrency` requests in flight, retries), `vllm_backend` (vLLM in-process, GPU), `export_check` (is a
   checkpoint ready for an engine; does an adapter match its base at all).
-- `cli`: the command line shared by the entry scripts.
+- `captioning`: the captioning command (qwen.py, internvl.py, caption.py): `CaptionOptions` and `run(options)`.
+- `model_setup`: the model group (`ModelOptions`) and, from a command's options, its checks, name and captioner;
+  `HFOptions` (hf_backend), `EngineOptions` (engines), `ShardOptions` (shards) and `GenerationSettings` (sampling)
+  are the other groups, each flag declared once.
+- `cli`: transitional argparse helpers for dataprocess.augment (until it nests the options groups).
 """

@@ -16,8 +16,9 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from vlmkit.generation.runner import CaptionRequest
 from vlmkit.generation.sampling import GenerationSettings
@@ -29,10 +30,28 @@ from vlmkit.models import (
     resolve_device,
     resolve_dtype,
 )
+from vlmkit.options import Options, opt
 
 log = logging.getLogger(__name__)
 
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
+
+
+@dataclass
+class HFOptions(Options):
+    """The transformers backend's flags (every generating command): the adapter and where and how the model runs."""
+
+    TITLE: ClassVar[str | None] = "transformers backend"
+    adapter_path: str | None = opt(None, "optional PEFT/LoRA adapter folder, applied to --model_path")
+    device: str = opt("auto", "auto, cpu, cuda, cuda:1, ...")
+    dtype: str = opt("auto", "auto (bf16 on GPU, fp32 on CPU), bfloat16, float16, float32")
+    device_map: str | None = opt(None, "e.g. auto: spread one large model over the visible GPUs")
+    attn_implementation: str | None = opt(None, "e.g. sdpa, flash_attention_2")
+
+    def captioner_kwargs(self) -> dict[str, Any]:
+        """`HFCaptioner`'s keyword arguments for these flags."""
+        return {"adapter_path": self.adapter_path, "device": self.device, "dtype": self.dtype,
+                "device_map": self.device_map, "attn_implementation": self.attn_implementation}
 
 
 def add_special_tokens_for(tokenizer, texts: list[str]) -> bool:

@@ -32,12 +32,14 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from vlmkit.generation.runner import CaptionRequest
 from vlmkit.generation.sampling import GenerationSettings
 from vlmkit.io import InputError
+from vlmkit.options import Options, opt
+from vlmkit.ranges import NON_NEGATIVE, POSITIVE, Range
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +54,32 @@ MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp
 
 
 @dataclass(frozen=True)
-class ApiOptions:
-    """Where to send requests and how hard to try (the `--api_*`, `--concurrency`, `--timeout`, `--max_retries`
-    flags)."""
+class ApiOptions(Options):
+    """Where to send requests and how hard to try: the `--api_*`, `--concurrency`, `--timeout`, `--max_retries` flags.
 
-    api_base: str
-    api_model: str
-    api_key_env: str = DEFAULT_KEY_ENV
-    concurrency: int = 8
-    timeout: float = 120.0
-    max_retries: int = 3
+    Every command that offers `--backend openai` nests this group; the endpoint itself is checked (`check_endpoint`)
+    only when that backend is chosen, the numbers always (declared ranges)."""
 
-    def __post_init__(self) -> None:
+    TITLE: ClassVar[str | None] = "API backend (--backend openai)"
+    api_base: str | None = opt(None, "endpoint, e.g. http://127.0.0.1:8000/v1 (vLLM's server) or "
+                                     "https://api.openai.com/v1")
+    api_model: str | None = opt(None, "model name as the server knows it, e.g. gpt-4o or the served model of "
+                                      "`vllm serve`")
+    api_key_env: str | None = opt(None, f"NAME of the environment variable holding the key (default {DEFAULT_KEY_ENV}, "
+                                        "which may be unset for a local server); the key is never a flag, never "
+                                        "logged or written", metavar="VAR")
+    concurrency: int = opt(8, "requests in flight", range=POSITIVE)
+    timeout: float = opt(120.0, "seconds per request before it is retried", range=Range(0, lo_open=True))
+    max_retries: int = opt(3, "retries per item on 429, 5xx, timeouts and dropped connections (back-off with jitter, "
+                              "Retry-After honoured); other 4xx fail the item at once", range=NON_NEGATIVE)
+
+    @property
+    def key_env(self) -> str:
+        """The environment variable the key is read from (`--api_key_env`, else OPENAI_API_KEY)."""
+        return self.api_key_env or DEFAULT_KEY_ENV
+
+    def check_endpoint(self) -> None:
+        """What `--backend openai` needs: an http(s) endpoint without credentials, a model name, a variable name."""
         parts = urlsplit(self.api_base or "")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise InputError(f"--api_base {self.api_base!r}: need an http(s) URL such as http://127.0.0.1:8000/v1")
@@ -72,14 +88,8 @@ class ApiOptions:
                              "variable named by --api_key_env")
         if not self.api_model:
             raise InputError("--api_model is required with --backend openai (the model name the server serves)")
-        if not self.api_key_env or not self.api_key_env.replace("_", "").isalnum():
+        if not self.key_env.replace("_", "").isalnum():
             raise InputError(f"--api_key_env {self.api_key_env!r}: must be the NAME of an environment variable")
-        if self.concurrency < 1:
-            raise InputError(f"--concurrency {self.concurrency}: must be at least 1")
-        if not (self.timeout > 0 and math.isfinite(self.timeout)):
-            raise InputError(f"--timeout {self.timeout}: must be a positive number of seconds")
-        if self.max_retries < 0:
-            raise InputError(f"--max_retries {self.max_retries}: must be >= 0")
 
     @property
     def host(self) -> str:
@@ -196,7 +206,8 @@ def _server_message(exc: Any) -> str:
 class OpenAICaptioner:
     """The Captioner protocol over an OpenAI-compatible endpoint, `concurrency` requests in flight."""
 
-    def __init__(self, options: ApiOptions, *, settings: GenerationSettings, key_env_explicit: bool = True):
+    def __init__(self, options: ApiOptions, *, settings: GenerationSettings):
+        options.check_endpoint()
         try:
             import openai
         except ImportError as exc:  # it is in requirements.txt; a broken environment is still one clear line
@@ -206,7 +217,7 @@ class OpenAICaptioner:
         self.options = options
         self.settings = settings
         self.fields, self.extra_body = decoding_fields(settings)
-        self._key = read_api_key(options.api_key_env, explicit=key_env_explicit)
+        self._key = read_api_key(options.key_env, explicit=options.api_key_env is not None)
         import httpx2  # the client's own HTTP library: one pooled connection per worker (its default keeps 100)
 
         http = openai.DefaultHttpxClient(limits=httpx2.Limits(max_connections=options.concurrency,
@@ -243,7 +254,7 @@ class OpenAICaptioner:
             "endpoint_host": self.options.host,
             "api_model": self.options.api_model,
             "served_model_ids": served,  # what the server says answered (the responses' `model` field)
-            "api_key_env": self.options.api_key_env,
+            "api_key_env": self.options.key_env,
             "api_key_set": self._key != NO_KEY,
             "concurrency": self.options.concurrency,
             "timeout": self.options.timeout,

@@ -177,9 +177,7 @@ def caption_items(
     instead of adding to it. `stats` (if given) is updated in place, so a caller can report after an interruption.
     An empty answer is a failure unless `allow_empty` (a benchmark scores it as a wrong answer instead).
     """
-    stats = stats or RunStats()
-    if batch_size < 1:
-        raise InputError(f"--batch_size {batch_size}: must be at least 1")
+    stats = stats or RunStats()  # batch_size >= 1: declared (and checked) once, in ModelOptions
     failed_from_start = 0  # generation errors before the first success
     succeeded = False
     started = time.perf_counter()

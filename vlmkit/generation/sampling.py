@@ -5,30 +5,24 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from vlmkit.io import InputError
+from vlmkit.options import Options, opt
+from vlmkit.ranges import POSITIVE, Range
 
 
 @dataclass(frozen=True)
-class GenerationSettings:
-    """`temperature == 0` means greedy decoding (deterministic: batched equals unbatched)."""
+class GenerationSettings(Options):
+    """`temperature == 0` means greedy decoding (deterministic: batched equals unbatched).
 
-    max_new_tokens: int = 256
-    temperature: float = 0.0
-    top_p: float = 1.0
-    top_k: int = 50
-    repetition_penalty: float = 1.0
-    num_beams: int = 1
-    seed: int = 0
+    Also the decoding flags of every generating command (nested in `ModelOptions`, listed in its group): one
+    declaration of each flag, its default and its range."""
 
-    def __post_init__(self) -> None:
-        if self.max_new_tokens < 1:
-            raise InputError(f"--max_new_tokens {self.max_new_tokens}: must be at least 1")
-        if self.temperature < 0:
-            raise InputError(f"--temperature {self.temperature}: must be >= 0 (0 = greedy)")
-        if not 0 < self.top_p <= 1:
-            raise InputError(f"--top_p {self.top_p}: must be in (0, 1]")
-        if self.num_beams < 1:
-            raise InputError(f"--num_beams {self.num_beams}: must be at least 1")
+    max_new_tokens: int = opt(256, range=POSITIVE)
+    temperature: float = opt(0.0, "0 = greedy (reproducible)", range=Range(0))
+    top_p: float = opt(1.0, range=Range(0, 1, lo_open=True))
+    top_k: int = opt(50)
+    repetition_penalty: float = opt(1.0)
+    num_beams: int = opt(1, range=POSITIVE)
+    seed: int = opt(0)
 
     @property
     def do_sample(self) -> bool:

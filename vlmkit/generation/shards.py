@@ -14,11 +14,13 @@ import json
 import logging
 import re
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from vlmkit.generation.outputs import check_writable_target
 from vlmkit.io import InputError, read_json, write_all_or_nothing
+from vlmkit.options import Options, opt
 from vlmkit.outputs import OutputLock
 from vlmkit.records import parse_caption_records
 
@@ -46,8 +48,17 @@ def part_range(n: int, parts: int, index: int, **flags: str) -> tuple[int, int]:
     return n * index // parts, n * (index + 1) // parts
 
 
-def validate_shard_args(num_shards: int, shard_index: int) -> None:
-    validate_parts(num_shards, shard_index)
+@dataclass
+class ShardOptions(Options):
+    """One process per GPU or machine: which shard this one captions, or the merge of them all."""
+
+    TITLE: ClassVar[str | None] = "sharding (one process per GPU or machine)"
+    num_shards: int | None = opt(None, "split the objects into this many shards")
+    shard_index: int = opt(0, "which shard this process captions (0-based)")
+    merge: bool = opt(False, "do not generate: merge the shard files of --output_dir/shards into the final file")
+
+    def check(self) -> None:
+        validate_parts(1 if self.num_shards is None else self.num_shards, self.shard_index)
 
 
 def select_shard(items: list, num_shards: int, shard_index: int) -> list:

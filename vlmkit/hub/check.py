@@ -1,10 +1,10 @@
 """Is a model folder there, complete and loadable? Answered offline, before a long run.
 
 - present: the folder exists.
-- complete: its config, its weights (every shard a `*.index.json` lists, each present, non-empty and — for
-  safetensors — covering the whole of its own header's byte ranges, so a truncated download is caught), its
-  tokenizer and image-processor files as the kind of model needs them, and for sentence-transformers the modules
-  listed in modules.json.
+- complete: its config and its weights as `vlmkit.models.model_file_problems` checks them for every loader (every
+  weight format; every shard a `*.index.json` lists, each present, non-empty and — for safetensors — covering the
+  whole of its own header's byte ranges, so a truncated download is caught), its tokenizer and image-processor
+  files as the kind of model needs them, and for sentence-transformers the modules listed in modules.json.
 - loadable: config.json parses and transformers' `AutoConfig` accepts it; with `load=True` the model is also built
   on the meta device (architecture and config agree; no weights are read, no memory used).
 """
@@ -15,6 +15,8 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from vlmkit.models import FileProblem, model_file_problems
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model",
                    "sentencepiece.bpe.model")
@@ -47,44 +49,6 @@ class CheckResult:
         return "ok" if self.loadable else "not loadable"
 
 
-def _shard_problem(path: Path) -> str | None:
-    if not path.is_file():
-        return f"{path.name} missing"
-    if path.stat().st_size == 0:
-        return f"{path.name} is empty"
-    if path.suffix == ".safetensors":
-        from vlmkit.models import safetensors_problem
-
-        detail = safetensors_problem(path)  # the header against the file's length, as every loader checks it
-        if detail is not None:
-            return f"{path.name} is damaged or truncated ({detail[:120]})"
-    return None
-
-
-def _weights(folder: Path, result: CheckResult) -> None:
-    for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
-        index = folder / index_name
-        if index.is_file():
-            try:
-                shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
-            except (OSError, ValueError, KeyError, AttributeError) as exc:
-                result.problems.append(f"{index_name} unreadable ({type(exc).__name__})")
-                return
-            missing = [p for p in (_shard_problem(folder / s) for s in shards) if p]
-            result.problems.extend(missing[:5] + ([f"... {len(missing) - 5} more shards"] if len(missing) > 5 else []))
-            result.weights_bytes = sum((folder / s).stat().st_size for s in shards if (folder / s).is_file())
-            return
-    for single in ("model.safetensors", "pytorch_model.bin"):
-        if (folder / single).exists():
-            problem = _shard_problem(folder / single)
-            if problem:
-                result.problems.append(problem)
-            else:
-                result.weights_bytes = (folder / single).stat().st_size
-            return
-    result.problems.append("no weights (model.safetensors, pytorch_model.bin or a sharded index)")
-
-
 def _sentence_modules(folder: Path, result: CheckResult) -> None:
     modules = folder / "modules.json"
     if not modules.is_file():
@@ -101,6 +65,16 @@ def _sentence_modules(folder: Path, result: CheckResult) -> None:
             result.problems.append(f"module folder {sub}/ missing")
 
 
+def _capped(problems: list[FileProblem], most: int = 5) -> list[FileProblem]:
+    """At most `most` missing shards in a table cell; the rest as a count."""
+    missing = [p for p in problems if p.missing_shard]
+    if len(missing) <= most:
+        return problems
+    cut = set(map(id, missing[most:]))
+    kept = [p for p in problems if id(p) not in cut]
+    return kept + [FileProblem("", f"... {len(missing) - most} more shards")]
+
+
 def check_folder(path: str | os.PathLike, kind: str, *, remote_code: bool = False, load: bool = False,
                  trust_remote_code: bool = False) -> CheckResult:
     folder = Path(path).expanduser()
@@ -108,10 +82,9 @@ def check_folder(path: str | os.PathLike, kind: str, *, remote_code: bool = Fals
     if not result.present:
         result.problems.append("folder not found")
         return result
-    config_path = folder / "config.json"
-    if not config_path.is_file():
-        result.problems.append("config.json missing")
-    _weights(folder, result)
+    files = model_file_problems(folder, config_required=True)  # config.json and the weights, every format
+    result.problems.extend(p.short for p in _capped(files.problems))
+    result.weights_bytes = files.weights_bytes
     tokenizer, processor = NEEDS[kind]
     if tokenizer and not any((folder / f).is_file() for f in TOKENIZER_FILES):
         result.problems.append("no tokenizer files (tokenizer.json, tokenizer.model, vocab.*)")
@@ -125,13 +98,13 @@ def check_folder(path: str | os.PathLike, kind: str, *, remote_code: bool = Fals
         result.problems.append("no image processor config (preprocessor_config.json / processor_config.json)")
     if kind == "sentence":
         _sentence_modules(folder, result)
-    config = None
-    if config_path.is_file():
+    config_path = folder / "config.json"
+    if remote_code and config_path.is_file():
         try:
             config = json.loads(config_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            result.problems.append(f"config.json does not parse ({type(exc).__name__})")
-        if remote_code and isinstance(config, dict):
+        except (OSError, ValueError):
+            config = None  # already a problem of model_file_problems
+        if isinstance(config, dict):
             code = {v.split(".")[0] + ".py" for v in (config.get("auto_map") or {}).values() if isinstance(v, str)}
             result.problems.extend(f"{name} missing (the model's own code)" for name in sorted(code)
                                    if not (folder / name).is_file())

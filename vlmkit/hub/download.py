@@ -21,7 +21,7 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-from vlmkit.hub.registry import ModelEntry
+from vlmkit.model_registry import ModelEntry
 
 SOURCES = {"hf": "Hugging Face", "modelscope": "ModelScope"}
 DEFAULT_TIMEOUT = 60.0

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vlmkit.evaluation.caption_recall import TIE_RULES, rank_counts
 from vlmkit.evaluation.metrics.spec import GroupContext, GroupScores, GroupSpec, MetricInfo, SignatureContext
-from vlmkit.evaluation.retrieval import TIE_RULES, rank_counts
 from vlmkit.evaluation.signatures import encoder_fields
 from vlmkit.ranking import RECALL_KS
 

@@ -180,9 +180,9 @@ def make_shape_pairs(out_dir: str | Path, n: int = 64, val_every: int = 4, capti
     return out_dir
 
 
-if __name__ == "__main__":  # python -m demo.tiny.retrieval OUT_DIR [N]: the shapes data set (retrieval.sh --tiny)
+if __name__ == "__main__":  # python -m demo.tiny.word_clip OUT_DIR [N]: the shapes data set (retrieval.sh --tiny)
     import sys
 
     if len(sys.argv) not in (2, 3):
-        sys.exit("usage: python -m demo.tiny.retrieval OUT_DIR [N_IMAGES]")
+        sys.exit("usage: python -m demo.tiny.word_clip OUT_DIR [N_IMAGES]")
     print(make_shape_pairs(sys.argv[1], int(sys.argv[2]) if len(sys.argv) == 3 else 64))

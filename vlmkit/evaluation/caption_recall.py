@@ -14,11 +14,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from vlmkit.ranking import DEFAULT_MAX_CHUNK_ELEMENTS, RECALL_KS, RULES, Ranking, rank
+from vlmkit.ranking import DEFAULT_MAX_CHUNK_ELEMENTS, Ranking, rank
 
-DEFAULT_KS = RECALL_KS
-RetrievalResult = Ranking  # the ranking of one model's captions against the references
-__all__ = ["DEFAULT_KS", "DEFAULT_MAX_CHUNK_ELEMENTS", "RULES", "TIE_RULES", "RetrievalResult", "rank_counts"]
+__all__ = ["DEFAULT_MAX_CHUNK_ELEMENTS", "TIE_RULES", "rank_counts"]
 TIE_RULES = {
     "expected": ("scores computed in float64 and rounded to float32; references whose rounded cosine equals the "
                  "correct one's tie (identical reference texts always tie); ties are broken at random in "

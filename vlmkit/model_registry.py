@@ -1,7 +1,8 @@
 """The default models of every script, where they live under ./models, and their ids on both hubs.
 
-Kept free of heavy imports: `vlmkit.models.require_model_dir` consults it to name the download command in the
-error for a missing default folder.
+Data, not downloading: it sits below both of its readers, `vlmkit.models.require_model_dir` (which names the
+download command in the error for a missing default folder) and `vlmkit.hub` (download_models.py), so no import runs
+from the product up into the downloader. Kept free of heavy imports.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""render.py's run: find the models, check the output, render each model's views, publish them, report.
+"""render.py's batch: find the models, check the output, render each model's views, publish them, report.
 
 Every model becomes `<output_dir>/<file name>_shaded/<view>.jpg` (VaseVQA-3D's folder name, so the id rule gives
 `<UUID>_<n>`). An object's views are rendered into a hidden staging folder and renamed into place in one step, so a

@@ -1,4 +1,5 @@
-"""What eval_vqa.py does: answer a question set with a model (one chunk of it), merge chunks, score.
+"""What eval_vqa.py does (`VqaOptions`, `run`): answer a question set with a model (one chunk of it), merge chunks,
+score.
 
 Model run: validate the question set, the images, the model and the adapter (nothing loaded yet) -> take this
 process's chunk -> open its chunk file (refuse to clobber; `--resume` continues) -> load the model only if there is
@@ -13,23 +14,34 @@ listed with the reason in the chunk report and results.json; `--resume` retries 
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import logging
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from vlmkit.cli import setup_logging
-from vlmkit.executor import add_executor_args
-from vlmkit.generation import cli as gen
-from vlmkit.generation import engines
-from vlmkit.generation.hf_backend import require_adapter_dir, require_base_model_dir
+from vlmkit.executor import ExecutorOptions
+from vlmkit.generation.engines import EngineOptions, api_identity
+from vlmkit.generation.hf_backend import HFOptions
 from vlmkit.generation.items import CaptionItem, LoadedItem
+from vlmkit.generation.model_setup import (
+    ModelOptions,
+    captioner_factory,
+    check_model,
+    make_hf_captioner,
+    model_name,
+    ray_engine,
+)
 from vlmkit.generation.runner import RunStats, run_captioning
-from vlmkit.images import ImageProblem, add_max_image_pixels_arg, apply_max_image_pixels
+from vlmkit.generation.sampling import GenerationSettings
+from vlmkit.images import ImageProblem, max_image_pixels_option, set_max_image_pixels
 from vlmkit.io import InputError, atomic_write_json, read_json
 from vlmkit.multiview import ObjectFolder
+from vlmkit.options import Options, opt
 from vlmkit.outputs import OutputLock, check_output_dir
+from vlmkit.ranges import Range
 from vlmkit.vqa import results as res
 from vlmkit.vqa.chunks import ChunkFiles, chunk_range, find_chunks, read_answers, validate_chunk_args, write_answers
 from vlmkit.vqa.signature import differing_keys, model_identity, predictions_identity, run_signature
@@ -43,62 +55,92 @@ META_FORMAT = "vlmkit-vqa-chunk/1"
 NOT_COMPARED = ("model.name",)  # a chunk resumed or merged under another --name is still the same run
 
 
-def add_args(parser: argparse.ArgumentParser) -> None:
-    data = parser.add_argument_group("question set")
-    data.add_argument("--task", choices=TASKS, default=None, help="benchmark format (not needed with --merge)")
-    data.add_argument("--annotations", default=None, help="textvqa: TextVQA_0.5.1_val.json")
-    data.add_argument("--tsv", default=None, help="mmbench: the TSV with base64 images (e.g. mmbench_dev_en.tsv)")
-    data.add_argument("--questions", default=None, help="vqa: JSONL of {question_id, image, question, answers}")
-    data.add_argument("--image_dir", default=None,
-                      help="textvqa: the images (<image_id>.jpg, e.g. train_images/); vqa/mmbench: where relative "
-                           "image paths start (default: the question file's folder)")
-    data.add_argument("--ocr", action="store_true", help="textvqa: add LLaVA's 'Reference OCR token:' line")
-    data.add_argument("--ocr_file", default=None, help="textvqa --ocr: TextVQA_Rosetta_OCR_v0.2_val.json")
-    data.add_argument("--limit", type=int, default=None, help="only the first N questions (mmbench: N questions with "
-                                                               "all their rotations)")
-    data.add_argument("--prompt_file", default=None,
-                      help="UTF-8 prompt template: textvqa {question} {ocr}; vqa {question}; mmbench {hint} "
-                           "{question} {options} (default: LLaVA's prompts, see docs/vqa.md)")
-    add_max_image_pixels_arg(data)
+@dataclass
+class QuestionSet(Options):
+    """Which benchmark file, its images and its prompts."""
 
-    out = parser.add_argument_group("output")
-    out.add_argument("--output_dir", required=True, help="results/<task>/<name>: chunks/, answers.jsonl, "
-                                                         "predictions_scored.jsonl, results.json")
-    out.add_argument("--name", default=None, help="the model's name in results and comparisons (default: the adapter's "
-                                                  "or model's folder name; --score_only: the predictions file stem)")
-    out.add_argument("--resume", action="store_true", help="continue this chunk's answers (and refresh the results)")
-    out.add_argument("--overwrite", action="store_true", help="replace this chunk's answers / the results")
-    out.add_argument("--no_progress", action="store_true", help="no progress bar")
-    out.add_argument("-v", "--verbose", action="store_true")
+    TITLE: ClassVar[str | None] = "question set"
+    task: str | None = opt(None, "benchmark format (not needed with --merge)", choices=TASKS)
+    annotations: str | None = opt(None, "textvqa: TextVQA_0.5.1_val.json")
+    tsv: str | None = opt(None, "mmbench: the TSV with base64 images (e.g. mmbench_dev_en.tsv)")
+    questions: str | None = opt(None, "vqa: JSONL of {question_id, image, question, answers}")
+    image_dir: str | None = opt(None, "textvqa: the images (<image_id>.jpg, e.g. train_images/); vqa/mmbench: where "
+                                      "relative image paths start (default: the question file's folder)")
+    ocr: bool = opt(False, "textvqa: add LLaVA's 'Reference OCR token:' line")
+    ocr_file: str | None = opt(None, "textvqa --ocr: TextVQA_Rosetta_OCR_v0.2_val.json")
+    limit: int | None = opt(None, "only the first N questions (mmbench: N questions with all their rotations)")
+    prompt_file: str | None = opt(None, "UTF-8 prompt template: textvqa {question} {ocr}; vqa {question}; mmbench "
+                                        "{hint} {question} {options} (default: LLaVA's prompts, see docs/vqa.md)")
+    max_image_pixels: int = max_image_pixels_option()
 
-    gen.add_model_args(parser, default_model_path=None, default_batch_size=8, default_max_new_tokens=32)
-    gen.optional_model_path(parser, "local model folder (weights are never downloaded); the BASE model with "
-                                    "--adapter_path; not with --backend openai")
-    gen.add_hf_args(parser)
-    engines.add_engine_args(parser)
-
-    chunks = parser.add_argument_group("chunks (one process per GPU) and scoring")
-    chunks.add_argument("--num_chunks", type=int, default=1, help="split the questions into K chunks")
-    chunks.add_argument("--chunk_idx", type=int, default=0, help="which chunk this process answers (0-based)")
-    chunks.add_argument("--merge", action="store_true", help="no model: join the chunks of --output_dir and score "
-                                                             "them (--num_chunks picks a run if several are there)")
-    chunks.add_argument("--score_only", action="store_true", help="no model: score --predictions")
-    chunks.add_argument("--predictions", default=None, help="--score_only: JSONL of {question_id, answer} lines")
-    chunks.add_argument("--allow_missing", action="store_true",
-                        help="--score_only: questions without a prediction are listed (exit 1) instead of an error")
-    chunks.add_argument("--dry_run", action="store_true",
-                        help="check the question set, images, model, adapter and outputs, then stop (no model loaded)")
-    chunks.add_argument("--bootstrap", type=int, default=DEFAULT_RESAMPLES, help="bootstrap resamples for the 95%% "
-                                                                                 "CI (0 = none)")
-    add_executor_args(parser, gpus=True)
+    def load(self) -> TaskData:
+        if self.task is None:
+            raise InputError("--task is required (textvqa, mmbench or vqa)")
+        return load_task(self.task, annotations=self.annotations, tsv=self.tsv, questions=self.questions,
+                         image_dir=self.image_dir, ocr=self.ocr, ocr_file=self.ocr_file, limit=self.limit,
+                         prompt_file=self.prompt_file)
 
 
-def _load(args: argparse.Namespace) -> TaskData:
-    if args.task is None:
-        raise InputError("--task is required (textvqa, mmbench or vqa)")
-    return load_task(args.task, annotations=args.annotations, tsv=args.tsv, questions=args.questions,
-                     image_dir=args.image_dir, ocr=args.ocr, ocr_file=args.ocr_file, limit=args.limit,
-                     prompt_file=args.prompt_file)
+@dataclass
+class VqaOutput(Options):
+    TITLE: ClassVar[str | None] = "output"
+    output_dir: str | None = opt(None, "results/<task>/<name>: chunks/, answers.jsonl, predictions_scored.jsonl, "
+                                       "results.json", required=True)
+    name: str | None = opt(None, "the model's name in results and comparisons (default: the adapter's or model's "
+                                 "folder name; --score_only: the predictions file stem)")
+    resume: bool = opt(False, "continue this chunk's answers (and refresh the results)")
+    overwrite: bool = opt(False, "replace this chunk's answers / the results")
+    no_progress: bool = opt(False, "no progress bar")
+    verbose: bool = opt(False, flags=("-v",))
+
+    def check(self) -> None:
+        if not self.output_dir:
+            raise InputError("--output_dir is required")
+        if self.resume and self.overwrite:
+            raise InputError("--resume and --overwrite exclude each other")
+
+
+@dataclass
+class VqaModel(ModelOptions):
+    """The model group with eval_vqa.py's help and its short answers (32 new tokens)."""
+
+    model_path: str | None = opt(None, "local model folder (weights are never downloaded); the BASE model with "
+                                       "--adapter_path; not with --backend openai")
+    decoding: GenerationSettings = opt(factory=lambda: GenerationSettings(max_new_tokens=32))
+
+
+@dataclass
+class Chunks(Options):
+    """One process per GPU, the merge of their chunks, and scoring without a model."""
+
+    TITLE: ClassVar[str | None] = "chunks (one process per GPU) and scoring"
+    num_chunks: int = opt(1, "split the questions into K chunks")
+    chunk_idx: int = opt(0, "which chunk this process answers (0-based)")
+    merge: bool = opt(False, "no model: join the chunks of --output_dir and score them (--num_chunks picks a run if "
+                             "several are there)")
+    score_only: bool = opt(False, "no model: score --predictions")
+    predictions: str | None = opt(None, "--score_only: JSONL of {question_id, answer} lines")
+    allow_missing: bool = opt(False, "--score_only: questions without a prediction are listed (exit 1) instead of "
+                                     "an error")
+    dry_run: bool = opt(False, "check the question set, images, model, adapter and outputs, then stop (no model "
+                               "loaded)")
+    bootstrap: int = opt(DEFAULT_RESAMPLES, "bootstrap resamples for the 95% CI (0 = none)", range=Range(0))
+
+    def check(self) -> None:
+        validate_chunk_args(self.num_chunks, self.chunk_idx)
+
+
+@dataclass
+class VqaOptions(Options):
+    """Everything eval_vqa.py is told."""
+
+    data: QuestionSet = opt(factory=QuestionSet)
+    output: VqaOutput = opt(factory=VqaOutput)
+    model: VqaModel = opt(factory=VqaModel)
+    hf: HFOptions = opt(factory=HFOptions)
+    engine: EngineOptions = opt(factory=EngineOptions)
+    chunks: Chunks = opt(factory=Chunks)
+    executor: ExecutorOptions = opt(factory=ExecutorOptions)
 
 
 def _check_results_writable(output_dir: Path, replace: bool) -> None:
@@ -107,50 +149,48 @@ def _check_results_writable(output_dir: Path, replace: bool) -> None:
         raise InputError(f"{output_dir / res.RESULTS}: results already exist; pass --overwrite to replace them")
 
 
-def evaluate(args: argparse.Namespace) -> int:
-    """Everything after argument parsing (see the module docstring)."""
-    setup_logging(args.verbose)
-    apply_max_image_pixels(args)
-    if args.resume and args.overwrite:
-        raise InputError("--resume and --overwrite exclude each other")
-    if args.bootstrap < 0:
-        raise InputError(f"--bootstrap {args.bootstrap}: must be >= 0")
-    output_dir = Path(args.output_dir)
-    if args.merge:
-        return merge(output_dir, num_chunks=args.num_chunks if args.num_chunks != 1 else None,
-                     replace=args.overwrite or args.resume, bootstrap=args.bootstrap)
-    if args.score_only:
-        return score_only(args, output_dir)
-    return answer_chunk(args, output_dir)
+def run(options: VqaOptions) -> int:
+    """eval_vqa.py: answer this chunk, `--merge` the chunks, or `--score_only` (see the module docstring)."""
+    out, chunks = options.output, options.chunks
+    setup_logging(out.verbose)
+    set_max_image_pixels(options.data.max_image_pixels)
+    output_dir = Path(out.output_dir or "")
+    if chunks.merge:
+        return merge(output_dir, num_chunks=chunks.num_chunks if chunks.num_chunks != 1 else None,
+                     replace=out.overwrite or out.resume, bootstrap=chunks.bootstrap)
+    if chunks.score_only:
+        return score_only(options, output_dir)
+    return answer_chunk(options, output_dir)
 
 
-def score_only(args: argparse.Namespace, output_dir: Path) -> int:
-    if not args.predictions:
+def score_only(options: VqaOptions, output_dir: Path) -> int:
+    chunks, out = options.chunks, options.output
+    if not chunks.predictions:
         raise InputError("--score_only needs --predictions answers.jsonl")
-    data = _load(args)
-    predictions = read_answers(Path(args.predictions))
+    data = options.data.load()
+    predictions = read_answers(Path(chunks.predictions))
     known = data.by_id()
     # With --limit, a prediction for a question beyond the limit is expected; one for a question that is nowhere in
     # the file is not, so unknown ids are judged against the whole file.
-    every = known if not args.limit else _load(argparse.Namespace(**{**vars(args), "limit": None})).by_id()
+    every = known if not options.data.limit else dataclasses.replace(options.data, limit=None).load().by_id()
     unknown = [p["question_id"] for qid, p in predictions.items() if qid not in every]
     if unknown:
-        raise InputError(f"{args.predictions}: question {unknown[0]}: not in {data.source} ({len(unknown)} such "
+        raise InputError(f"{chunks.predictions}: question {unknown[0]}: not in {data.source} ({len(unknown)} such "
                          f"predictions; the wrong file?)")
     beyond = sum(qid not in known for qid in predictions)
     if beyond:
-        log.info("%d predictions are for questions beyond --limit %d: not scored", beyond, args.limit)
+        log.info("%d predictions are for questions beyond --limit %d: not scored", beyond, options.data.limit)
     missing = [q.qid for q in data.questions if q.qid not in predictions]
-    if missing and not args.allow_missing:
-        raise InputError(f"{args.predictions}: question {known[missing[0]].question_id}: no prediction ({len(missing)} "
-                         f"of {len(known)} missing; --allow_missing scores the rest and lists them)")
-    _check_results_writable(output_dir, args.overwrite)
-    name = args.name or Path(args.predictions).stem
-    signature = run_signature(data, model={"name": name}, predictions=predictions_identity(Path(args.predictions)))
+    if missing and not chunks.allow_missing:
+        raise InputError(f"{chunks.predictions}: question {known[missing[0]].question_id}: no prediction "
+                         f"({len(missing)} of {len(known)} missing; --allow_missing scores the rest and lists them)")
+    _check_results_writable(output_dir, out.overwrite)
+    name = out.name or Path(chunks.predictions).stem
+    signature = run_signature(data, model={"name": name}, predictions=predictions_identity(Path(chunks.predictions)))
     answers = {qid: p["answer"] for qid, p in predictions.items() if qid in known}
     with OutputLock(output_dir / res.RESULTS, "results"):
         scored = res.score(data, answers, failures={}, missing=missing, name=name, signature=signature,
-                           bootstrap=args.bootstrap)
+                           bootstrap=chunks.bootstrap)
         res.write_results(output_dir, scored)
     return 1 if missing else 0
 
@@ -171,57 +211,51 @@ def _item(q: Question, source: Path) -> CaptionItem:
                        loader=load_inline)
 
 
-def answer_chunk(args: argparse.Namespace, output_dir: Path) -> int:
-    validate_chunk_args(args.num_chunks, args.chunk_idx)
-    data = _load(args)
-    start, stop = chunk_range(len(data.questions), args.num_chunks, args.chunk_idx)
+def answer_chunk(options: VqaOptions, output_dir: Path) -> int:
+    out, chunks, model = options.output, options.chunks, options.model
+    data = options.data.load()
+    start, stop = chunk_range(len(data.questions), chunks.num_chunks, chunks.chunk_idx)
     mine = data.questions[start:stop]
     check_images_exist(data)
-    backend = engines.backend_of(args)
-    if not args.model_path and backend != "openai":
+    backend = options.engine.backend
+    if not model.model_path and backend != "openai":
         raise InputError("--model_path is required to answer questions (or pass --merge / --score_only, or "
                          "--backend openai)")
-    settings = gen.generation_settings(args)
-    engines.check_engine_args(args, settings)
-    engine = gen.ray_engine(args)  # --executor ray: an actor pool answers this chunk (one model per actor)
-    if backend != "openai":
-        require_base_model_dir(args.model_path, "model folder")
-    if args.batch_size < 1:
-        raise InputError(f"--batch_size {args.batch_size}: must be at least 1")
-    if args.adapter_path:
+    check_model(options)
+    engine = ray_engine(options.executor)  # --executor ray: an actor pool answers this chunk (one model per actor)
+    if options.hf.adapter_path:
         from vlmkit.vqa.adapter_check import check_adapter_matches_base
 
-        require_adapter_dir(args.adapter_path)
-        check_adapter_matches_base(args.model_path, args.adapter_path)
-    single = args.num_chunks == 1
+        check_adapter_matches_base(model.model_path, options.hf.adapter_path)
+    single = chunks.num_chunks == 1
     if single:
-        _check_results_writable(output_dir, args.overwrite or args.resume)
+        _check_results_writable(output_dir, out.overwrite or out.resume)
     check_output_dir(output_dir)
-    files = ChunkFiles(output_dir, args.chunk_idx, args.num_chunks)
-    if args.dry_run:
-        _refuse_clobbering(files, args.resume, args.overwrite)
+    files = ChunkFiles(output_dir, chunks.chunk_idx, chunks.num_chunks)
+    if chunks.dry_run:
+        _refuse_clobbering(files, out.resume, out.overwrite)
         log.info("dry run: %d questions, chunk %d of %d = questions %d..%d; inputs and outputs are fine",
-                 len(data.questions), args.chunk_idx, args.num_chunks, start, stop - 1)
+                 len(data.questions), chunks.chunk_idx, chunks.num_chunks, start, stop - 1)
         return 0
-    name = args.name or gen.model_name(args)
+    name = out.name or model_name(options)
     if backend == "openai":
-        identity = {"name": name, **engines.engine_identity(args)}
+        identity = {"name": name, **api_identity(options.engine)}
     else:
-        identity = model_identity(name, args.model_path, args.adapter_path)
+        identity = model_identity(name, model.model_path, options.hf.adapter_path)
         if backend != "hf":
             identity["backend"] = backend  # hf runs keep the signature earlier versions wrote (resume stays valid)
-    signature = run_signature(data, model=identity, decoding=settings.to_json())
+    signature = run_signature(data, model=identity, decoding=model.decoding.to_json())
     with OutputLock(files.answers, "answer chunk"):
-        done = _open_chunk(files, signature, {q.qid for q in mine}, resume=args.resume, overwrite=args.overwrite)
+        done = _open_chunk(files, signature, {q.qid for q in mine}, resume=out.resume, overwrite=out.overwrite)
         files.report.unlink(missing_ok=True)  # a report present means: this run of the chunk finished
         write_answers(files.answers, [done[q.qid] for q in mine if q.qid in done])
         atomic_write_json(files.meta, {"format": META_FORMAT, "signature": signature, "load": data.options,
-                                       "chunk": {"index": args.chunk_idx, "num_chunks": args.num_chunks,
+                                       "chunk": {"index": chunks.chunk_idx, "num_chunks": chunks.num_chunks,
                                                  "start": start, "stop": stop}})
         pending = [_item(q, data.source) for q in mine if q.qid not in done]
         stats = RunStats(total=len(mine), already_done=len(mine) - len(pending))
-        log.info("chunk %d of %d: questions %d..%d of %d, %d already answered, %d to do -> %s", args.chunk_idx,
-                 args.num_chunks, start, stop - 1, len(data.questions), stats.already_done, len(pending),
+        log.info("chunk %d of %d: questions %d..%d of %d, %d already answered, %d to do -> %s", chunks.chunk_idx,
+                 chunks.num_chunks, start, stop - 1, len(data.questions), stats.already_done, len(pending),
                  files.answers)
 
         def on_batch(successes: list) -> None:
@@ -230,17 +264,17 @@ def answer_chunk(args: argparse.Namespace, output_dir: Path) -> int:
             if successes:
                 write_answers(files.answers, [done[q.qid] for q in mine if q.qid in done])
 
-        factory = gen.captioner_factory(args, lambda a: gen.make_hf_captioner(a, what="the model"), max_views=1)
-        status = run_captioning(pending, make_captioner=lambda: factory(args),
+        factory = captioner_factory(options, lambda: make_hf_captioner(options, what="the model"), max_views=1)
+        status = run_captioning(pending, make_captioner=factory,
                                 prompt_for=lambda item, views: item.payload.prompt, on_batch=on_batch, stats=stats,
                                 report_path=files.report, output=files.answers,
-                                settings={"signature": signature, "batch_size": args.batch_size},
-                                batch_size=engines.engine_chunk(args), progress=not args.no_progress, desc="answering",
-                                allow_empty=True, engine=engine)
+                                settings={"signature": signature, "batch_size": model.batch_size},
+                                batch_size=options.engine.chunk(model.batch_size), progress=not out.no_progress,
+                                desc="answering", allow_empty=True, engine=engine)
     if single:
-        return max(status, merge(output_dir, num_chunks=1, replace=True, bootstrap=args.bootstrap))
+        return max(status, merge(output_dir, num_chunks=1, replace=True, bootstrap=chunks.bootstrap))
     log.info("chunk %d of %d done; when every chunk is, run: python eval_vqa.py --merge --output_dir %s",
-             args.chunk_idx, args.num_chunks, output_dir)
+             chunks.chunk_idx, chunks.num_chunks, output_dir)
     return status
 
 
