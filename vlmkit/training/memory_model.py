@@ -16,11 +16,12 @@ The terms, in bytes:
   under 1B parameters saves nothing on weights (measured: 2 ranks peak at about the 1-process memory).
 - LoRA weights (fp32), their gradients (fp32) and AdamW's two moments (fp32): 16 bytes per trainable parameter.
   ZeRO-1/2 divide the moments (and 2: the gradients), ZeRO-3 all of them, by the number of processes.
-- activations: what autograd saves, measured exactly by running the language model on the meta device under
-  `torch.autograd.graph.saved_tensors_hooks` (per token per decoder layer, and per token outside the layers), in
-  the activation dtype (bf16 with autocast). The frozen vision tower saves nothing (it runs without gradients);
-  the projector's few tensors per image token are included. Gradient checkpointing keeps each layer's input and
-  recomputes one layer at a time in the backward pass.
+- activations: what autograd saves, measured exactly by running a 1- and 2-layer copy of the language model
+  (uninitialised weights, 128 tokens) under `torch.autograd.graph.saved_tensors_hooks` (per token per decoder
+  layer, and per token outside the layers), in the activation dtype (bf16 with autocast). Without checkpointing the
+  frozen vision tower saves nothing (it runs without gradients); the projector's few tensors (~8 MiB per CLIP-L
+  image in fp32) are not counted. Gradient checkpointing keeps each layer's input and recomputes one layer at a
+  time in the backward pass.
 - vision under checkpointing: train.py then calls `enable_input_require_grads()`, which in transformers 5 hooks the
   input embeddings of every sub-model, the vision tower's patch embedding included. The frozen vision tower then
   runs with autograd, its own checkpointed blocks keep each block's input (patches x width per block and image),
