@@ -498,8 +498,8 @@ def report(path: Path) -> str:
     from vlmkit.training.memory_model import Recipe, predict
 
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    out = ["| model | dtype | checkpointing | seq | s/step | peak RSS | measured (peak - base) | predicted | error | "
-           "load |", "|" + " --- |" * 10]
+    out = ["| model | LM layers | dtype | checkpointing | seq | s/step | peak RSS | measured (peak - base) | "
+           "live tensors | predicted | error (vs measured) | load |", "|" + " --- |" * 12]
     for r in rows:
         if r["part"] != "train" or "error" in r:
             continue
@@ -507,9 +507,11 @@ def report(path: Path) -> str:
                         checkpointing=r["checkpointing"], lm_layers=r.get("lm_layers"), images=r["images"])
         pred = predict(recipe, gpu=False)["total"] / MGIB
         err = (pred - r["measured_gib"]) / r["measured_gib"]
-        out.append(f"| {r['model']} | {r['weights_dtype']} | {'yes' if r['checkpointing'] else 'no'} | "
-                   f"{r['seq_len']:,} | {r['step_s']} | {r['peak_rss_gib']} GiB | {r['measured_gib']} GiB | "
-                   f"{pred:.2f} GiB | {err:+.0%} | {r['load_before']}-{r['load_after']} |")
+        tensors = f"{r['tensor_peak_gib']} GiB" if "tensor_peak_gib" in r else "-"
+        out.append(f"| {r['model']} | {r.get('lm_layers') or 'all'} | {r['weights_dtype']} | "
+                   f"{'yes' if r['checkpointing'] else 'no'} | {r['seq_len']:,} | {r['step_s']} | "
+                   f"{r['peak_rss_gib']} GiB | {r['measured_gib']} GiB | {tensors} | {pred:.2f} GiB | {err:+.0%} | "
+                   f"{r['load_before']}-{r['load_after']} |")
     others = [r for r in rows if r["part"] != "train" or "error" in r]
     out += ["", "Other records:", ""] + ["    " + json.dumps(r) for r in others]
     return "\n".join(out)
