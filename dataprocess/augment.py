@@ -19,22 +19,33 @@ with its reason in <output>.report.json and the exit status is 1, so --resume re
 
 from __future__ import annotations
 
-import argparse
+import functools
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from vlmkit.cli import HelpFormatter, run_main, setup_logging
-from vlmkit.executor import add_executor_args
-from vlmkit.generation import cli as gen
-from vlmkit.generation import engines
+from vlmkit.cli import run_main, setup_logging
+from vlmkit.executor import ExecutorOptions
+from vlmkit.generation.engines import EngineOptions, api_identity
+from vlmkit.generation.hf_backend import HFOptions
 from vlmkit.generation.items import CaptionItem
+from vlmkit.generation.model_setup import (
+    ModelOptions,
+    captioner_factory,
+    check_model,
+    make_hf_captioner,
+    model_name,
+    ray_engine,
+)
 from vlmkit.generation.outputs import check_writable_target
 from vlmkit.generation.runner import RunStats, Success, now_iso, run_captioning
-from vlmkit.images import add_max_image_pixels_arg, apply_max_image_pixels
+from vlmkit.generation.sampling import GenerationSettings
+from vlmkit.images import max_image_pixels_option, set_max_image_pixels
 from vlmkit.io import InputError, atomic_write_jsonl, remove_stale_temps
 from vlmkit.multiview import ObjectFolder
+from vlmkit.options import Options, as_settings, opt, parse_options
 from vlmkit.outputs import OutputLock, check_output_file
 from vlmkit.samples import (
     DEFAULT_CAPTION_PROMPT,
@@ -46,26 +57,42 @@ from vlmkit.samples import (
 log = logging.getLogger("dataprocess.augment")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dataprocess.augment", description=__doc__,
-                                     formatter_class=HelpFormatter)
-    io = parser.add_argument_group("input and output")
-    io.add_argument("--input", required=True, help="training JSONL to re-caption")
-    io.add_argument("--output", required=True, help="re-captioned training JSONL")
-    io.add_argument("--report", default=None, help="report JSON (default: <output without .jsonl>.report.json)")
-    io.add_argument("--prompt", default=None, help="prompt for every sample (default: the sample's own question)")
-    io.add_argument("--prompt_file", default=None, help="read the prompt from this UTF-8 file")
-    io.add_argument("--resume", action="store_true", help="continue an existing output, skipping its ids")
-    io.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    io.add_argument("--no_progress", action="store_true")
-    add_max_image_pixels_arg(io)
-    io.add_argument("-v", "--verbose", action="store_true")
-    gen.add_model_args(parser, default_model_path=None, default_max_new_tokens=64)
-    gen.optional_model_path(parser, "local model folder (weights are never downloaded); not with --backend openai")
-    gen.add_hf_args(parser)
-    engines.add_engine_args(parser)
-    add_executor_args(parser, gpus=True)
-    return parser
+@dataclass
+class AugmentIO(Options):
+    """Which training file is re-captioned into which, with which prompt."""
+
+    TITLE: ClassVar[str | None] = "input and output"
+    input: str = opt(None, "training JSONL to re-caption", required=True)
+    output: str = opt(None, "re-captioned training JSONL", required=True)
+    report: str | None = opt(None, "report JSON (default: <output without .jsonl>.report.json)")
+    prompt: str | None = opt(None, "prompt for every sample (default: the sample's own question)")
+    prompt_file: str | None = opt(None, "read the prompt from this UTF-8 file")
+    resume: bool = opt(False, "continue an existing output, skipping its ids")
+    overwrite: bool = opt(False, "replace an existing output")
+    no_progress: bool = opt(False)
+    max_image_pixels: int = max_image_pixels_option()
+    verbose: bool = opt(False, flags=("-v",))
+
+    def check(self) -> None:
+        if self.prompt is not None and self.prompt_file is not None:
+            raise InputError("--prompt and --prompt_file exclude each other")
+
+
+@dataclass
+class AugmentOptions(Options):
+    """`python -m dataprocess.augment`'s settings: its files, then the model groups every generating command shares
+    (`vlmkit.generation.model_setup`) and the executor."""
+
+    io: AugmentIO = opt(factory=AugmentIO)
+    model: ModelOptions = opt(factory=lambda: ModelOptions(decoding=GenerationSettings(max_new_tokens=64)))
+    hf: HFOptions = opt(factory=HFOptions)
+    engine: EngineOptions = opt(factory=EngineOptions)
+    executor: ExecutorOptions = opt(factory=ExecutorOptions)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(parse_options(AugmentOptions, argv, description=__doc__, prog="python -m dataprocess.augment",
+                             defaults={"max_new_tokens": 64}))
 
 
 def sample_question(sample: TrainingSample) -> str:
@@ -103,23 +130,21 @@ def _read_done(path: Path) -> dict[str, dict[str, Any]]:
     return done
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    setup_logging(args.verbose)
-    apply_max_image_pixels(args)
-    gen.check_model_args(args)
-    settings = gen.generation_settings(args)
-    if args.prompt is not None and args.prompt_file is not None:
-        raise InputError("--prompt and --prompt_file exclude each other")
-    prompt = args.prompt
-    if args.prompt_file is not None:
+def run(o: AugmentOptions) -> int:
+    """Re-caption `o.io.input` into `o.io.output`; 1 when some samples could not be re-captioned (listed)."""
+    io = o.io
+    setup_logging(io.verbose)
+    set_max_image_pixels(io.max_image_pixels)
+    check_model(o)
+    prompt = io.prompt
+    if io.prompt_file is not None:
         from vlmkit.prompt import load_prompt_template
 
-        prompt = load_prompt_template(args.prompt_file)
-    input_path, output_path = Path(args.input), Path(args.output)
+        prompt = load_prompt_template(io.prompt_file)
+    input_path, output_path = Path(io.input), Path(io.output)
     if input_path.resolve() == output_path.resolve():
         raise InputError(f"{output_path}: --output must differ from --input")
-    report_path = Path(args.report) if args.report else output_path.with_name(
+    report_path = Path(io.report) if io.report else output_path.with_name(
         output_path.name.removesuffix(".jsonl") + ".report.json")
     samples = load_training_jsonl(input_path)
     seen: set[str] = set()
@@ -131,13 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     check_output_file(report_path, "--report")
     with OutputLock(output_path, "training file"):
         remove_stale_temps(report_path)
-        check_writable_target(output_path, resume=args.resume, overwrite=args.overwrite)
-        done = _read_done(output_path) if args.resume and output_path.exists() else {}
-        return _recaption(args, samples, done, input_path, output_path, report_path, settings, prompt)
+        check_writable_target(output_path, resume=io.resume, overwrite=io.overwrite)
+        done = _read_done(output_path) if io.resume and output_path.exists() else {}
+        return _recaption(o, samples, done, input_path, output_path, report_path, prompt)
 
 
-def _recaption(args: argparse.Namespace, samples: list[TrainingSample], done: dict[str, dict[str, Any]],
-               input_path: Path, output_path: Path, report_path: Path, settings: Any, prompt: str | None) -> int:
+def _recaption(o: AugmentOptions, samples: list[TrainingSample], done: dict[str, dict[str, Any]],
+               input_path: Path, output_path: Path, report_path: Path, prompt: str | None) -> int:
     input_root, output_root = input_path.parent, output_path.parent
     stats = RunStats(total=len(samples), already_done=sum(s.id in done for s in samples))
     items: list[CaptionItem] = []
@@ -155,18 +180,18 @@ def _recaption(args: argparse.Namespace, samples: list[TrainingSample], done: di
         obj = ObjectFolder(sample.id, input_root, sample.images[0], files)
         items.append(CaptionItem(obj, views, require_all=True, payload=sample))
 
-    backend = engines.backend_of(args)
+    backend = o.engine.backend
     provenance_base = {
         "tool": "dataprocess.augment",
-        "model": gen.model_name(args),
-        "model_path": str(Path(args.model_path).expanduser().resolve()) if backend != "openai" else None,
-        "adapter_path": str(Path(args.adapter_path).resolve()) if args.adapter_path else None,
-        "generation": settings.to_json(),
+        "model": model_name(o),
+        "model_path": str(Path(o.model.model_path or "").expanduser().resolve()) if backend != "openai" else None,
+        "adapter_path": str(Path(o.hf.adapter_path).resolve()) if o.hf.adapter_path else None,
+        "generation": o.model.decoding.to_json(),
     }
     if backend != "hf":
         provenance_base["backend"] = backend
     if backend == "openai":
-        provenance_base.update(engines.engine_identity(args))
+        provenance_base.update(api_identity(o.engine))
     loaded: list[Any] = []
     results: dict[str, dict[str, Any]] = dict(done)
     order = {s.id: i for i, s in enumerate(samples)}
@@ -194,13 +219,12 @@ def _recaption(args: argparse.Namespace, samples: list[TrainingSample], done: di
 
     log.info("%d samples, %d already re-captioned, %d to do -> %s", len(samples), stats.already_done, len(items),
              output_path)
-    factory = gen.captioner_factory(args, gen.make_hf_captioner,
-                                    max_views=max((len(it.views) for it in items), default=1))
-    return run_captioning(items, make_captioner=lambda: factory(args), prompt_for=prompt_for,
-                          on_batch=on_batch, stats=stats, report_path=report_path, output=output_path,
-                          settings={k: v for k, v in sorted(vars(args).items())}, batch_size=engines.engine_chunk(args),
-                          progress=not args.no_progress, desc="re-captioning", on_loaded=on_loaded,
-                          engine=gen.ray_engine(args))
+    factory = captioner_factory(o, functools.partial(make_hf_captioner, o),
+                                max_views=max((len(it.views) for it in items), default=1))
+    return run_captioning(items, make_captioner=factory, prompt_for=prompt_for, on_batch=on_batch, stats=stats,
+                          report_path=report_path, output=output_path, settings=as_settings(o),
+                          batch_size=o.engine.chunk(o.model.batch_size), progress=not o.io.no_progress,
+                          desc="re-captioning", on_loaded=on_loaded, engine=ray_engine(o.executor))
 
 
 if __name__ == "__main__":

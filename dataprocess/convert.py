@@ -21,13 +21,13 @@ Outputs, written together or not at all:
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from dataprocess.converters import (
     AIC_MODES,
@@ -39,75 +39,96 @@ from dataprocess.converters import (
     from_training,
     from_vasevqa,
 )
+from dataprocess.options import cores, views_option
 from dataprocess.outputs import exclusive_outputs
-from dataprocess.retrieval_pairs import add_retrieval_args, retrieval_files, retrieval_paths
+from dataprocess.retrieval_pairs import RetrievalPairsOptions, retrieval_files, retrieval_paths
 from dataprocess.split import DEDUP_MODES, dedup, group_split, hash_images, image_keys
-from vlmkit.cli import HelpFormatter, add_views_arg, run_main, setup_logging
-from vlmkit.images import ImageProblem, add_max_image_pixels_arg, apply_max_image_pixels, read_image_header
+from vlmkit.cli import run_main, setup_logging
+from vlmkit.images import ImageProblem, max_image_pixels_option, read_image_header, set_max_image_pixels
 from vlmkit.io import InputError, write_all_or_nothing
+from vlmkit.options import Options, opt, parse_options
+from vlmkit.ranges import POSITIVE, Range
 from vlmkit.samples import DEFAULT_CAPTION_PROMPT, TrainingSample
 
 log = logging.getLogger("dataprocess.convert")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(formatter_class=HelpFormatter, prog="python -m dataprocess.convert",
-        description="Convert LLaVA / AI Challenger / captions.json / VaseVQA multi-view data (and training JSONL) "
-                    "into one training JSONL, with image-hash dedup and an image-disjoint train/val split.")
-    src = p.add_argument_group("inputs (at least one)")
-    src.add_argument("--llava", nargs="+", default=[], metavar="JSON", help="LLaVA conversation JSON files")
-    src.add_argument("--llava_image_folder", help="folder of the LLaVA images (default: each JSON's folder)")
-    src.add_argument("--aichallenger", nargs="+", default=[], metavar="JSON", help="AI Challenger caption JSON files")
-    src.add_argument("--aichallenger_image_folder", help="folder of the AI Challenger images (default: JSON's folder)")
-    src.add_argument("--aichallenger_mode", choices=AIC_MODES, default="per_caption",
-                     help="per_caption: one sample per caption; first / random: one caption per image "
-                          "(default: per_caption)")
-    src.add_argument("--captions", nargs="+", default=[], metavar="JSON",
-                     help='captions.json files ([{"image", "caption"}], images relative to the file)')
-    src.add_argument("--vasevqa", nargs="+", default=[], metavar="JSON",
-                     help="VaseVQA caption files ([{\"images\": [...], \"caption\"}], e.g. groundTruth.json)")
-    src.add_argument("--multiview_dir", help="folder of the VaseVQA object folders (<UUID>_<n>_..._shaded/front.jpg)")
-    add_views_arg(src, "views per object with --multiview_dir / --vasevqa, in this order (comma-separated)")
-    src.add_argument("--training", nargs="+", default=[], metavar="JSONL", help="training JSONL files to merge")
-    p.add_argument("--prompt", default=DEFAULT_CAPTION_PROMPT,
-                   help="question of caption samples (captions.json, AI Challenger) "
-                        f"(default: {DEFAULT_CAPTION_PROMPT!r})")
-    p.add_argument("--vasevqa_prompt", default=None,
-                   help="question of VaseVQA samples; {views}/{num_views}/{views_phrase} are filled in (default: "
-                        "the caption prompt qwen.py and test.sh ask with, so training matches inference)")
-    p.add_argument("--output", required=True, help="training JSONL to write")
-    p.add_argument("--val_ratio", type=float, default=0.0, help="fraction of samples for val (default: 0, no split)")
-    p.add_argument("--val_output", help="val JSONL (default: <output stem>_val.jsonl)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split and of --aichallenger_mode random")
-    p.add_argument("--dedup", choices=DEDUP_MODES, default="none",
-                   help="image: drop samples whose images have the same content as an earlier sample's; "
-                        "image_text: only when the conversation is identical too (default: none)")
-    p.add_argument("--skip_missing_images", action="store_true",
-                   help="drop (and list) samples with a missing or bad image (empty, not an image, more pixels than "
-                        "--max_image_pixels) instead of failing")
-    p.add_argument("--allow_outside_paths", action="store_true",
-                   help="accept image paths that resolve outside their input's image folder (default: an error "
-                        "naming the item; such a path, e.g. ../../etc/passwd, is rarely what a data set means)")
-    add_max_image_pixels_arg(p)
-    p.add_argument("--absolute_paths", action="store_true", help="write absolute image paths")
-    p.add_argument("--np", type=int, default=os.cpu_count() or 1, help="threads for image hashing")
-    add_retrieval_args(p)
-    p.add_argument("-v", "--verbose", action="store_true")
-    return p
+DESCRIPTION = ("Convert LLaVA / AI Challenger / captions.json / VaseVQA multi-view data (and training JSONL) into one "
+               "training JSONL, with image-hash dedup and an image-disjoint train/val split.")
 
 
-def read_inputs(args: argparse.Namespace) -> list[Converted]:
+@dataclass
+class SourceOptions(Options):
+    """The input files, by format; each flag takes one or more files."""
+
+    TITLE: ClassVar[str | None] = "inputs (at least one)"
+    llava: list[str] = opt(factory=list, help="LLaVA conversation JSON files", nargs="+", metavar="JSON")
+    llava_image_folder: str | None = opt(None, "folder of the LLaVA images (default: each JSON's folder)")
+    aichallenger: list[str] = opt(factory=list, help="AI Challenger caption JSON files", nargs="+", metavar="JSON")
+    aichallenger_image_folder: str | None = opt(None, "folder of the AI Challenger images (default: JSON's folder)")
+    aichallenger_mode: str = opt("per_caption", "per_caption: one sample per caption; first / random: one caption per "
+                                                "image (default: per_caption)", choices=AIC_MODES)
+    captions: list[str] = opt(factory=list, help='captions.json files ([{"image", "caption"}], images relative to the '
+                                                 'file)', nargs="+", metavar="JSON")
+    vasevqa: list[str] = opt(factory=list, help='VaseVQA caption files ([{"images": [...], "caption"}], e.g. '
+                                                'groundTruth.json)', nargs="+", metavar="JSON")
+    multiview_dir: str | None = opt(None, "folder of the VaseVQA object folders (<UUID>_<n>_..._shaded/front.jpg)")
+    views: tuple[str, ...] = views_option()
+    training: list[str] = opt(factory=list, help="training JSONL files to merge", nargs="+", metavar="JSONL")
+
+    @property
+    def files(self) -> list[Path]:
+        return [Path(f) for f in self.llava + self.aichallenger + self.captions + self.vasevqa + self.training]
+
+    def check(self) -> None:
+        if not self.files:
+            raise InputError("no input given; pass --llava, --aichallenger, --captions, --vasevqa or --training")
+        if self.multiview_dir and not self.vasevqa:
+            raise InputError("--multiview_dir is only used with --vasevqa")
+
+
+@dataclass
+class ConvertOptions(Options):
+    """`python -m dataprocess.convert`'s settings."""
+
+    sources: SourceOptions = field(default_factory=SourceOptions)
+    prompt: str = opt(DEFAULT_CAPTION_PROMPT, "question of caption samples (captions.json, AI Challenger) "
+                                              f"(default: {DEFAULT_CAPTION_PROMPT!r})")
+    vasevqa_prompt: str | None = opt(None, "question of VaseVQA samples; {views}/{num_views}/{views_phrase} are "
+                                           "filled in (default: the caption prompt qwen.py and test.sh ask with, so "
+                                           "training matches inference)")
+    output: str = opt(None, "training JSONL to write", required=True)
+    val_ratio: float = opt(0.0, "fraction of samples for val (default: 0, no split)", range=Range(0, 1, hi_open=True))
+    val_output: str | None = opt(None, "val JSONL (default: <output stem>_val.jsonl)")
+    seed: int = opt(0, "seed of the split and of --aichallenger_mode random")
+    dedup: str = opt("none", "image: drop samples whose images have the same content as an earlier sample's; "
+                             "image_text: only when the conversation is identical too (default: none)",
+                     choices=DEDUP_MODES)
+    skip_missing_images: bool = opt(False, "drop (and list) samples with a missing or bad image (empty, not an image, "
+                                           "more pixels than --max_image_pixels) instead of failing")
+    allow_outside_paths: bool = opt(False, "accept image paths that resolve outside their input's image folder "
+                                           "(default: an error naming the item; such a path, e.g. ../../etc/passwd, "
+                                           "is rarely what a data set means)")
+    max_image_pixels: int = max_image_pixels_option()
+    absolute_paths: bool = opt(False, "write absolute image paths")
+    np: int = opt(factory=cores, help="threads for image hashing", range=POSITIVE)
+    retrieval: RetrievalPairsOptions = field(default_factory=RetrievalPairsOptions)
+    verbose: bool = opt(False, flags=("-v",))
+
+
+def read_inputs(o: ConvertOptions) -> list[Converted]:
+    src = o.sources
     parts: list[Converted] = []
-    for f in args.llava:
-        parts.append(from_llava(Path(f), args.llava_image_folder))
-    for f in args.aichallenger:
-        parts.append(from_aichallenger(Path(f), args.aichallenger_image_folder, args.prompt, args.aichallenger_mode,
-                                       args.seed))
-    for f in args.captions:
-        parts.append(from_captions(Path(f), args.prompt))
-    for f in args.vasevqa:
-        parts.append(from_vasevqa(Path(f), args.multiview_dir, args.views, args.vasevqa_prompt))
-    for f in args.training:
+    for f in src.llava:
+        parts.append(from_llava(Path(f), src.llava_image_folder))
+    for f in src.aichallenger:
+        parts.append(from_aichallenger(Path(f), src.aichallenger_image_folder, o.prompt, src.aichallenger_mode,
+                                       o.seed))
+    for f in src.captions:
+        parts.append(from_captions(Path(f), o.prompt))
+    for f in src.vasevqa:
+        parts.append(from_vasevqa(Path(f), src.multiview_dir, src.views, o.vasevqa_prompt))
+    for f in src.training:
         parts.append(from_training(Path(f)))
     return parts
 
@@ -197,82 +218,80 @@ def to_line(sample: TrainingSample, out_dir: Path, absolute_paths: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    setup_logging(args.verbose)
-    inputs = [Path(f) for f in args.llava + args.aichallenger + args.captions + args.vasevqa + args.training]
-    if not inputs:
-        raise InputError("no input given; pass --llava, --aichallenger, --captions, --vasevqa or --training")
-    if args.multiview_dir and not args.vasevqa:
-        raise InputError("--multiview_dir is only used with --vasevqa")
-    if not 0.0 <= args.val_ratio < 1.0:
-        raise InputError(f"--val_ratio must be in [0, 1), got {args.val_ratio}")
-    output = Path(args.output)
+    return run(parse_options(ConvertOptions, argv, description=DESCRIPTION, prog="python -m dataprocess.convert"))
+
+
+def run(o: ConvertOptions) -> int:
+    """Convert `o`'s inputs into the training (and val, dropped, summary, retrieval pairs) files, all or nothing."""
+    setup_logging(o.verbose)
+    output = Path(o.output)
     if output.suffix != ".jsonl":
         raise InputError(f"{output}: the output is a training JSONL; use a .jsonl name")
     stem = output.with_suffix("")
-    val_output = Path(args.val_output) if args.val_output else Path(f"{stem}_val.jsonl")
+    val_output = Path(o.val_output) if o.val_output else Path(f"{stem}_val.jsonl")
     dropped_path, summary_path = Path(f"{stem}_dropped.jsonl"), Path(f"{stem}_summary.json")
-    outs = [output, dropped_path, summary_path] + ([val_output] if args.val_ratio > 0 else []) + retrieval_paths(args)
-    apply_max_image_pixels(args)
+    outs = ([output, dropped_path, summary_path] + ([val_output] if o.val_ratio > 0 else [])
+            + retrieval_paths(o.retrieval, o.val_ratio))
+    set_max_image_pixels(o.max_image_pixels)
 
-    with exclusive_outputs(outs, inputs, flag="--output", what="training data"):
-        return _convert(args, output, val_output, dropped_path, summary_path)
+    with exclusive_outputs(outs, o.sources.files, flag="--output", what="training data"):
+        return _convert(o, output, val_output, dropped_path, summary_path)
 
 
-def _convert(args: argparse.Namespace, output: Path, val_output: Path, dropped_path: Path, summary_path: Path) -> int:
-    parts = read_inputs(args)
+def _convert(o: ConvertOptions, output: Path, val_output: Path, dropped_path: Path, summary_path: Path) -> int:
+    parts = read_inputs(o)
     for part in parts:
-        check_paths(part, args.allow_outside_paths)
-    bad = image_problems([p for part in parts for s in part.samples for p in s.images], args.np)
+        check_paths(part, o.allow_outside_paths)
+    bad = image_problems([p for part in parts for s in part.samples for p in s.images], o.np)
     for part in parts:
-        check_images(part, args.skip_missing_images, bad)
+        check_images(part, o.skip_missing_images, bad)
     samples = [s for part in parts for s in part.samples]
     if not samples:
         raise InputError("no sample left to write (every input sample was dropped)")
     renamed = unique_ids(samples)
 
     hashes = None
-    if args.dedup != "none":
-        hashes = hash_images([p for s in samples for p in s.images], args.np)
+    if o.dedup != "none":
+        hashes = hash_images([p for s in samples for p in s.images], o.np)
     keys = image_keys(samples, hashes)
-    kept_idx, dups = dedup(samples, keys, args.dedup)
+    kept_idx, dups = dedup(samples, keys, o.dedup)
     kept = [samples[i] for i in kept_idx]
     kept_keys = [keys[i] for i in kept_idx]
-    train_idx, val_idx, n_groups = group_split(kept_keys, args.val_ratio, args.seed)
-    if args.val_ratio > 0 and not val_idx:
-        log.warning("--val_ratio %g of %d samples rounds to 0: the val split is empty", args.val_ratio, len(kept))
+    train_idx, val_idx, n_groups = group_split(kept_keys, o.val_ratio, o.seed)
+    if o.val_ratio > 0 and not val_idx:
+        log.warning("--val_ratio %g of %d samples rounds to 0: the val split is empty", o.val_ratio, len(kept))
 
     dropped_rows: list[dict[str, Any]] = []
     for part in parts:
         dropped_rows += [{"id": p.id, "where": p.where, "reason": p.reason} for p in part.problems]
-    dropped_rows += [{"id": samples[i].id, "reason": f"duplicate of {samples[j].id} ({args.dedup})",
+    dropped_rows += [{"id": samples[i].id, "reason": f"duplicate of {samples[j].id} ({o.dedup})",
                       "duplicate_of": samples[j].id} for i, j in dups]
     out_dir = output.resolve().parent
-    files: dict[Path, str] = {output: "".join(to_line(kept[i], out_dir, args.absolute_paths) for i in train_idx)}
-    if args.val_ratio > 0:
+    files: dict[Path, str] = {output: "".join(to_line(kept[i], out_dir, o.absolute_paths) for i in train_idx)}
+    if o.val_ratio > 0:
         val_dir = val_output.resolve().parent
-        files[val_output] = "".join(to_line(kept[i], val_dir, args.absolute_paths) for i in val_idx)
+        files[val_output] = "".join(to_line(kept[i], val_dir, o.absolute_paths) for i in val_idx)
     summary = {
         "inputs": [{"source": p.source, "path": str(p.path), "samples": len(p.samples), "dropped": len(p.problems)}
                    for p in parts],
         "samples_read": len(samples) + sum(len(p.problems) for p in parts),
         "dropped_missing_images": sum(len(p.problems) for p in parts),
         "renamed_duplicate_ids": renamed,
-        "dedup": {"mode": args.dedup, "dropped": len(dups),
+        "dedup": {"mode": o.dedup, "dropped": len(dups),
                   "distinct_images": len(set(hashes.values())) if hashes else None},
-        "split": {"val_ratio": args.val_ratio, "seed": args.seed, "image_groups": n_groups,
+        "split": {"val_ratio": o.val_ratio, "seed": o.seed, "image_groups": n_groups,
                   "train": len(train_idx), "val": len(val_idx),
                   "grouped_by": "content hash" if hashes else "image path"},
-        "outputs": {k: str(v) for k, v in (("train", output), ("val", val_output if args.val_ratio > 0 else None),
+        "outputs": {k: str(v) for k, v in (("train", output), ("val", val_output if o.val_ratio > 0 else None),
                                            ("dropped", dropped_path), ("summary", summary_path)) if v},
     }
-    files.update(retrieval_files(args, kept, train_idx, val_idx, summary,
-                                 lambda path, folder: image_ref(path, folder, args.absolute_paths)))
+    files.update(retrieval_files(o.retrieval, o.val_ratio, kept, train_idx, val_idx, summary,
+                                 lambda path, folder: image_ref(path, folder, o.absolute_paths)))
     files[dropped_path] = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in dropped_rows)
     files[summary_path] = json.dumps(summary, ensure_ascii=False, indent=2) + "\n"
     write_all_or_nothing(files)
     log.info("wrote %d train%s samples -> %s (%d dropped: %d missing images, %d duplicates; %d ids renamed)",
-             len(train_idx), f" + {len(val_idx)} val" if args.val_ratio > 0 else "", output, len(dropped_rows),
+             len(train_idx), f" + {len(val_idx)} val" if o.val_ratio > 0 else "", output, len(dropped_rows),
              summary["dropped_missing_images"], len(dups), renamed)
     return 0
 

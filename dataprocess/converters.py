@@ -9,7 +9,8 @@
 - captions.json (`[{"image", "caption"}]`): vlmkit.samples.load_captions_json.
 - VaseVQA ground truth (`[{"images": ["<UUID>_<n>_<coll>.jpg"], "caption"}]`) + multi-view object folders: one
   sample per object whose images are its views (in `--views` order) and whose answer is the caption.
-- Our training JSONL: read as is (to merge, dedup or split existing data).
+- Our training JSONL: read as is (to merge, dedup or split existing data), through `vlmkit.training_data`, so any
+  training-data file train.py reads (Parquet, HF datasets, Data-Juicer records, ...) merges too.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from vlmkit.samples import (
     caption_sample,
     load_captions_json,
     load_llava_json,
-    load_training_jsonl,
     multiview_caption_samples,
 )
+from vlmkit.training_data import read_training_data
 
 AIC_MODES = ("per_caption", "first", "random")
 
@@ -79,7 +80,10 @@ def from_captions(path: Path, prompt: str) -> Converted:
 
 
 def from_training(path: Path) -> Converted:
-    return Converted("training", path, _absolutize(load_training_jsonl(path), path.parent))
+    """Training data of any format `vlmkit.training_data` reads (training JSONL / Parquet / WebDataset / HF, and the
+    formats it detects), as train.py would read it."""
+    samples, root = read_training_data(path)
+    return Converted("training", path, _absolutize(samples, root))
 
 
 def _aic_captions(rec: Any, where: str) -> list[str]:

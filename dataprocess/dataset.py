@@ -1,6 +1,7 @@
 """The input formats that explore and filter read, and writing kept data back in the same format.
 
-Formats (`--input_format auto` picks one from the file):
+Formats (`--input_format auto` picks one from the file, by `vlmkit.training_data`, the one detector every command
+shares):
 
 - `dj`: Data-Juicer JSONL, one object per line with a text field (`text_keys`, default `text`) and a list of
   image paths (`image_key`, default `images`). The text operators see that field exactly as stored, special
@@ -34,11 +35,21 @@ from pathlib import Path
 from typing import Any
 
 from vlmkit.ids import VIEWS
-from vlmkit.io import InputError, iter_jsonl, read_json
+from vlmkit.io import InputError
 from vlmkit.multiview import ObjectFolder, find_object_dirs_by_id
 from vlmkit.records import parse_caption_records
 from vlmkit.samples import load_llava_json, validate_sample
-from vlmkit.streams import IMAGE_EXTENSIONS, ChunkRef, EmbeddedImage, PartWriter, Source, container_of, image_value
+from vlmkit.streams import (
+    IMAGE_EXTENSIONS,
+    ChunkRef,
+    EmbeddedImage,
+    PartWriter,
+    Source,
+    container_of,
+    image_value,
+    parsed_json,
+)
+from vlmkit.training_data import detect_format, dj_fields, format_of, wds_record
 
 FORMATS = ("auto", "dj", "training", "llava", "captions", "parquet", "webdataset", "hf")
 SCHEMAS = ("dj", "training", "llava", "captions")
@@ -88,25 +99,6 @@ def resolve_image(root: Path, value: Any, label: str) -> str | EmbeddedImage | N
     """A path resolved against `root`, or embedded bytes (see `vlmkit.streams.image_value`)."""
     got = image_value(value, label)
     return resolve(root, got) if isinstance(got, str) else got
-
-
-def detect_format(path: Path, data: Any = None) -> str:
-    """`dj` / `training` for .jsonl (by whether the first object has `conversations`); `llava` / `captions`
-    for .json (by whether the first record has `conversations` or `caption`; `data` is the parsed file)."""
-    if path.suffix == ".jsonl":
-        for _, obj in iter_jsonl(path):
-            return "training" if isinstance(obj, dict) and "conversations" in obj else "dj"
-        raise InputError(f"{path}: empty file")
-    if path.suffix == ".json":
-        data = read_json(path) if data is None else data
-        first = data[0] if isinstance(data, list) and data else None
-        if isinstance(first, dict) and "conversations" in first:
-            return "llava"
-        if isinstance(first, dict) and "caption" in first:
-            return "captions"
-        raise InputError(f"{path}: cannot tell the format (expected a JSON list of caption or LLaVA records); "
-                         f"pass --input_format")
-    raise InputError(f"{path}: unsupported file type '{path.suffix}' (expected .jsonl or .json)")
 
 
 def multiview_images(obj: ObjectFolder | None, multiview_dir: Path, name: str, views) -> tuple[str, ...]:
@@ -165,10 +157,8 @@ class Input:
             if jsonl_schema and container == "json" or not jsonl_schema and container != "json":
                 raise InputError(f"{path}: format '{fmt}' needs a "
                                  f"{'.jsonl' if fmt in ('dj', 'training') else '.json'} file")
-        elif container == "jsonl":
-            fmt = detect_format(path)
-        elif container == "json":
-            fmt = detect_format(path, _json_items_cache(self, None))
+        elif container in ("jsonl", "json"):
+            fmt = detect_format(path, container)
         else:
             fmt = None
         self.schema = fmt
@@ -184,7 +174,7 @@ class Input:
         if self.schema is None:  # Parquet / WebDataset / HF: dj or training, from the first record
             raw, _ = self.source.read(ChunkRef(0, refs[0].file, refs[0].start, 1, refs[0].first))[0]
             obj = self._wds_json(raw, "") if self.source.container == "webdataset" else raw
-            self.schema = "training" if isinstance(obj, dict) and "conversations" in obj else "dj"
+            self.schema = format_of(obj, self.source.container)
         return refs
 
     @property
@@ -230,15 +220,7 @@ class Input:
         return obj
 
     def _wds_json(self, raw: dict, where: str) -> Any:
-        members = raw["members"]
-        if "json" in members:
-            try:
-                return json.loads(members["json"])
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise InputError(f"{where}: {raw['__key__']}.json: malformed JSON ({exc})") from None
-        if "txt" in members:
-            return {self.text_key: members["txt"].decode("utf-8", errors="replace")}
-        raise InputError(f"{where}: sample has neither a .json nor a .txt member")
+        return wds_record(raw, where, self.text_key)
 
     def items(self, ref: ChunkRef) -> list[Item]:
         if self.source.container == "json":
@@ -271,16 +253,12 @@ class Input:
 
     def _item(self, obj: Any, raw: Any, where: str, fallback_id: str,
               embedded: tuple[EmbeddedImage, ...] | None) -> Item:
+        if self.schema == "dj":
+            sid, text, values = dj_fields(obj, where, self.text_key, self.image_key)
+            images = embedded or self._images(values, where, self.image_key)
+            return Item(sid or fallback_id, text, images, raw, where)
         if not isinstance(obj, dict):
             raise InputError(f"{where}: expected a JSON object")
-        if self.schema == "dj":
-            text = obj.get(self.text_key)
-            if not isinstance(text, str):
-                raise InputError(f"{where}: text field '{self.text_key}' must be a string, got "
-                                 f"{type(text).__name__}")
-            images = embedded or self._images(obj.get(self.image_key) or [], where, self.image_key)
-            sid = str(obj["id"]) if obj.get("id") is not None else fallback_id
-            return Item(sid, text, images, raw, where)
         # training: validated with image labels standing in for embedded bytes
         cells = obj.get("images")
         images: tuple | None = None
@@ -308,7 +286,7 @@ def _json_items_cache(inp: Input, _unused: Any) -> Any:
     """A JSON document's parsed list (before the schema is known) or its items (after); parsed once per Input."""
     cache = inp.__dict__.setdefault("_json_cache", {})
     if "parsed" not in cache:
-        cache["parsed"] = read_json(inp.path)
+        cache["parsed"] = parsed_json(inp.path)
     if getattr(inp, "schema", None) is None:
         return cache["parsed"]
     if "items" not in cache:

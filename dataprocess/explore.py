@@ -21,37 +21,39 @@ word_frequency_analysis.png, image_analysis.png.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
 import logging
 import math
-import multiprocessing
-import os
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dataprocess.dataset import FORMATS, TEXT_VIEWS, Dataset, Input, open_input
+from dataprocess.dataset import Dataset, Input
 from dataprocess.dj_text import refine_words, split_words
 from dataprocess.images import file_sha256
+from dataprocess.options import InputOptions, cores
 from dataprocess.outputs import exclusive_outputs
 from dataprocess.recipe import DJ_EOC_TOKEN, load_recipe
-from vlmkit.cli import HelpFormatter, add_views_arg, run_main, setup_logging
+from vlmkit.cli import run_main, setup_logging
+from vlmkit.executor import ExecutorOptions, map_refs
 from vlmkit.images import (
     ImageInfo,
-    add_max_image_pixels_arg,
-    apply_max_image_pixels,
     max_image_pixels,
+    max_image_pixels_option,
     read_image_header,
     set_max_image_pixels,
 )
-from vlmkit.io import InputError, write_all_or_nothing
+from vlmkit.io import write_all_or_nothing
+from vlmkit.options import Options, opt, parse_options
 from vlmkit.outputs import check_output_dir
+from vlmkit.ranges import NON_NEGATIVE, POSITIVE
 from vlmkit.streams import EmbeddedImage
 
 log = logging.getLogger("dataprocess.explore")
@@ -180,21 +182,30 @@ def _inspect_image(job: tuple[str | EmbeddedImage, bool]) -> tuple[str, ImageInf
     return path, info, digest
 
 
-def inspect_images(paths: list[str], want_hash: bool, np_: int) -> list[tuple[str, Any, str | None]]:
+def _inspect_chunk(job: tuple[list[str], bool]) -> list[tuple[str, Any, str | None]]:
+    paths, want_hash = job
+    return [_inspect_image((p, want_hash)) for p in paths]
+
+
+def inspect_images(paths: list[str], want_hash: bool, np_: int,
+                   executor: ExecutorOptions | None = None) -> list[tuple[str, Any, str | None]]:
+    """Header (and content hash) of each path, in order: in this process for a few paths, else in chunks over `np_`
+    local processes or Ray tasks (`executor`), each worker applying this run's --max_image_pixels."""
     from tqdm import tqdm
 
-    jobs = [(p, want_hash) for p in paths]
-    if np_ <= 1 or len(jobs) < 200:
-        return [_inspect_image(j) for j in tqdm(jobs, desc="images", unit="image", disable=None)]
-    with multiprocessing.get_context().Pool(np_, initializer=set_max_image_pixels,
-                                            initargs=(max_image_pixels(),)) as pool:
-        chunk = max(16, len(jobs) // (np_ * 8))
-        return list(tqdm(pool.imap(_inspect_image, jobs, chunksize=chunk), total=len(jobs), desc="images",
-                         unit="image", disable=None))
+    executor = executor or ExecutorOptions()
+    if not executor.is_ray and (np_ <= 1 or len(paths) < 200):
+        return [_inspect_image((p, want_hash)) for p in tqdm(paths, desc="images", unit="image", disable=None)]
+    size = max(16, len(paths) // (max(np_, executor.num_workers or 1) * 8))
+    chunks = [(paths[i:i + size], want_hash) for i in range(0, len(paths), size)]
+    with tqdm(total=len(paths), desc="images", unit="image", disable=None) as bar:
+        parts = map_refs(_inspect_chunk, chunks, executor, np=np_, on_result=lambda part: bar.update(len(part)),
+                         initializer=partial(set_max_image_pixels, max_image_pixels()))
+    return [r for part in parts for r in part]
 
 
 def image_statistics(image_lists: Callable[[], Iterable[tuple]], want_hash: bool, small_side: int, bins: int,
-                     np_: int) -> dict[str, Any]:
+                     np_: int, executor: ExecutorOptions | None = None) -> dict[str, Any]:
     """`image_lists()` yields each sample's images (it is called twice: to collect and inspect them, then to count
     the samples with a bad one). Paths are inspected once each; embedded images as they stream by."""
     refs: Counter[str] = Counter()
@@ -209,7 +220,7 @@ def image_statistics(image_lists: Callable[[], Iterable[tuple]], want_hash: bool
     if not refs:
         return {"unavailable": "no sample refers to an image", "samples_without_images": without}
     done = {r[0] for r in early}
-    results = sorted(early + inspect_images([p for p in sorted(refs) if p not in done], want_hash, np_),
+    results = sorted(early + inspect_images([p for p in sorted(refs) if p not in done], want_hash, np_, executor),
                      key=lambda r: r[0])
     ok = [(p, info, h) for p, info, h in results if isinstance(info, ImageInfo)]
     bad = [(p, info) for p, info, _ in results if not isinstance(info, ImageInfo)]
@@ -364,7 +375,8 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def explore(data: Dataset | Input, *, short_words: int = 5, long_words: int = 50, bins: int = 30, top: int = 20,
-            image_hash: bool = True, small_side: int = 224, np_: int = 1, chunk_size: int = 1000) -> dict[str, Any]:
+            image_hash: bool = True, small_side: int = 224, np_: int = 1, chunk_size: int = 1000,
+            executor: ExecutorOptions | None = None) -> dict[str, Any]:
     """The full report (JSON-able; private `_` keys hold raw values for the plots). An `Input` is streamed chunk by
     chunk (read twice: texts and images, then the samples with a bad image); a `Dataset` is already in memory."""
     if isinstance(data, Input):
@@ -382,7 +394,7 @@ def explore(data: Dataset | Input, *, short_words: int = 5, long_words: int = 50
 
         path, fmt, view = data.path, data.format, data.text_view
     text = text_statistics((item.text for item in items()), short_words, long_words, bins, top)
-    images = image_statistics(lambda: (item.images for item in items()), image_hash, small_side, bins, np_)
+    images = image_statistics(lambda: (item.images for item in items()), image_hash, small_side, bins, np_, executor)
     return {"input": str(path), "format": fmt, "text_view": view, "text": text, "images": images}
 
 
@@ -392,59 +404,53 @@ def public(report: Any) -> Any:
     return report
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(formatter_class=HelpFormatter, prog="python -m dataprocess.explore",
-                                description="Statistics of a caption data set as JSON + Markdown + PNG plots.")
-    p.add_argument("--input", required=True, help="data file (Data-Juicer JSONL, training JSONL, LLaVA JSON, "
-                                                  "caption JSON)")
-    p.add_argument("--output_dir", required=True, help="folder for explore.json, explore.md and the plots")
-    p.add_argument("--input_format", choices=FORMATS, default="auto")
-    p.add_argument("--recipe", help="take text_keys / image_key / eoc_special_token from this Data-Juicer recipe")
-    p.add_argument("--text_key", help="text field of Data-Juicer JSONL (default: text, or the recipe's)")
-    p.add_argument("--image_key", help="image list field of Data-Juicer JSONL (default: images, or the recipe's)")
-    p.add_argument("--image_folder", help="folder relative image paths are resolved against (default: the "
-                                          "input's folder)")
-    p.add_argument("--multiview_dir", help="caption input only: each record's images are its object's views here")
-    add_views_arg(p, "views per object with --multiview_dir / --vasevqa, in this order (comma-separated)")
-    p.add_argument("--text_view", choices=TEXT_VIEWS, default="answers",
-                   help="text of conversation inputs: answers (gpt turns) or dj (Data-Juicer llava_to_dj layout)")
-    p.add_argument("--short_words", type=int, default=5, help="texts with fewer words are short (default: 5)")
-    p.add_argument("--long_words", type=int, default=50, help="texts with more words are long (default: 50)")
-    p.add_argument("--small_side", type=int, default=224, help="images with a side below this are small "
-                                                               "(default: 224)")
-    p.add_argument("--bins", type=int, default=30, help="histogram bins (default: 30)")
-    p.add_argument("--top", type=int, default=20, help="most frequent words to list (default: 20)")
-    p.add_argument("--no_image_hash", action="store_true", help="skip content hashing (no byte reads)")
-    p.add_argument("--np", type=int, default=os.cpu_count() or 1, help="processes for reading images")
-    add_max_image_pixels_arg(p)
-    p.add_argument("-v", "--verbose", action="store_true")
-    return p
+@dataclass
+class ExploreOptions(Options):
+    """`python -m dataprocess.explore`'s settings."""
+
+    input: str = opt(None, "data file (Data-Juicer JSONL, training JSONL, LLaVA JSON, caption JSON)", required=True)
+    output_dir: str = opt(None, "folder for explore.json, explore.md and the plots", required=True)
+    reader: InputOptions = field(default_factory=InputOptions)
+    recipe: str | None = opt(None, "take text_keys / image_key / eoc_special_token from this Data-Juicer recipe")
+    text_key: str | None = opt(None, "text field of Data-Juicer JSONL (default: text, or the recipe's)")
+    image_key: str | None = opt(None, "image list field of Data-Juicer JSONL (default: images, or the recipe's)")
+    short_words: int = opt(5, "texts with fewer words are short", range=NON_NEGATIVE)
+    long_words: int = opt(50, "texts with more words are long", range=NON_NEGATIVE)
+    small_side: int = opt(224, "images with a side below this are small")
+    bins: int = opt(30, "histogram bins", range=POSITIVE)
+    top: int = opt(20, "most frequent words to list", range=POSITIVE)
+    no_image_hash: bool = opt(False, "skip content hashing (no byte reads)")
+    np: int = opt(factory=cores, help="processes for reading images", range=POSITIVE)
+    max_image_pixels: int = max_image_pixels_option()
+    executor: ExecutorOptions = field(default_factory=ExecutorOptions)
+    verbose: bool = opt(False, flags=("-v",))
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    setup_logging(args.verbose)
-    for name in ("short_words", "long_words", "bins", "top", "np"):
-        if getattr(args, name) < (0 if name in ("short_words", "long_words") else 1):
-            raise InputError(f"--{name} must be positive, got {getattr(args, name)}")
+    return run(parse_options(ExploreOptions, argv, exclude=("gpus_per_worker",), prog="python -m dataprocess.explore",
+                             description="Statistics of a caption data set as JSON + Markdown + PNG plots."))
+
+
+def run(o: ExploreOptions) -> int:
+    """Write `o.input`'s report (explore.json, explore.md, the plots) into `o.output_dir`."""
+    setup_logging(o.verbose)
     text_key, image_key, eoc = "text", "images", DJ_EOC_TOKEN
-    if args.recipe:
-        recipe = load_recipe(args.recipe, skip_unsupported=True)
+    if o.recipe:
+        recipe = load_recipe(o.recipe, skip_unsupported=True)
         text_key, image_key, eoc = recipe.text_key, recipe.image_key, recipe.eoc_special_token
-    apply_max_image_pixels(args)
-    out_dir = check_output_dir(args.output_dir, "--output_dir")
+    set_max_image_pixels(o.max_image_pixels)
+    out_dir = check_output_dir(o.output_dir, "--output_dir")
     outputs = [out_dir / name for name in OUTPUT_NAMES]
-    with exclusive_outputs(outputs, [Path(args.input)], flag="--output_dir", what="exploration report",
+    with exclusive_outputs(outputs, [Path(o.input)], flag="--output_dir", what="exploration report",
                            lock=out_dir):
-        return _explore(args, out_dir, text_key, image_key, eoc)
+        source = o.reader.open(o.input, text_key=o.text_key or text_key, image_key=o.image_key or image_key,
+                               eoc_token=eoc)
+        report = explore(source, short_words=o.short_words, long_words=o.long_words, bins=o.bins, top=o.top,
+                         image_hash=not o.no_image_hash, small_side=o.small_side, np_=o.np, executor=o.executor)
+        return _write_report(report, out_dir)
 
 
-def _explore(args: argparse.Namespace, out_dir: Path, text_key: str, image_key: str, eoc: str) -> int:
-    source = open_input(args.input, args.input_format, text_key=args.text_key or text_key,
-                        image_key=args.image_key or image_key, image_folder=args.image_folder,
-                        text_view=args.text_view, eoc_token=eoc, multiview_dir=args.multiview_dir, views=args.views)
-    report = explore(source, short_words=args.short_words, long_words=args.long_words, bins=args.bins,
-                     top=args.top, image_hash=not args.no_image_hash, small_side=args.small_side, np_=args.np)
+def _write_report(report: dict[str, Any], out_dir: Path) -> int:
     files: dict[Path, str | bytes] = {out_dir / "explore.json": json.dumps(public(report), ensure_ascii=False,
                                                                           indent=2) + "\n",
                                       out_dir / "explore.md": markdown(public(report))}

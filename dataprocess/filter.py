@@ -26,30 +26,33 @@ image operators, and only for samples that reach them.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import multiprocessing
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dataprocess.dataset import FORMATS, TEXT_VIEWS, Dataset, Input, open_input
+from dataprocess.dataset import Dataset, Input
 from dataprocess.filter_run import Drop, FilterJob, all_files, commit_outputs, evaluate, output_paths, summarize
 from dataprocess.ops import OPERATORS, FilterOp
+from dataprocess.options import InputOptions
 from dataprocess.outputs import exclusive_outputs
 from dataprocess.recipe import Recipe, load_recipe
 from dataprocess.workdir import WorkDir, work_dir_for
-from vlmkit.cli import HelpFormatter, add_views_arg, run_main, setup_logging
-from vlmkit.executor import add_executor_args, executor_options, map_refs
-from vlmkit.images import add_max_image_pixels_arg, apply_max_image_pixels, max_image_pixels, set_max_image_pixels
+from vlmkit.cli import run_main, setup_logging
+from vlmkit.executor import ExecutorOptions, map_refs
+from vlmkit.images import max_image_pixels, max_image_pixels_option, set_max_image_pixels
 from vlmkit.io import InputError
+from vlmkit.options import Options, opt, parse_options
+from vlmkit.ranges import Range
 from vlmkit.streams import OUTPUT_SUFFIXES, SHARDABLE, ChunkRef
 
 log = logging.getLogger("dataprocess.filter")
 DEFAULT_CHUNK = 1000
+SOME = Range(1, optional=True)  # unset: the default the help names
 
 _WORKER_OPS: list[FilterOp] | None = None
 
@@ -107,79 +110,72 @@ def run_filter(dataset: Dataset, recipe: Recipe, np: int = 1, chunk_size: int | 
     return FilterResult([r[0] for r in results], [r[1] for r in results], seconds, np)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(formatter_class=HelpFormatter, prog="python -m dataprocess.filter",
-        description=f"Filter a data set with a Data-Juicer recipe ({', '.join(OPERATORS)}; Data-Juicer 1.6.1 "
-                    "semantics), streaming in chunks, locally or on Ray. Writes the kept data, per-sample stats, "
-                    "a dropped manifest and a summary.")
-    p.add_argument("--recipe", required=True, help="Data-Juicer YAML recipe (process: list of operators)")
-    p.add_argument("--dataset_path", help="input file; overrides the recipe's dataset_path")
-    p.add_argument("--export_path", help="kept-data file (same format as the input); overrides the recipe's")
-    p.add_argument("--input_format", choices=FORMATS, default="auto",
-                   help="dj: Data-Juicer JSONL; training: our training JSONL; llava: LLaVA JSON; "
-                        "captions: caption JSON (default: detect)")
-    p.add_argument("--image_folder", help="folder relative image paths are resolved against "
-                                          "(default: the input file's folder, as in Data-Juicer)")
-    p.add_argument("--multiview_dir", help="caption input only: use each record's object views from this folder of "
-                                           "VaseVQA object folders as its images")
-    add_views_arg(p, "views per object with --multiview_dir / --vasevqa, in this order (comma-separated)")
-    p.add_argument("--text_view", choices=TEXT_VIEWS, default="answers",
-                   help="text the operators see for conversation inputs: answers = the gpt turns joined with "
-                        "newlines; dj = Data-Juicer's llava_to_dj layout (default: answers)")
-    p.add_argument("--np", type=int, help="worker processes (default: the recipe's np, else the number of cores)")
-    p.add_argument("--chunk_size", type=int, help=f"samples per work unit (default: {DEFAULT_CHUNK}); memory use "
-                                                  f"is about np x chunk_size samples, whatever the data set's size")
-    p.add_argument("--output_shards", type=int, help="write the kept data as N part files <stem>-0000k-of-0000N "
-                                                     "(JSONL, Parquet or WebDataset output; default: one file)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue a killed run of the same input and recipe: its finished chunks are kept")
-    p.add_argument("--skip_unsupported_ops", action="store_true",
-                   help="skip recipe operators this tool does not implement (listed in the summary) instead of "
-                        "failing")
-    p.add_argument("--parity", action="store_true",
-                   help="also run the real py-data-juicer operators (if installed) and compare stats and decisions")
-    p.add_argument("--parity_samples", type=int, help="compare only the first N samples in --parity mode")
-    p.add_argument("--no_progress", action="store_true", help="no progress bar")
-    add_max_image_pixels_arg(p)
-    add_executor_args(p)
-    p.add_argument("-v", "--verbose", action="store_true")
-    return p
+DESCRIPTION = (f"Filter a data set with a Data-Juicer recipe ({', '.join(OPERATORS)}; Data-Juicer 1.6.1 semantics), "
+               "streaming in chunks, locally or on Ray. Writes the kept data, per-sample stats, a dropped manifest "
+               "and a summary.")
+
+
+@dataclass
+class FilterOptions(Options):
+    """`python -m dataprocess.filter`'s settings (flags in declaration order)."""
+
+    recipe: str = opt(None, "Data-Juicer YAML recipe (process: list of operators)", required=True)
+    dataset_path: str | None = opt(None, "input file; overrides the recipe's dataset_path")
+    export_path: str | None = opt(None, "kept-data file (same format as the input); overrides the recipe's")
+    reader: InputOptions = field(default_factory=InputOptions)
+    np: int | None = opt(None, "worker processes (default: the recipe's np, else the number of cores)",
+                         range=SOME)
+    chunk_size: int | None = opt(None, f"samples per work unit (default: {DEFAULT_CHUNK}); memory use is about np x "
+                                       f"chunk_size samples, whatever the data set's size", range=SOME)
+    output_shards: int | None = opt(None, "write the kept data as N part files <stem>-0000k-of-0000N (JSONL, Parquet "
+                                          "or WebDataset output; default: one file)", range=SOME)
+    resume: bool = opt(False, "continue a killed run of the same input and recipe: its finished chunks are kept")
+    skip_unsupported_ops: bool = opt(False, "skip recipe operators this tool does not implement (listed in the "
+                                            "summary) instead of failing")
+    parity: bool = opt(False, "also run the real py-data-juicer operators (if installed) and compare stats and "
+                              "decisions")
+    parity_samples: int | None = opt(None, "compare only the first N samples in --parity mode")
+    no_progress: bool = opt(False, "no progress bar")
+    max_image_pixels: int = max_image_pixels_option()
+    executor: ExecutorOptions = field(default_factory=ExecutorOptions)
+    verbose: bool = opt(False, flags=("-v",))
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    setup_logging(args.verbose)
-    recipe = load_recipe(args.recipe, skip_unsupported=args.skip_unsupported_ops)
-    dataset_path = args.dataset_path or recipe.dataset_path
-    export_path = args.export_path or recipe.export_path
+    return run(parse_options(FilterOptions, argv, description=DESCRIPTION, exclude=("gpus_per_worker",),
+                             prog="python -m dataprocess.filter"))
+
+
+def run(o: FilterOptions) -> int:
+    """Filter `o`'s data set; 0, or 1 when the --parity check found mismatches."""
+    setup_logging(o.verbose)
+    recipe = load_recipe(o.recipe, skip_unsupported=o.skip_unsupported_ops)
+    dataset_path = o.dataset_path or recipe.dataset_path
+    export_path = o.export_path or recipe.export_path
     if not dataset_path:
-        raise InputError(f"{args.recipe}: no dataset_path in the recipe; pass --dataset_path")
+        raise InputError(f"{o.recipe}: no dataset_path in the recipe; pass --dataset_path")
     if not export_path:
-        raise InputError(f"{args.recipe}: no export_path in the recipe; pass --export_path")
-    for flag in ("np", "chunk_size", "output_shards"):
-        if getattr(args, flag) is not None and getattr(args, flag) < 1:
-            raise InputError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
-    opts = executor_options(args)
-    apply_max_image_pixels(args)
-    shards = args.output_shards or 1
+        raise InputError(f"{o.recipe}: no export_path in the recipe; pass --export_path")
+    set_max_image_pixels(o.max_image_pixels)
+    shards = o.output_shards or 1
     paths = output_paths(Path(export_path), shards)
-    with exclusive_outputs(all_files(paths), [Path(dataset_path), Path(args.recipe)], flag="--export_path",
+    with exclusive_outputs(all_files(paths), [Path(dataset_path), Path(o.recipe)], flag="--export_path",
                            what="filter output"):
         work = WorkDir(work_dir_for(Path(export_path)))
         try:
-            return _filter(args, recipe, dataset_path, export_path, paths, opts, work, shards)
+            return _filter(o, recipe, dataset_path, export_path, paths, work, shards)
         except InputError:
             work.remove()  # a bad input leaves nothing behind; the input must change before a rerun anyway
             raise
 
 
-def _filter(args: argparse.Namespace, recipe: Recipe, dataset_path: str, export_path: str,
-            paths: dict[str, Any], opts, work: WorkDir, shards: int) -> int:
+def _filter(o: FilterOptions, recipe: Recipe, dataset_path: str, export_path: str,
+            paths: dict[str, Any], work: WorkDir, shards: int) -> int:
     from tqdm import tqdm
 
-    inp = open_input(dataset_path, args.input_format, text_key=recipe.text_key, image_key=recipe.image_key,
-                     image_folder=args.image_folder, text_view=args.text_view, eoc_token=recipe.eoc_special_token,
-                     multiview_dir=args.multiview_dir, views=args.views)
+    opts = o.executor
+    inp = o.reader.open(dataset_path, text_key=recipe.text_key, image_key=recipe.image_key,
+                       eoc_token=recipe.eoc_special_token)
     want_suffix = {v: k for k, v in OUTPUT_SUFFIXES.items()}[inp.output_kind]
     if Path(export_path).suffix != want_suffix:
         raise InputError(f"{export_path}: the kept data keeps the input's format ({inp.source.container}), so the "
@@ -187,15 +183,14 @@ def _filter(args: argparse.Namespace, recipe: Recipe, dataset_path: str, export_
     if shards > 1 and inp.output_kind not in SHARDABLE:
         raise InputError(f"--output_shards {shards}: a {want_suffix} output is one document; shards need a "
                          f"JSONL, Parquet or WebDataset output")
-    chunk_size = args.chunk_size or DEFAULT_CHUNK
+    chunk_size = o.chunk_size or DEFAULT_CHUNK
     refs = inp.plan(chunk_size)
     total = sum(r.count for r in refs)
-    np = args.np or recipe.np or os.cpu_count() or 1
+    np = o.np or recipe.np or os.cpu_count() or 1
     plan = {"input": inp.source.signature(), "format": inp.format, "recipe": recipe.describe(),
-            "chunk_size": chunk_size, "chunks": len(refs), "text_view": args.text_view,
-            "image_folder": args.image_folder, "multiview_dir": args.multiview_dir, "views": list(args.views),
+            "chunk_size": chunk_size, "chunks": len(refs), **o.reader.plan_settings(),
             "keep_stats": recipe.keep_stats_in_res_ds, "max_image_pixels": max_image_pixels()}
-    done = work.open(plan, args.resume)
+    done = work.open(plan, o.resume)
     log.info("%s: %d samples in %d chunks (%s, %s format), %d operators, %s executor%s", inp.path, total, len(refs),
              inp.source.container, inp.format, len(recipe.ops), opts.executor,
              f", up to {np} processes" if not opts.is_ray else "")
@@ -207,7 +202,7 @@ def _filter(args: argparse.Namespace, recipe: Recipe, dataset_path: str, export_
     def progress(chunk: dict[str, Any]) -> None:
         if not bars:
             bars.append(tqdm(total=total, initial=sum(r.count for r in refs if r.index in done), desc="filter",
-                             unit="sample", disable=args.no_progress or None))
+                             unit="sample", disable=o.no_progress or None))
         bars[0].update(chunk["total"])
 
     try:
@@ -229,13 +224,13 @@ def _filter(args: argparse.Namespace, recipe: Recipe, dataset_path: str, export_
     summary = summarize(inp, recipe, chunks, paths, seconds, 1 if opts.is_ray else np, opts.executor)
     summary["resumed_chunks"] = len(done)
     summary["nodes"] = sorted({c["node"] for c in chunks if c.get("node")})
-    if args.parity:
+    if o.parity:
         from dataprocess.parity import run_parity
 
-        dataset = inp.dataset() if args.parity_samples is None else _first_items(inp, refs, args.parity_samples)
+        dataset = inp.dataset() if o.parity_samples is None else _first_items(inp, refs, o.parity_samples)
         results = evaluate(recipe.ops, [(item.text, item.images) for item in dataset.items])
         summary["parity"] = run_parity(dataset, recipe, [r[0] for r in results], [r[1] for r in results],
-                                       args.parity_samples)
+                                       o.parity_samples)
     commit_outputs(inp, job, chunks, summary, paths, work)
 
     for entry in summary["ops"]:
@@ -246,7 +241,7 @@ def _filter(args: argparse.Namespace, recipe: Recipe, dataset_path: str, export_
                     bad["missing"], bad["unreadable"], paths["dropped"])
     log.info("kept %d of %d samples in %.2f s (%.0f samples/s) -> %s", summary["kept"], summary["total"],
              seconds, summary["samples_per_second"] or 0, export_path)
-    if args.parity and summary["parity"]["status"] == "mismatch":
+    if o.parity and summary["parity"]["status"] == "mismatch":
         log.error("parity check found %d mismatches with Data-Juicer; see %s", summary["parity"]["mismatches"],
                   paths["summary"])
         return 1

@@ -18,36 +18,38 @@ images lie inside it, else absolute).
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from vlmkit.io import InputError
+from vlmkit.options import Options, opt
 from vlmkit.samples import TrainingSample
 
 RETRIEVAL_VIEWS = ("per_view", "per_object")
 
 
-def add_retrieval_args(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("retrieval pairs (for retrieval.py)")
-    g.add_argument("--retrieval_output", metavar="JSONL",
-                   help="also write text-image retrieval pairs {\"query\", \"positive\"} (val pairs: "
-                        "<stem>_val.jsonl, same image-disjoint split)")
-    g.add_argument("--retrieval_views", choices=RETRIEVAL_VIEWS, default="per_view",
-                   help="per_view: one pair per image (each view of an object); per_object: one pair per sample "
-                        "with its first image")
+@dataclass
+class RetrievalPairsOptions(Options):
+    """convert's `--retrieval_output` / `--retrieval_views` (nested in `dataprocess.convert.ConvertOptions`)."""
+
+    TITLE: ClassVar[str | None] = "retrieval pairs (for retrieval.py)"
+    retrieval_output: str | None = opt(None, "also write text-image retrieval pairs {\"query\", \"positive\"} (val "
+                                             "pairs: <stem>_val.jsonl, same image-disjoint split)", metavar="JSONL")
+    retrieval_views: str = opt("per_view", "per_view: one pair per image (each view of an object); per_object: one "
+                                           "pair per sample with its first image", choices=RETRIEVAL_VIEWS)
 
 
-def retrieval_paths(args: argparse.Namespace) -> list[Path]:
+def retrieval_paths(options: RetrievalPairsOptions, val_ratio: float) -> list[Path]:
     """The pairs files this run will write (for convert's output checks)."""
-    if not getattr(args, "retrieval_output", None):
+    if not options.retrieval_output:
         return []
-    out = Path(args.retrieval_output)
+    out = Path(options.retrieval_output)
     if out.suffix != ".jsonl":
         raise InputError(f"{out}: --retrieval_output is a JSONL file; use a .jsonl name")
-    return [out] + ([val_path(out)] if args.val_ratio > 0 else [])
+    return [out] + ([val_path(out)] if val_ratio > 0 else [])
 
 
 def val_path(out: Path) -> Path:
@@ -85,23 +87,23 @@ def pairs_text(samples: Sequence[TrainingSample], indices: Sequence[int], views:
     return "".join(lines), no_pair
 
 
-def retrieval_files(args: argparse.Namespace, samples: Sequence[TrainingSample], train_idx: Sequence[int],
-                    val_idx: Sequence[int], summary: dict[str, Any],
+def retrieval_files(options: RetrievalPairsOptions, val_ratio: float, samples: Sequence[TrainingSample],
+                    train_idx: Sequence[int], val_idx: Sequence[int], summary: dict[str, Any],
                     image_ref: Callable[[str, Path], str]) -> dict[Path, str]:
     """The pairs files (train, and val when convert splits) for convert's all-or-nothing commit; adds a
     `retrieval` entry to the summary."""
-    if not getattr(args, "retrieval_output", None):
+    if not options.retrieval_output:
         return {}
-    out = Path(args.retrieval_output)
+    out = Path(options.retrieval_output)
     files: dict[Path, str] = {}
-    text, skipped = pairs_text(samples, train_idx, args.retrieval_views, out, image_ref)
+    text, skipped = pairs_text(samples, train_idx, options.retrieval_views, out, image_ref)
     files[out] = text
     counts = {"train": text.count("\n")}
-    if args.val_ratio > 0:
-        val_text, val_skipped = pairs_text(samples, val_idx, args.retrieval_views, val_path(out), image_ref)
+    if val_ratio > 0:
+        val_text, val_skipped = pairs_text(samples, val_idx, options.retrieval_views, val_path(out), image_ref)
         files[val_path(out)] = val_text
         counts["val"] = val_text.count("\n")
         skipped += val_skipped
-    summary["retrieval"] = {"views": args.retrieval_views, "pairs": counts, "samples_without_pairs": skipped,
+    summary["retrieval"] = {"views": options.retrieval_views, "pairs": counts, "samples_without_pairs": skipped,
                             "outputs": {k: str(v) for k, v in zip(("train", "val"), files, strict=False)}}
     return files

@@ -28,6 +28,7 @@ RECORDED = json.loads((HERE / "data_juicer_1.6.1.json").read_text())
 def _run(tmp_path: Path, case: dict) -> tuple[list[dict], list[str]]:
     rows = [{"id": f"s{k}", "text": s["text"], "images": [str(HERE / "images" / n) for n in s["images"]]}
             for k, s in enumerate(case["samples"])]
+    tmp_path.mkdir(parents=True, exist_ok=True)
     data = write_jsonl(tmp_path / "d.jsonl", rows)
     recipe = tmp_path / "r.json"
     recipe.write_text(json.dumps({"process": [{case["op"]: case["params"]}]}))
@@ -53,3 +54,23 @@ def test_same_answers_as_data_juicer(tmp_path: Path, k: int) -> None:
     assert ours == [r["stats"] for r in recorded]  # floats compared exactly: W / H in float64 on both sides
     assert [s["kept"] for s in stats] == [r["keep"] for r in recorded]
     assert [f"s{i}" for i, r in enumerate(recorded) if r["keep"]] == kept
+
+
+CLIP_CASES = json.loads((HERE / "cases_clip.json").read_text())["cases"]
+CLIP_RECORDED = json.loads((HERE / "data_juicer_1.6.1_clip.json").read_text())
+
+
+def test_image_text_similarity_agrees_with_data_juicer(tmp_path: Path, tiny_clip_dir: Path) -> None:
+    """The same tiny random CLIP (demo.tiny.clip, seed 0) scored by Data-Juicer's operator and by ours: chunks split
+    on the eoc token, image tokens counted per chunk, an image token without words still scored, flips, avg / max /
+    min, any / all, text truncated at the model's positions, EXIF rotation and mode conversion of the images."""
+    assert CLIP_RECORDED["data_juicer_version"] == "1.6.1" and len(CLIP_RECORDED["results"]) == len(CLIP_CASES) == 5
+    for k, (case, recorded) in enumerate(zip(CLIP_CASES, CLIP_RECORDED["results"], strict=True)):
+        case = {**case, "params": {**case["params"], "hf_clip": str(tiny_clip_dir)}}
+        stats, kept = _run(tmp_path / str(k), case)
+        ours = [s["__dj__stats__"]["image_text_similarity"] for s in stats]
+        theirs = [r["stats"]["image_text_similarity"] for r in recorded]
+        assert [len(v) for v in ours] == [len(v) for v in theirs], k
+        for a, b in zip(ours, theirs, strict=True):
+            assert a == pytest.approx(b, abs=1e-6), k  # the same model on the same CPU; float32 forward passes
+        assert [s["kept"] for s in stats] == [r["keep"] for r in recorded], k

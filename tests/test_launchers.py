@@ -1,7 +1,8 @@
 """The launcher convention (vlmkit/launcher.sh) for train.sh, test.sh, compare.sh, eval_vqa.sh and retrieval.sh.
 
 Every launcher runs under `sh` (dash) and `bash`; --help prints usage and starts nothing; extra arguments reach the
-Python script unchanged; PYTHON is honoured; a setting that mirrors a script flag has the script's own default;
+Python script unchanged; PYTHON is honoured; a setting that mirrors a script flag has the script's own default
+(train.sh's training settings are empty by default: its recipe file, configs/train/$RECIPE.yaml, holds them);
 train.sh and eval_vqa.sh fit the machine (the GPUs present; none: one CPU process) and say what they chose.
 """
 
@@ -19,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 LAUNCHERS = {"train.sh": "train.py", "test.sh": "caption.py", "compare.sh": "compare.py", "eval_vqa.sh": "eval_vqa.py",
              "retrieval.sh": "retrieval.py"}
 
-# setting -> (flag dest of the script); settings marked "recipe" in train.sh are checked separately.
+# setting -> (flag dest of the script)
 MIRRORED = {
     "test.sh": {"INPUT_DIR": "input_dir", "OUTPUT_DIR": "output_dir", "BATCH_SIZE": "batch_size",
                 "MAX_NEW_TOKENS": "max_new_tokens", "DEVICE": "device"},
@@ -28,13 +29,9 @@ MIRRORED = {
                    "SENTENCE_MODEL": "sentence_model", "PROTOCOL": "protocol", "JUDGE_MODEL": "judge_model"},
     "eval_vqa.sh": {"ADAPTER_PATH": "adapter_path", "QUESTIONS": "questions", "IMAGE_DIR": "image_dir",
                     "BATCH_SIZE": "batch_size", "MAX_NEW_TOKENS": "max_new_tokens", "LIMIT": "limit"},
-    "train.sh": {"BATCH_SIZE": "per_device_train_batch_size", "LR": "learning_rate", "EPOCHS": "num_train_epochs",
-                 "MAX_STEPS": "max_steps", "SAVE_STEPS": "save_steps", "LOGGING_STEPS": "logging_steps",
-                 "LORA_R": "lora_r", "LORA_ALPHA": "lora_alpha", "STAGE": "stage", "ARCH": "arch",
-                 "EVAL_DATA": "eval_data"},
     "retrieval.sh": {},  # CONFIG is the positional config file; the training settings live in that YAML
 }
-RECIPE = {"train.sh": {"GRAD_ACCUM", "BF16", "GRAD_CKPT", "ZERO_CONFIG"}}
+DEFAULT_RECIPE = "train.py --config configs/train/llava_siglip_qwen2_5.yaml "
 
 
 def settings(launcher: str) -> dict[str, tuple[str, str]]:
@@ -104,8 +101,27 @@ def test_settings_that_mirror_a_flag_have_the_scripts_default(launcher: str) -> 
             assert value == "", f"{launcher} {name}={value!r}, but {dest} has no default"
         else:
             assert type(default)(value) == default, f"{launcher} {name}={value!r} vs {dest}={default!r}"
-    for name in RECIPE.get(launcher, ()):
-        assert "recipe" in found[name][1], f"{launcher} {name} differs from the script on purpose: say 'recipe'"
+
+
+def test_train_sh_settings_left_empty_come_from_the_recipe_and_set_ones_override_it(tmp_path: Path) -> None:
+    """Every training setting of train.sh defaults to empty (the recipe's value): one source per default."""
+    names = {"ARCH", "STAGE", "VISION_MODEL", "LM_MODEL", "BATCH_SIZE", "GRAD_ACCUM", "LR", "EPOCHS", "MAX_STEPS",
+             "SAVE_STEPS", "LOGGING_STEPS", "LORA_R", "LORA_ALPHA", "GRAD_CKPT"}
+    found = settings("train.sh")
+    assert {name: found[name][0] for name in names} == dict.fromkeys(names, "")
+    assert found["RECIPE"][0] == "llava_siglip_qwen2_5"
+    fake = str(fake_python(tmp_path))
+    proc = run(["sh", str(REPO / "train.sh"), "--max_steps", "3"], tmp_path, PYTHON=fake, MERGE="0",
+               RECIPE="qwen2_5_vl_lora", LR="1e-4", GRAD_CKPT="0", BASE_VLM="/models/q")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[1] == (
+        "train.py --config configs/train/qwen2_5_vl_lora.yaml --base_model /models/q --data ./data/train.jsonl "
+        "--output_dir ./outputs/qwen2_5_vl-finetune --learning_rate 1e-4 --gradient_checkpointing false --max_steps 3")
+    # a composing recipe's models give way to BASE_VLM
+    proc = run(["sh", str(REPO / "train.sh")], tmp_path, PYTHON=fake, MERGE="0", BASE_VLM="/models/llava")
+    assert proc.stdout.splitlines()[1].startswith(DEFAULT_RECIPE + "--vision_model  --lm_model  --base_model ")
+    bad = run(["sh", str(REPO / "train.sh")], tmp_path, PYTHON=fake, RECIPE="nope")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: RECIPE=nope: configs/train/nope.yaml not found")
 
 
 def test_test_sh_resume_or_overwrite_given_as_a_flag_wins_over_the_setting(tmp_path: Path) -> None:
@@ -134,7 +150,7 @@ def test_train_sh_multi_node_torchrun(tmp_path: Path, node_rank: str) -> None:
     launch = [line for line in lines if line.startswith("-m vlmkit.training.launch")]
     assert launch == [line for line in lines if "--nproc_per_node" in line] and len(launch) == 1
     assert launch[0].startswith(f"-m vlmkit.training.launch --nnodes 2 --node_rank {node_rank} --master_addr "
-                                "10.0.0.1 --nproc_per_node 4 --master_port 29500 train.py --arch llava ")
+                                "10.0.0.1 --nproc_per_node 4 --master_port 29500 " + DEFAULT_RECIPE)
     assert " --deepspeed zero2 " in launch[0] and launch[0].endswith(" --max_steps 3")  # extra flags last
     preflight = [line for line in lines if line.endswith("--max_steps 3 --preflight_only")]
     merge = [line for line in lines if line.startswith("merge_lora_weights.py")]
@@ -150,7 +166,7 @@ def test_train_sh_single_node_and_deepspeed_hostfile(tmp_path: Path) -> None:
     assert single.returncode == 0, single.stderr
     chose, first, second = single.stdout.splitlines()
     assert chose.startswith("train.sh: 0 GPU(s) found -> 2 process(es) per machine on CPU, fp32, DeepSpeed zero3")
-    assert first.startswith("train.py --arch llava ") and first.endswith(" --preflight_only")
+    assert first.startswith(DEFAULT_RECIPE) and first.endswith(" --preflight_only")
     assert second == "-m vlmkit.training.launch --nproc_per_node 2 --master_port 29500 " + first.removesuffix(
         " --preflight_only")  # single node: exactly the flags of before, no node flags
 
@@ -159,7 +175,7 @@ def test_train_sh_single_node_and_deepspeed_hostfile(tmp_path: Path) -> None:
     assert hosts.returncode == 0, hosts.stderr
     assert hosts.stdout.splitlines()[2].startswith(
         "-m deepspeed.launcher.runner --hostfile hosts --master_addr 10.0.0.1 --num_gpus 8 --master_port 29500 "
-        "train.py --arch llava")
+        + DEFAULT_RECIPE)
 
     for env, message in (({"NNODES": "2"}, "NNODES=2 needs MASTER_ADDR"),
                          ({"HOSTFILE": "hosts"}, "HOSTFILE is for LAUNCHER=deepspeed")):
@@ -188,7 +204,7 @@ def test_train_sh_without_a_gpu_starts_one_cpu_process_in_fp32_and_says_so(tmp_p
     chose, command = proc.stdout.splitlines()
     assert chose == ("train.sh: 0 GPU(s) found -> 1 process(es) per machine on CPU, fp32, no DeepSpeed "
                      "(set NUM_GPUS, BF16, ZERO_CONFIG to choose)")
-    assert command.startswith("train.py --arch llava ") and "--preflight_only" not in command
+    assert command.startswith(DEFAULT_RECIPE) and "--preflight_only" not in command
     assert "--deepspeed" not in command and "--bf16" not in command
 
 
@@ -199,7 +215,7 @@ def test_train_sh_with_gpus_starts_one_process_per_gpu_with_the_recipe(tmp_path:
     chose, preflight, launch = proc.stdout.splitlines()
     assert chose.startswith("train.sh: 4 GPU(s) found -> 4 process(es) per machine on GPU, bf16, DeepSpeed zero3")
     assert launch.startswith("-m vlmkit.training.launch --nproc_per_node 4 ")
-    assert " --deepspeed zero3 " in launch and " --bf16 " in launch and preflight.endswith("--preflight_only")
+    assert " --deepspeed zero3 " in launch and "--bf16" in launch.split() and preflight.endswith("--preflight_only")
     bad = run(["sh", str(REPO / "train.sh")], tmp_path, PYTHON=str(fake), PATH=path, NUM_GPUS="two")
     assert bad.returncode == 2
     assert bad.stderr.strip() == "error: NUM_GPUS=two: a number of processes (1 or more) or auto"

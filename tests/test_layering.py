@@ -71,3 +71,10 @@ def test_the_product_never_imports_the_demo_package() -> None:
                  if m == "demo" or m.startswith("demo.")]
     assert len(files) > 100 and offenders == []
     assert not (REPO / "vlmkit" / "tiny").exists() and not (REPO / "vlmkit" / "render" / "procedural.py").exists()
+
+
+def test_the_training_orchestration_stays_small() -> None:
+    """vlmkit/training/run.py only orders the steps; data preparation, model loading, resuming and the summary live
+    in modules of their own (prepare, model, checkpoint, summary; issue 18)."""
+    lines = (REPO / "vlmkit" / "training" / "run.py").read_text(encoding="utf-8").count("\n")
+    assert lines <= 250, f"vlmkit/training/run.py has {lines} lines"

@@ -61,6 +61,22 @@ def test_defaults_then_yaml_then_overrides(tmp_path: Path) -> None:
     assert load_config(unquoted).eval_strategy == "no"  # YAML 1.1 would read it as false
 
 
+def test_the_config_system_is_train_pys_json_files_and_ranges_in_the_fields(tmp_path: Path) -> None:
+    """One config system for both trainers: the same reader (a JSON file works as the YAML does), the same
+    unknown-key message, each range declared once as its field's metadata."""
+    from vlmkit.config_files import unknown_key
+    from vlmkit.retrieval.config import RANGES
+
+    cfg = write(tmp_path / "c.json", json.dumps({"model_name_or_path": "m", "data_path": "d", "output_dir": "o",
+                                                  "eval_strategy": "no", "batch_size": 16}))
+    assert load_config(cfg, ["epochs=2"]).batch_size == 16 and load_config(cfg, ["batch_size=8"]).batch_size == 8
+    assert RANGES["batch_size"] is FIELDS["batch_size"].metadata["range"]
+    assert {name for name, f in FIELDS.items() if "range" in f.metadata} == set(RANGES) and len(RANGES) == 20
+    with pytest.raises(InputError) as exc:
+        load_config(write(tmp_path / "typo.yaml", "lerning_rate: 1\n"))
+    assert str(exc.value) == str(unknown_key("lerning_rate", str(tmp_path / "typo.yaml"), FIELDS))
+
+
 def test_the_shipped_config_holds_the_guides_settings() -> None:
     import yaml
 

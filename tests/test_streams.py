@@ -228,7 +228,7 @@ def test_ray_is_imported_only_when_asked_for(tmp_path: Path) -> None:
     (["--output_shards", "2"], "kept.json", "a .json output is one document"),
     ([], "kept.jsonl", "must end in .json"),
     (["--ray_address", "auto"], "kept.json", "--ray_address / --gpus_per_worker / --ray_tmpdir need --executor ray"),
-    (["--output_shards", "0"], "kept.json", "--output_shards must be at least 1"),
+    (["--output_shards", "0"], "kept.json", "--output_shards 0: must be >= 1"),
 ])
 def test_bad_streaming_settings_are_one_line_errors(tmp_path: Path, capsys, extra, export, message) -> None:
     from vlmkit.cli import run_main

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import train
+import vlmkit.training.model as model_module
 import vlmkit.training.run as run_module
 from vlmkit.io import InputError
 from vlmkit.samples import caption_sample
@@ -36,8 +37,8 @@ def write_data(folder: Path, examples: Path, captions: dict[str, str]) -> Path:
 
 
 def no_model(monkeypatch) -> None:
-    monkeypatch.setattr(run_module, "load_for_training", lambda *a, **k: pytest.fail("a model was loaded"))
-    monkeypatch.setattr(run_module, "resolve_base_model", lambda *a, **k: pytest.fail("a base was composed"))
+    monkeypatch.setattr(model_module, "load_for_training", lambda *a, **k: pytest.fail("a model was loaded"))
+    monkeypatch.setattr(model_module, "resolve_base_model", lambda *a, **k: pytest.fail("a base was composed"))
 
 
 def test_an_overlong_sample_stops_the_run_before_step_one_or_is_dropped_and_listed(base, tmp_path, examples_copy,

@@ -16,8 +16,8 @@ import torch
 import merge_lora_weights
 import train
 from vlmkit.io import InputError
+from vlmkit.training.model import load_for_training
 from vlmkit.training.options import TrainOptions
-from vlmkit.training.run import load_for_training
 
 LORA_LEAVES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -72,9 +72,9 @@ def test_each_scope_flag_trains_exactly_what_it_names_and_merges(case, llava_bas
     expected_lora = {n for n in names if ".language_model.layers." in n and n.endswith(".weight")
                      and n.split(".")[-2] in LORA_LEAVES} if lora else set()
 
-    options = TrainOptions(arch=arch, base_model=str(base), data="x", output_dir="y",
-                           train_lm_layers=1 if case == "train_lm_layers" else 0,
-                           unfreeze_vision=case == "unfreeze_vision", unfreeze_merger=case == "unfreeze_merger")
+    options = TrainOptions.of(arch=arch, base_model=str(base), data="x", output_dir="y",
+                              train_lm_layers=1 if case == "train_lm_layers" else 0,
+                              unfreeze_vision=case == "unfreeze_vision", unfreeze_merger=case == "unfreeze_merger")
     model, _, full_modules = load_for_training(options, base, deepspeed=False)
     full, lora_weights = trained(model)
     assert full == expected_full and lora_weights == expected_lora
@@ -147,10 +147,10 @@ def test_max_samples_and_group_by_length(llava_base, repo_root, tmp_path):
     (["--train_lm_layers", "9"], "--train_lm_layers 9: the language model has 2 layers"),
 ])
 def test_scope_flags_that_cannot_work_are_refused(llava_base, repo_root, tmp_path, monkeypatch, flags, message):
-    import vlmkit.training.run as run
+    import vlmkit.training.model as model_module
 
     if "9" not in flags:  # refused before any model is loaded
-        monkeypatch.setattr(run, "load_for_training", lambda *a, **k: pytest.fail("model loaded"))
+        monkeypatch.setattr(model_module, "load_for_training", lambda *a, **k: pytest.fail("model loaded"))
     examples = repo_root / "examples"
     with pytest.raises(InputError, match=message):
         train.main(["--base_model", str(llava_base), "--data", str(examples / "groundTruth.json"),

@@ -9,7 +9,6 @@ import sys
 import warnings
 from collections.abc import Callable
 
-from vlmkit.ids import VIEWS, parse_views
 from vlmkit.io import InputError
 
 EXIT_INPUT_ERROR = 2
@@ -25,12 +24,6 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
         if "(default" in (action.help or "") or action.default is None or action.default is False:
             return action.help
         return super()._get_help_string(action)
-
-
-def add_views_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
-                  help: str = "views of each multi-view object, in this order (comma-separated)") -> None:
-    """`--views front,back,...`, parsed into a tuple by `vlmkit.ids.parse_views` (a bad list is one-line exit 2)."""
-    parser.add_argument("--views", type=parse_views, default=",".join(VIEWS), help=help)
 
 
 def setup_logging(verbose: bool = False) -> None:

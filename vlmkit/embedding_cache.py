@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vlmkit.options import Options, add_options, opt
+from vlmkit.options import Options, opt
 from vlmkit.ranges import Range
 
 log = logging.getLogger(__name__)
@@ -295,8 +295,3 @@ class CacheOptions(Options):
     def open(self) -> EmbeddingCache | None:
         """The cache these settings name, or None (--no_cache, or a folder that cannot hold one)."""
         return open_cache(self.cache_dir, self.cache_max_gb, not self.no_cache)
-
-
-def add_cache_args(parser) -> None:
-    """Transitional (compare.py's hand-built parser): CacheOptions' flags."""
-    add_options(parser, CacheOptions)

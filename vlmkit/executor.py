@@ -14,7 +14,6 @@ is killed after finishing), which the callers guarantee by writing each referenc
 
 from __future__ import annotations
 
-import argparse
 import logging
 import multiprocessing
 import os
@@ -22,12 +21,12 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from vlmkit.io import InputError
-from vlmkit.options import Options, add_options, opt, options_from
+from vlmkit.options import Options, opt
 from vlmkit.ranges import Range
 
 log = logging.getLogger(__name__)
@@ -65,21 +64,6 @@ class ExecutorOptions(Options):
         if self.ray_tmpdir and len(str(Path(self.ray_tmpdir).absolute())) > MAX_RAY_TMPDIR:
             raise InputError(f"--ray_tmpdir {self.ray_tmpdir}: longer than {MAX_RAY_TMPDIR} characters; Ray's "
                              f"socket paths under it would exceed the 107-character limit")
-
-
-def add_executor_args(parser: argparse.ArgumentParser, *, gpus: bool = False) -> None:
-    """Transitional (until every command parses into options): ExecutorOptions' flags on a hand-built parser."""
-    exclude = [] if gpus else ["gpus_per_worker"]
-    if "--num_workers" in parser._option_string_actions:  # render.py has its own (local processes)
-        exclude.append("num_workers")
-    add_options(parser, ExecutorOptions, exclude=exclude)
-
-
-def executor_options(args: argparse.Namespace) -> ExecutorOptions:
-    """Transitional: ExecutorOptions from a hand-built parser's values."""
-    values = {k: v for k, v in vars(args).items() if k in {f.name for f in fields(ExecutorOptions)}}
-    values["gpus_per_worker"] = float(values.get("gpus_per_worker") or 0.0)
-    return options_from(ExecutorOptions, values)
 
 
 @contextmanager
@@ -261,3 +245,41 @@ def ray_node_id() -> str | None:
         return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
     except Exception:  # noqa: BLE001 - outside a worker the context may be unavailable
         return None
+
+
+class _PoolActor:
+    """One actor of an `ActorPool`: its worker, built once."""
+
+    def __init__(self, factory: Callable[[], Callable[[Any], Any]]):
+        self.worker = factory()
+
+    def run(self, ref: Any) -> Any:
+        return self.worker(ref)
+
+
+class ActorPool:
+    """`opts.num_workers` Ray actors, each holding one `worker = factory()`, kept for many `map` calls: for a stage
+    that is called again and again in one run (compare's embeddings, once per model and text set), the model loads
+    once per actor for the whole run, where `map_actors` builds a fresh pool per call. A killed actor is restarted
+    and its call retried (`max_restarts` / `max_task_retries`), so a lost process loses no result. Needs an
+    initialised Ray (`ray_session`); `close()` ends the actors."""
+
+    def __init__(self, factory: Callable[[], Callable[[Any], Any]], opts: ExecutorOptions, *, num_cpus: float = 1):
+        import ray
+
+        remote = ray.remote(_PoolActor).options(num_cpus=num_cpus, num_gpus=opts.gpus_per_worker or None,
+                                                max_restarts=-1, max_task_retries=-1)
+        self.actors = [remote.remote(factory) for _ in range(opts.num_workers or 1)]
+
+    def map(self, refs: list[Any]) -> list[Any]:
+        """`[worker(r) for r in refs]` over the actors, in the references' order."""
+        from ray.util import ActorPool as RayActorPool
+
+        return list(RayActorPool(self.actors).map(lambda actor, ref: actor.run.remote(ref), refs))
+
+    def close(self) -> None:
+        import ray
+
+        for actor in self.actors:
+            ray.kill(actor)
+        self.actors = []

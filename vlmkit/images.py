@@ -6,7 +6,7 @@ not an image, truncated, or larger than the pixel limit (a decompression bomb: a
 failure) and lists it with `ImageProblem.reason`.
 
 The pixel limit defaults to PIL's own (`PIL.Image.MAX_IMAGE_PIXELS`, about 89.5 megapixels); entry scripts expose
-it as `--max_image_pixels` (`add_max_image_pixels_arg` + `set_max_image_pixels`; 0 = no limit). PIL keeps the limit
+it as `--max_image_pixels` (`max_image_pixels_option()` + `set_max_image_pixels`; 0 = no limit). PIL keeps the limit
 in a module global, so this module does too: one process, one policy.
 
 `read_image_header` reads size and format from the header alone (no decode), with Data-Juicer 1.6.1's semantics:
@@ -18,7 +18,6 @@ full read. tests/test_dataprocess_filter.py checks that no decode happens.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import warnings
@@ -82,22 +81,6 @@ def max_image_pixels_option() -> Any:
     from vlmkit.ranges import Range
 
     return opt(DEFAULT_MAX_IMAGE_PIXELS, MAX_IMAGE_PIXELS_HELP, range=Range(0, note="0 = no limit"), metavar="N")
-
-
-def add_max_image_pixels_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    parser.add_argument("--max_image_pixels", type=int, default=DEFAULT_MAX_IMAGE_PIXELS, metavar="N",
-                        help="images with more pixels are bad images of their item (decompression-bomb guard; "
-                             "PIL's default limit; 0 = no limit)")
-
-
-def apply_max_image_pixels(args: argparse.Namespace) -> None:
-    """Apply `--max_image_pixels` from parsed flags; a negative value is an input error."""
-    from vlmkit.io import InputError
-
-    value = getattr(args, "max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS)
-    if value is not None and value < 0:
-        raise InputError(f"--max_image_pixels {value}: must be >= 0 (0 = no limit)")
-    set_max_image_pixels(value)
 
 
 def _check_size(path: str | os.PathLike, img: Image.Image) -> None:

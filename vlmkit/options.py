@@ -210,6 +210,8 @@ def _names(f: dataclasses.Field) -> list[str]:
 
 def _help(meta: Mapping[str, Any]) -> str:
     text = meta.get("help") or ""
+    if callable(text):  # a help computed when the parser is built (compare's list of registered metric groups)
+        text = text()
     rng = meta.get("range")
     if rng is not None:
         text = f"{text} [{rng.describe()}]" if text else f"[{rng.describe()}]"

@@ -1,7 +1,7 @@
 """Declared ranges of numeric settings, checked before any work: one `InputError` line naming the flag or key.
 
-A command declares its ranges once, next to its flags or config fields (`{"batch_size": Range(1)}`), and calls
-`check_flags(args, RANGES)` (flags: `--batch_size -3: must be >= 1`) or `check_value(...)` (config keys:
+A command declares its ranges once, on its options fields (`vlmkit.options.opt(..., range=Range(1))`, checked by
+`check_flag` at construction: `--batch_size -3: must be >= 1`) or its config fields (`check_value`:
 `cfg.yaml: batch_size must be >= 1, got -3`). Every float must also be finite: argparse's `type=float` and YAML's
 `.nan` / `.inf` both let NaN and infinity through, and NaN makes every comparison false (a NaN learning rate
 trains to NaN weights and exits 0; a NaN clipping norm silently turns clipping off).
@@ -9,9 +9,7 @@ trains to NaN weights and exits 0; a NaN clipping norm silently turns clipping o
 
 from __future__ import annotations
 
-import argparse
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,20 +73,3 @@ def check_flag(value: Any, flag: str, rng: Range) -> Any:
     if problem:
         raise InputError(f"{flag} {value}: {problem}")
     return value
-
-
-def check_flags(args: argparse.Namespace, ranges: Mapping[str, Range]) -> None:
-    """Every flag of `ranges` present on `args` (dest name -> range); flags of other subcommands are skipped."""
-    for dest, rng in ranges.items():
-        if hasattr(args, dest):
-            flag = ("-" if len(dest) == 1 else "--") + dest
-            check_flag(getattr(args, dest), flag, rng)
-
-
-def refuse_resume_with_overwrite(args: argparse.Namespace, resume: str = "resume",
-                                 overwrite: str = "overwrite") -> None:
-    """`--resume` continues an output, `--overwrite` replaces it: together they contradict each other (one rule for
-    every command)."""
-    if getattr(args, resume, None) and getattr(args, overwrite, None):
-        raise InputError(f"--{resume} and --{overwrite} exclude each other: --{resume} continues the existing "
-                         f"output, --{overwrite} replaces it")

@@ -10,7 +10,8 @@ This is the one format that `dataprocess` writes and `train.py` reads (and `data
 Image paths are relative to the JSONL file's folder (so a data set can be moved) or absolute. Each
 `<image>` placeholder in the human turns stands for the next image of `images`, in order; their counts
 must match. Extra keys (`source`, `caption`, `original_caption`, `provenance`, ...) are kept as they are.
-captions.json (`[{"image", "caption"}]`) and LLaVA conversation JSON are read here too, all turns kept.
+captions.json (`[{"image", "caption"}]`) and LLaVA conversation JSON are parsed here too, all turns kept; which
+format a file holds is decided in one place, `vlmkit.training_data`.
 """
 
 from __future__ import annotations
@@ -139,23 +140,10 @@ def load_llava_json(path: str | os.PathLike) -> list[TrainingSample]:
 
 def load_training_data(path: str | os.PathLike, image_folder: str | None = None,
                        prompt: str = DEFAULT_CAPTION_PROMPT) -> tuple[list[TrainingSample], Path]:
-    """Read any supported training file; returns the samples and the folder their image paths are relative to
-    (`image_folder` when given, else the data file's folder).
+    """Any supported training file's samples and their image root: `vlmkit.training_data.read_training_data`."""
+    from vlmkit.training_data import read_training_data
 
-    `.jsonl` → our training JSONL; `.json` → captions.json if records have `image`+`caption`, LLaVA JSON if
-    they have `conversations`.
-    """
-    path = Path(path)
-    root = Path(image_folder) if image_folder else path.parent
-    if path.suffix == ".jsonl":
-        return load_training_jsonl(path), root
-    data = read_json(path)
-    first = data[0] if isinstance(data, list) and data else {}
-    if isinstance(first, dict) and "conversations" in first:
-        return load_llava_json(path), root
-    if isinstance(first, dict) and "caption" in first and "image" in first:
-        return load_captions_json(path, prompt), root
-    raise InputError(f"{path}: unknown training data format (expected .jsonl, captions.json or LLaVA JSON)")
+    return read_training_data(path, image_folder, prompt)
 
 
 @dataclass

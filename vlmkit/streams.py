@@ -344,6 +344,11 @@ def _parsed_json(path: str, mtime_ns: int) -> Any:
     return read_json(path)
 
 
+def parsed_json(path: str | os.PathLike) -> Any:
+    """A JSON document, parsed once per process while the file is unchanged (shared by every reader of it)."""
+    return _parsed_json(str(path), Path(path).stat().st_mtime_ns)
+
+
 def _arrow_batches(f: Path):
     """The record batches of an Arrow IPC stream file (HF datasets' format), memory-mapped (nothing copied)."""
     import pyarrow as pa

@@ -22,6 +22,7 @@ distance takes sentence-transformers' `encode()` output as it is.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -330,3 +331,94 @@ def load_clip(path: str | os.PathLike | None, device: str = "cpu",
                       f"{_fetch_hint(path)}put a local copy of openai/clip-vit-base-patch32 there or pass "
                       "--clip_model DIR)")
     return ClipEncoder.load(folder, device, batch_size), None
+
+
+# ------------------------------------------------------------------------------------------- Ray (--executor ray)
+RAY_CHUNK_BATCHES = 8  # encoder batches per Ray work item: big enough to amortise a round trip, small to balance
+
+
+class _EncodeWorker:
+    """One actor's encoders, each loaded once, on first use; a work item is (encoder key, "text" | "image", items)."""
+
+    def __init__(self, loaders: dict[str, Any]):
+        self.loaders, self.encoders = loaders, {}
+
+    def __call__(self, ref: tuple[str, str, list]) -> np.ndarray:
+        key, kind, payload = ref
+        if key not in self.encoders:
+            self.encoders[key] = self.loaders[key]()
+        encoder = self.encoders[key]
+        return encoder.encode(payload) if kind == "text" else encoder.encode_images(payload)
+
+
+class _SharedPool:
+    """The actors every `RayEncoding` of a run shares (one pool: two pools would each hold the cluster's CPUs and
+    the second would wait for the first forever). Made at the first encode call inside a Ray session; the actors
+    end with this object."""
+
+    def __init__(self, loaders: dict[str, Any], executor: Any):
+        self.loaders, self.executor, self.pool = loaders, executor, None
+
+    def map(self, refs: list) -> list:
+        import ray
+
+        from vlmkit.executor import ActorPool, map_actors
+
+        factory = functools.partial(_EncodeWorker, self.loaders)
+        if not ray.is_initialized():  # no session around the run: a pool per call
+            return map_actors(factory, refs, self.executor)
+        self.pool = self.pool or ActorPool(factory, self.executor)
+        return self.pool.map(refs)
+
+
+class RayEncoding:
+    """A loaded encoder whose `encode` / `encode_images` run on a Ray actor pool (`--executor ray`).
+
+    The encoder loaded here still answers everything else (name, dim, `cache_namespace`, `describe`, the truncation
+    counts of `observe`), so the embedding cache (the driver's, consulted before any work is sent), the report and
+    the signatures are the local run's. Work items are whole runs of `batch_size` rows, cut at the local run's
+    batch boundaries: with the batch invariance above, every row equals the local one (images too, whose batches
+    are the local ones). Inside a Ray session (compare.py opens one) the actors live for the whole run
+    (`vlmkit.executor.ActorPool`, shared by the run's encoders; each actor loads each model once, from a picklable
+    `functools.partial` of the encoder's `load`); outside one, each call starts its own actors (`map_actors`)."""
+
+    def __init__(self, local: Any, key: str, pool: _SharedPool):
+        self.local, self.key, self.shared = local, key, pool
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("local", "key", "shared"):  # not set yet: no endless recursion
+            raise AttributeError(name)
+        return getattr(self.local, name)
+
+    def _map(self, kind: str, items: list) -> np.ndarray:
+        size = self.local.batch_size * RAY_CHUNK_BATCHES
+        refs = [(self.key, kind, items[k:k + size]) for k in range(0, len(items), size)]
+        parts = self.shared.map(refs) if refs else []
+        return np.concatenate(parts) if parts else np.zeros((0, self.local.dim), np.float32)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return self._map("text", list(texts))
+
+    def encode_images(self, images: Sequence[Any]) -> np.ndarray:
+        return self._map("image", list(images))
+
+
+def _loader(encoder: Any) -> Any:
+    if isinstance(encoder, SentenceEncoder):
+        return functools.partial(SentenceEncoder.load, encoder.path, str(getattr(encoder.model, "device", "cpu")),
+                                 encoder.batch_size, encoder.normalize)
+    if isinstance(encoder, ClipEncoder):
+        return functools.partial(ClipEncoder.load, encoder.path, encoder.device, encoder.batch_size)
+    return None  # a stand-in encoder (tests) has no loader: it encodes here
+
+
+def on_ray(encoders: dict[str, Any], executor: Any) -> dict[str, Any]:
+    """The encoders (by key; None for one not loaded) with their encoding on one shared Ray actor pool when
+    `executor` (`ExecutorOptions`) asks for it; else unchanged."""
+    if executor is None or not executor.is_ray:
+        return encoders
+    loaders = {key: _loader(enc) for key, enc in encoders.items() if enc is not None and _loader(enc) is not None}
+    if not loaders:
+        return encoders
+    pool = _SharedPool(loaders, executor)
+    return {key: RayEncoding(enc, key, pool) if key in loaders else enc for key, enc in encoders.items()}

@@ -27,6 +27,7 @@ from vlmkit.evaluation.encoders import (
     TextEncoder,
     load_clip,
     load_sentence,
+    on_ray,
 )
 from vlmkit.evaluation.evaluator import CaptionEvaluator, ModelResult
 from vlmkit.evaluation.html_report import html_report
@@ -73,6 +74,7 @@ class CompareOptions:
     cache_dir: Path | None = None  # None: vlmkit.embedding_cache.default_cache_dir()
     cache_max_gb: float = DEFAULT_MAX_GB
     judge: Any = None  # vlmkit.judges.stage.JudgeOptions: the judge metrics (off when None)
+    executor: Any = None  # vlmkit.executor.ExecutorOptions: --executor ray encodes on a Ray actor pool
 
 
 @dataclass
@@ -247,6 +249,8 @@ def _run_comparison(options: CompareOptions, sentence_encoder: TextEncoder | Non
         elif coco_reason and wants_coco:
             log.warning("pycocoevalcap metrics unavailable: %s", coco_reason)
         seconds_loading = time.perf_counter() - start
+        ray_encoders = on_ray({"sentence": sentence_encoder, "clip": clip_encoder}, options.executor)
+        sentence_encoder, clip_encoder = ray_encoders["sentence"], ray_encoders["clip"]  # embeddings on Ray actors
 
         bootstrap = BootstrapSettings(options.bootstrap, options.seed, options.fid_bootstrap)
         if (sentence_encoder is not None or clip_encoder is not None) and cache is None:

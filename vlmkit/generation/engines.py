@@ -9,7 +9,6 @@ one finishes), for vLLM it is what gives continuous batching enough work.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,7 +16,7 @@ from typing import Any, ClassVar
 from vlmkit.generation.openai_backend import ApiOptions, decoding_fields
 from vlmkit.generation.sampling import GenerationSettings
 from vlmkit.io import InputError
-from vlmkit.options import Options, add_options, opt, options_from
+from vlmkit.options import Options, opt
 from vlmkit.ranges import POSITIVE, Range
 
 ENGINES = ("openai", "vllm")
@@ -119,29 +118,3 @@ def make_engine_captioner(engine: EngineOptions, model_path: str | None, setting
         return VLLMCaptioner(Path(model_path), settings=settings, tp=vllm.tp, max_images=max_views,
                              gpu_memory_utilization=vllm.gpu_memory_utilization, max_model_len=vllm.max_model_len)
     raise ValueError(f"not an engine backend: {engine.backend}")
-
-
-# --- Transitional: dataprocess/augment.py still builds its parser by hand. Delete once it nests EngineOptions. ----
-def add_engine_args(parser: argparse.ArgumentParser) -> None:
-    """Transitional: EngineOptions' flags on a hand-built parser."""
-    add_options(parser, EngineOptions)
-
-
-def engine_options(args: argparse.Namespace) -> EngineOptions:
-    """Transitional: EngineOptions from a hand-built parser's values."""
-    return options_from(EngineOptions, vars(args))
-
-
-def backend_of(args: argparse.Namespace) -> str:
-    """Transitional (dataprocess/augment.py)."""
-    return engine_options(args).backend
-
-
-def engine_chunk(args: argparse.Namespace) -> int:
-    """Transitional (dataprocess/augment.py)."""
-    return engine_options(args).chunk(args.batch_size)
-
-
-def engine_identity(args: argparse.Namespace) -> dict[str, Any]:
-    """Transitional (dataprocess/augment.py): `api_identity` of a hand-built parser's values."""
-    return api_identity(engine_options(args))

@@ -1,16 +1,17 @@
 """The training config: the [CLIP retrieval guide]'s YAML keys, with defaults < YAML file < `--config_override`.
 
-Every key is a field of `RetrievalConfig` (typed; the help text is what `retrieval.py train --list_keys` prints).
-A key that is not a field -- a typo -- is a one-line error naming the file, the closest valid key and the full list,
-before anything is loaded. Overrides are `key=value` strings; the value is parsed as YAML and then converted to the
-field's type (so `learning_rate=2e-5`, which YAML 1.1 reads as a string, is still a float). Relative paths are
-relative to the current folder, as in the guide's `run.py`.
+The same config system as train.py's (`vlmkit.config_files`): the file is read by the one reader (safe YAML, or
+JSON), a field's help and range are its metadata (declared once, checked once in `validate`), the command line wins
+over the file, and a key that is not a field -- a typo -- is the same one-line error naming the file, the closest
+valid key and the full list, before anything is loaded. Every key is a field of `RetrievalConfig` (typed; the help
+text is what `retrieval.py train --list_keys` prints). Overrides are `key=value` strings; the value is parsed as
+YAML and then converted to the field's type (so `learning_rate=2e-5`, which YAML 1.1 reads as a string, is still a
+float). Relative paths are relative to the current folder, as in the guide's `run.py`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import os
 import typing
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vlmkit.io import InputError, read_text
+from vlmkit.io import InputError
 from vlmkit.ranges import POSITIVE, Range, check_value
 
 LOSS_TYPES = ("infonce", "symmetric_infonce", "sigmoid")
@@ -27,10 +28,12 @@ EVAL_STRATEGIES = ("epoch", "steps", "no")
 DEFAULT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
 
 
-def _f(default: Any, help: str) -> Any:
+def _f(default: Any, help: str, range: Range | None = None) -> Any:
+    """A key with its help and (numbers) its declared range: HfArgumentParser-style metadata, as train.py's."""
+    meta = {"help": help, "range": range} if range is not None else {"help": help}
     if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -39,10 +42,10 @@ class RetrievalConfig:
     model_name_or_path: str = _f("", "LOCAL folder of the CLIP or SigLIP model to fine-tune (never downloaded)")
     encoder_mode: str = _f("auto", "auto: CLIP or SigLIP, read from the folder's config.json (the only mode)")
     use_lora: bool = _f(True, "LoRA on both towers (false: full fine-tune)")
-    lora_r: int = _f(16, "LoRA rank")
-    lora_alpha: int = _f(32, "LoRA alpha (usually 2 x rank)")
+    lora_r: int = _f(16, "LoRA rank", range=POSITIVE)
+    lora_alpha: int = _f(32, "LoRA alpha (usually 2 x rank)", range=POSITIVE)
     lora_dropout: float = _f(0.0, "LoRA dropout (peft's default 0; with > 0 a resumed run draws other dropout masks "
-                                  "than an uninterrupted one)")
+                                  "than an uninterrupted one)", range=Range(0, 1, hi_open=True))
     lora_target_modules: list = _f(DEFAULT_LORA_TARGETS, "module names that get LoRA (attention and MLP "
                                                          "projections of both towers)")
     # data
@@ -52,38 +55,42 @@ class RetrievalConfig:
     output_dir: str = _f("", "adapter, checkpoints/, metrics.jsonl, training_curves.png and merged/ go here")
     skip_bad_samples: bool = _f(False, "skip (count and list) pairs with a missing/corrupt image instead of stopping")
     # optimisation
-    epochs: float = _f(3.0, "training epochs")
-    max_steps: int = _f(-1, "stop after this many optimizer steps (> 0 overrides epochs)")
-    batch_size: int = _f(128, "pairs per batch per device: the in-batch negatives (more is better)")
-    gradient_accumulation_steps: int = _f(1, "accumulate gradients over this many batches (does NOT add negatives)")
-    learning_rate: float = _f(2e-5, "peak learning rate")
-    weight_decay: float = _f(0.01, "AdamW weight decay")
-    max_grad_norm: float = _f(1.0, "gradient clipping norm")
+    epochs: float = _f(3.0, "training epochs", range=Range(0, note="with max_steps > 0 it is ignored"))
+    max_steps: int = _f(-1, "stop after this many optimizer steps (> 0 overrides epochs)",
+                        range=Range(-1, note="-1: use epochs"))
+    batch_size: int = _f(128, "pairs per batch per device: the in-batch negatives (more is better)", range=POSITIVE)
+    gradient_accumulation_steps: int = _f(1, "accumulate gradients over this many batches (does NOT add negatives)",
+                                          range=POSITIVE)
+    learning_rate: float = _f(2e-5, "peak learning rate", range=Range(0, 1, lo_open=True))
+    weight_decay: float = _f(0.01, "AdamW weight decay", range=Range(0))
+    max_grad_norm: float = _f(1.0, "gradient clipping norm", range=Range(0, note="0: no clipping"))
     scheduler_type: str = _f("cosine", f"learning-rate schedule: {', '.join(SCHEDULERS)}")
-    warmup_ratio: float = _f(0.1, "share of the steps used for linear warm-up")
-    seed: int = _f(42, "random seed (data order, LoRA init)")
+    warmup_ratio: float = _f(0.1, "share of the steps used for linear warm-up", range=Range(0, 1, hi_open=True))
+    seed: int = _f(42, "random seed (data order, LoRA init)", range=Range(0, 2**32 - 1))
     bf16: bool = _f(False, "bfloat16 mixed precision")
     fp16: bool = _f(False, "float16 mixed precision (GPU only)")
     # loss
     loss_type: str = _f("infonce", "infonce: text->image InfoNCE; symmetric_infonce: text->image and image->text "
                                    "averaged (CLIP's loss); sigmoid: SigLIP's pairwise sigmoid loss")
     temperature: float = _f(0.05, "InfoNCE temperature tau (scale 1/tau); the sigmoid loss uses the model's own "
-                                  "learned logit scale and bias instead")
+                                  "learned logit scale and bias instead", range=Range(0, lo_open=True))
     use_gradient_cache: bool = _f(False, "GradCache: large batches in little memory (infonce losses only)")
-    gradient_cache_chunk_size: int = _f(64, "GradCache mini-batch size")
+    gradient_cache_chunk_size: int = _f(64, "GradCache mini-batch size", range=POSITIVE)
     use_mrl: bool = _f(False, "Matryoshka representation learning: also train truncated embeddings")
     mrl_dims: list = _f([512, 256, 128, 64], "Matryoshka dimensions (each <= the model's embedding size)")
     # logging, evaluation, saving
-    logging_steps: int = _f(10, "log the training loss every N steps")
-    save_steps: int = _f(0, "checkpoint every N steps (0: at the end of every epoch)")
-    save_total_limit: int | None = _f(2, "keep at most this many checkpoints (null: all)")
+    logging_steps: int = _f(10, "log the training loss every N steps", range=POSITIVE)
+    save_steps: int = _f(0, "checkpoint every N steps (0: at the end of every epoch)",
+                         range=Range(0, note="0: every epoch"))
+    save_total_limit: int | None = _f(2, "keep at most this many checkpoints (null: all)",
+                                      range=Range(1, optional=True, note="null: keep all"))
     eval_strategy: str = _f("epoch", f"validation: {', '.join(EVAL_STRATEGIES)} (needs val_data_path)")
-    eval_steps: int | None = _f(None, "with eval_strategy steps: validate every N steps")
-    eval_batch_size: int = _f(64, "encoding batch size for validation")
+    eval_steps: int | None = _f(None, "with eval_strategy steps: validate every N steps", range=Range(1, optional=True))
+    eval_batch_size: int = _f(64, "encoding batch size for validation", range=POSITIVE)
     report_to: str = _f("none", "none, tensorboard, wandb, ... (the HF Trainer's integrations)")
     torch_distributed_debug: str = _f("no", "TORCH_DISTRIBUTED_DEBUG for multi-process runs: no, INFO, DETAIL")
     merge: bool = _f(True, "write output_dir/merged/, a standard HF model folder, after training")
-    dataloader_num_workers: int = _f(0, "data loader worker processes")
+    dataloader_num_workers: int = _f(0, "data loader worker processes", range=Range(0, 256))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -91,19 +98,9 @@ class RetrievalConfig:
 
 FIELDS = {f.name: f for f in dataclasses.fields(RetrievalConfig)}
 
-# Declared ranges of the numeric keys (checked after defaults < YAML < overrides are merged; floats must be finite).
-RANGES: dict[str, Range] = {
-    "lora_r": POSITIVE, "lora_alpha": POSITIVE, "lora_dropout": Range(0, 1, hi_open=True),
-    "epochs": Range(0, note="with max_steps > 0 it is ignored"), "max_steps": Range(-1, note="-1: use epochs"),
-    "batch_size": POSITIVE, "gradient_accumulation_steps": POSITIVE,
-    "learning_rate": Range(0, 1, lo_open=True), "weight_decay": Range(0),
-    "max_grad_norm": Range(0, note="0: no clipping"), "warmup_ratio": Range(0, 1, hi_open=True),
-    "seed": Range(0, 2**32 - 1), "temperature": Range(0, lo_open=True), "gradient_cache_chunk_size": POSITIVE,
-    "logging_steps": POSITIVE, "save_steps": Range(0, note="0: every epoch"),
-    "save_total_limit": Range(1, optional=True, note="null: keep all"),
-    "eval_steps": Range(1, optional=True), "eval_batch_size": POSITIVE,
-    "dataloader_num_workers": Range(0, 256),
-}
+# Declared ranges of the numeric keys, from the fields (checked after defaults < YAML < overrides are merged; floats
+# must be finite).
+RANGES: dict[str, Range] = {name: f.metadata["range"] for name, f in FIELDS.items() if "range" in f.metadata}
 _HINTS = typing.get_type_hints(RetrievalConfig)
 
 
@@ -117,9 +114,9 @@ def describe_keys() -> str:
 
 
 def _unknown_key(key: str, where: str) -> InputError:
-    close = difflib.get_close_matches(key, FIELDS, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return InputError(f"{where}: unknown key {key!r}{hint}; valid keys: {', '.join(FIELDS)}")
+    from vlmkit.config_files import unknown_key
+
+    return unknown_key(key, where, FIELDS)
 
 
 def _convert(key: str, value: Any, where: str) -> Any:
@@ -199,19 +196,14 @@ def parse_override(item: str) -> tuple[str, Any]:
 
 
 def load_config(path: str | os.PathLike | None, overrides: list[str] | None = None) -> RetrievalConfig:
-    """Defaults < YAML file < overrides; then `validate`. The YAML is read by `vlmkit.safe_yaml` (no aliases or
-    anchors, no key given twice), like a Data-Juicer recipe."""
-    from vlmkit.safe_yaml import load_yaml
+    """Defaults < YAML (or JSON) file < overrides; then `validate`. The file is read by
+    `vlmkit.config_files.read_config_mapping` (safe YAML: no aliases or anchors, no key given twice), as train.py's
+    `--config` is."""
+    from vlmkit.config_files import read_config_mapping
 
     values: dict[str, Any] = {}
     if path is not None:
-        text = read_text(path, "config file")
-        data = load_yaml(text, path, "retrieval config")
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise InputError(f"{path}: a config is a YAML mapping of key: value")
-        for key, value in data.items():
+        for key, value in read_config_mapping(path, "retrieval config").items():
             if key not in FIELDS:
                 raise _unknown_key(str(key), str(path))
             values[key] = _convert(key, value, f"{path}: {key}")

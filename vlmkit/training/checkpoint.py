@@ -244,3 +244,69 @@ def checkpoints_in(output_dir: str | os.PathLike) -> list[Path]:
         return []
     found = [p for p in out.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
     return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+
+
+# ------------------------------------------------------------------------------------------------ resuming
+def checkpoint_step(folder: Path) -> int:
+    return int(folder.name.split("-")[-1])
+
+
+def resolve_resume(resume_from: str | None, overwrite: bool, output_dir: Path) -> Path | None:
+    """The checkpoint to resume from; `last` is the newest complete one (an interrupted save is passed over). Without
+    either flag, an output folder holding checkpoints is refused (a later step of the old run would pose as ours)."""
+    existing = checkpoints_in(output_dir)
+    if resume_from in (None, ""):
+        if existing and not overwrite:
+            raise InputError(f"{output_dir}: holds {existing[-1].name}; pass --resume_from_checkpoint last to "
+                             "continue, or --overwrite_output_dir to start afresh")
+        return None
+    if resume_from == "last":
+        if not existing:
+            raise InputError(f"{output_dir}: no checkpoint-N to resume from")
+        passed = []
+        for folder in reversed(existing):
+            problem = checkpoint_problem(folder)
+            if problem is None:
+                for bad, why in passed:
+                    log.warning("%s is incomplete (%s): resuming from %s, the newest complete checkpoint",
+                                bad.name, why, folder.name)
+                return folder
+            passed.append((folder, problem))
+        raise InputError(f"{output_dir}: no complete checkpoint to resume from ({passed[0][0].name}: "
+                         f"{passed[0][1]}); pass --overwrite_output_dir to start afresh")
+    path = Path(resume_from)
+    if not path.is_dir():
+        raise InputError(f"--resume_from_checkpoint {path}: folder not found")
+    problem = checkpoint_problem(path)
+    if problem:
+        raise InputError(f"{path}: incomplete checkpoint ({problem}); --resume_from_checkpoint last picks the "
+                         "newest complete one")
+    return path
+
+
+def check_resume_matches(resume: Path, info: dict) -> None:
+    """The checkpoint was trained like this run (arch, stage, base, what is trained): else resuming mixes runs."""
+    saved = read_training_info(resume)
+    if saved is None:
+        raise InputError(f"{resume}: no {TRAINING_INFO}; not a checkpoint of train.py")
+    legacy = {"projector": "weights"}
+    for key in ("arch", "stage", "base_model", "kind", "trained_in_full"):
+        if key not in saved and key != "arch":
+            continue
+        value = legacy.get(saved.get(key), saved.get(key)) if key == "kind" else saved.get(key)
+        if value != info.get(key):
+            raise InputError(f"{resume}: was trained with {key}={value}, this run has {info.get(key)}")
+
+
+def clear_stale_checkpoints(output_dir: Path, resume: Path | None, overwrite: bool) -> None:
+    """Rank 0, before training: --overwrite_output_dir removes the old run's checkpoints; a resume removes the
+    incomplete ones after its checkpoint (else a later step of the old run would pose as ours)."""
+    import shutil
+
+    for folder in checkpoints_in(output_dir):
+        if resume is None and overwrite:
+            log.info("--overwrite_output_dir: removing %s", folder)
+            shutil.rmtree(folder)
+        elif resume is not None and checkpoint_step(folder) > checkpoint_step(resume) and checkpoint_problem(folder):
+            log.info("removing the incomplete %s", folder)
+            shutil.rmtree(folder)

@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from vlmkit.images import ImageProblem, open_rgb
-from vlmkit.io import InputError, read_json
-from vlmkit.samples import DEFAULT_CAPTION_PROMPT, TrainingSample, load_training_data, multiview_caption_samples
+from vlmkit.io import InputError
+from vlmkit.samples import TrainingSample
+from vlmkit.training_data import read_training_data
 
 log = logging.getLogger(__name__)
 
@@ -36,37 +37,10 @@ IGNORE_INDEX = -100
 # --------------------------------------------------------------------------------------------------- loading
 def load_samples(path: str | os.PathLike, image_folder: str | None = None, prompt: str | None = None,
                  views: tuple[str, ...] | None = None) -> tuple[list[TrainingSample], Path]:
-    """Read any supported training file; returns samples and the folder their image paths are relative to.
-
-    Besides the formats of `vlmkit.samples.load_training_data` (training JSONL, captions.json, LLaVA JSON), a
-    caption file in the evaluation format (`[{"images": [...], "caption"}]`, e.g. groundTruth.json) is read
-    with `image_folder` holding one multi-view object folder per record (joined by item id): each record
-    becomes one sample with all its views, in `views` order, followed by `prompt` (default: the multi-view caption
-    prompt of vlmkit.prompt, the one qwen.py and test.sh ask with; for caption-only files: DEFAULT_CAPTION_PROMPT).
-    """
-    path = Path(path)
-    if path.suffix == ".json":
-        data = read_json(path)
-        first = data[0] if isinstance(data, list) and data else None
-        if isinstance(first, dict) and "images" in first and "caption" in first and "conversations" not in first:
-            return load_multiview_captions(path, image_folder, prompt, views)
-    return load_training_data(path, image_folder, prompt or DEFAULT_CAPTION_PROMPT)
-
-
-def load_multiview_captions(path: Path, image_folder: str | None, prompt: str | None,
-                            views: tuple[str, ...] | None = None) -> tuple[list[TrainingSample], Path]:
-    """A seed-format caption file joined with its object folders; an object lacking views trains with the rest."""
-    if not image_folder:
-        raise InputError(f"{path}: a caption file with 'images' needs --image_folder (the multi-view object folders)")
-    joined = multiview_caption_samples(path, image_folder, views, prompt, source=path.name)
-    if joined.skipped:
-        where, _, reason = joined.skipped[0]
-        raise InputError(f"{where}: {reason}")
-    if joined.missing_views:
-        incomplete = [f"{sid} (no {','.join(v)})" for sid, (_, v) in joined.missing_views.items()]
-        log.warning("%d objects lack some requested views and train with the views they have: %s", len(incomplete),
-                    "; ".join(incomplete[:5]) + (" ..." if len(incomplete) > 5 else ""))
-    return joined.samples, Path(image_folder)
+    """Read any supported training file (`vlmkit.training_data`: training JSONL/Parquet/WebDataset/HF, LLaVA JSON,
+    captions.json, a groundTruth.json-style caption file joined with the multi-view object folders in
+    `image_folder`, Data-Juicer records); returns samples and the folder their image paths are relative to."""
+    return read_training_data(path, image_folder, prompt, views)
 
 
 # ------------------------------------------------------------------------------------------------ images
