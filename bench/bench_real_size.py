@@ -17,9 +17,10 @@ Parts (--part, comma list; each figure runs in its own child process so its peak
   compare    all-mpnet-base-v2 and all-MiniLM-L6-v2 captions/s (sentence-transformers encode) vs the probe
 
 Memory: peak RSS of the step (VmHWM after /proc/self/clear_refs), minus the RSS before the model was built (the
-interpreter and libraries), is what the memory model (vlmkit.training.memory_model) predicts. Each record has the
-1-minute load average before and after (the machine is shared). Results: one JSON line per figure on stdout and
-appended to --out. Never run by the test suite.
+interpreter and libraries), is what the memory model (vlmkit.training.memory_model) predicts; the training children
+run with MALLOC_MMAP_THRESHOLD_=1 MiB so that RSS follows the live tensors (--tensor_peak records those exactly).
+Each record has the 1-minute load average before and after (the machine is shared). Results: one JSON line per
+figure on stdout and appended to --out. Never run by the test suite.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ GIB = 1024 ** 3
 PARTS = ("probe", "caption", "train", "zero3", "retrieval", "compare")
 LLAVA = "clip-vit-large-patch14-336+Qwen3-0.6B"
 QWEN_VL = "Qwen2.5-VL-3B-Instruct"
+MMAP_THRESHOLD = 1 << 20  # MALLOC_MMAP_THRESHOLD_ of the training children (bytes)
 
 
 # ---------------------------------------------------------------- measurement helpers (run inside the child)
@@ -156,10 +158,61 @@ def import_model_code() -> None:
         getattr(transformers, cls)
 
 
+def fewer_lm_layers(layers: int) -> None:
+    """Build the presets with only `layers` decoder layers in the language model (same widths, vision tower whole):
+    a fast stand-in for the full model when checking the memory model's per-layer and fixed terms."""
+    from demo.tiny import real
+    from vlmkit.model_configs import preset_config
+
+    def cut(name: str):
+        config = preset_config(name)
+        text = getattr(config, "text_config", config)
+        text.num_hidden_layers = layers
+        if getattr(text, "layer_types", None):
+            text.layer_types = text.layer_types[:layers]
+        return config
+
+    real.preset_config = cut
+
+
+class TensorPeak:
+    """Live tensor bytes through a block (the CPU allocator's allocations and frees, via the profiler): what a GPU's
+    `max_memory_allocated` measures, without the C allocator's slack that RSS includes. `peak` is above the bytes
+    live when the block started; `at(mark)` the live bytes when a `record_function(mark)` began."""
+
+    def __enter__(self):
+        import torch.profiler as tp
+
+        self.prof = tp.profile(activities=[tp.ProfilerActivity.CPU], profile_memory=True)
+        self.prof.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.prof.__exit__(*exc)
+        events = list(self.prof.profiler.kineto_results.events())
+        memory = sorted((e.start_ns(), e.nbytes()) for e in events if e.name() == "[memory]")
+        marks = {e.name(): e.start_ns() for e in events if e.name().startswith("phase:")}
+        live, self.peak, self.peak_ns, self.marks = 0, 0, 0, {}
+        pending = sorted(marks.items(), key=lambda kv: kv[1])
+        for ns, nbytes in memory:
+            while pending and pending[0][1] <= ns:
+                self.marks[pending.pop(0)[0]] = live
+            live += nbytes
+            if live > self.peak:
+                self.peak, self.peak_ns = live, ns
+        self.peak_phase = max((name for name, ns in marks.items() if ns <= self.peak_ns), key=marks.get,
+                              default="")
+
+
 def child_train(spec: dict) -> dict:
+    import contextlib
+
     import torch
+    from torch.profiler import record_function
 
     import_model_code()
+    if spec.get("lm_layers"):
+        fewer_lm_layers(spec["lm_layers"])
     base = rss_gib()
     t0 = time.perf_counter()
     model = prepare_training_model(spec["model"], spec["weights_dtype"], spec["checkpointing"])
@@ -168,18 +221,31 @@ def child_train(spec: dict) -> dict:
     inputs = (llava_inputs if "+" in spec["model"] else qwen_vl_inputs)(model, spec["images"], spec["text_tokens"])
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4)
+    tensors_before = sum(t.untyped_storage().nbytes() for t in {id(t): t for t in [*model.parameters(),
+                                                                                  *model.buffers()]}.values())
+    tracker = TensorPeak() if spec.get("tensor_peak") else contextlib.nullcontext()
     reset_peak()
     before = rss_gib()
     t0 = time.perf_counter()
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=spec["weights_dtype"] == "bfloat16"):
-        loss = model(**inputs).loss
-    forward_s = time.perf_counter() - t0
-    loss.backward()
-    opt.step()
-    opt.zero_grad(set_to_none=True)
+    with tracker:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=spec["weights_dtype"] == "bfloat16"), \
+                record_function("phase:forward"):
+            loss = model(**inputs).loss
+        forward_s = time.perf_counter() - t0
+        with record_function("phase:backward"):
+            loss.backward()
+        with record_function("phase:optimizer"):
+            opt.step()
+            opt.zero_grad(set_to_none=True)
     step_s = time.perf_counter() - t0
     peak = rss_gib("VmHWM")
-    return {"seq_len": int(inputs["input_ids"].shape[1]), "build_s": round(build_s, 1), "step_s": round(step_s, 1),
+    extra = {}
+    if spec.get("tensor_peak"):  # live tensors: parameters and buffers + the step's peak above them
+        extra = {"tensor_peak_gib": round((tensors_before + tracker.peak) / GIB, 3), "peak_phase": tracker.peak_phase,
+                 "params_buffers_gib": round(tensors_before / GIB, 3),
+                 "live_at_gib": {k: round((tensors_before + v) / GIB, 3) for k, v in tracker.marks.items()}}
+    return {**extra, "seq_len": int(inputs["input_ids"].shape[1]), "build_s": round(build_s, 1),
+            "step_s": round(step_s, 1),
             "forward_s": round(forward_s, 1), "base_rss_gib": round(base, 2), "weights_rss_gib": round(weights, 2),
             "rss_before_step_gib": round(before, 2), "peak_rss_gib": round(peak, 2),
             "measured_gib": round(peak - base, 2), "loss": round(float(loss), 3),
@@ -369,7 +435,8 @@ def specs(part: str, args: argparse.Namespace) -> list[dict]:
     if part == "probe":
         return [{}]
     if part == "caption":
-        return [{"batch": b, "views": args.caption_views, "view_px": args.caption_px, "new_tokens": 64}
+        return [{"batch": b, "views": args.caption_views, "view_px": args.caption_px,
+                 "new_tokens": args.caption_new_tokens}
                 for b in args.caption_batches]
     if part == "train":
         out = []
@@ -380,7 +447,10 @@ def specs(part: str, args: argparse.Namespace) -> list[dict]:
         for ckpt in (False, True):  # fp32 would need 15 GB of weights alone: bf16 only here
             out.append({"model": QWEN_VL, "weights_dtype": "bfloat16", "checkpointing": ckpt,
                         "images": args.qwen_images, "text_tokens": args.qwen_text_tokens})
-        return out
+        extra = {"tensor_peak": True} if args.tensor_peak else {}
+        if args.lm_layers:
+            extra["lm_layers"] = args.lm_layers
+        return [{**spec, **extra} for spec in out]
     if part == "zero3":
         # text-only sequences (no image: the CPU cannot afford two full-length ranks); the point is the weights'
         # and optimizer states' partitioning, which does not depend on the sequence
@@ -401,11 +471,19 @@ def run_child(part: str, spec: dict, args: argparse.Namespace) -> dict:
                "--master_port", "29524", __file__, "--child", payload]
     else:
         cmd = [sys.executable, __file__, "--child", payload]
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    if part in ("train", "zero3"):
+        # a fixed mmap threshold: every freed tensor of 1 MiB or more goes back to the kernel at once, so peak RSS
+        # follows the live tensors (what the memory model predicts) instead of glibc's fragmented heap, which
+        # added 0.3-2 GiB to the training peaks (see vlmkit.training.memory_model); the caller's value wins
+        env.setdefault("MALLOC_MMAP_THRESHOLD_", str(MMAP_THRESHOLD))
     load_before = load()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     record = {"part": part, **{k: v for k, v in spec.items() if k != "models_dir"},
               "load_before": round(load_before, 2), "load_after": round(load(), 2)}
+    if "MALLOC_MMAP_THRESHOLD_" in env:
+        record["malloc_mmap_threshold"] = int(env["MALLOC_MMAP_THRESHOLD_"])
     if proc.returncode != 0 or not lines:
         errors = [ln for ln in proc.stderr.splitlines() if "Error" in ln or "error:" in ln]
         record["error"] = (errors or proc.stderr.strip().splitlines() or ["(no output)"])[-1][:300]
@@ -420,17 +498,20 @@ def report(path: Path) -> str:
     from vlmkit.training.memory_model import Recipe, predict
 
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    out = ["| model | dtype | checkpointing | seq | s/step | peak RSS | measured (peak - base) | predicted | error | "
-           "load |", "|" + " --- |" * 10]
+    out = ["| model | LM layers | dtype | checkpointing | seq | s/step | peak RSS | measured (peak - base) | "
+           "live tensors | predicted | error (vs measured) | load |", "|" + " --- |" * 12]
     for r in rows:
         if r["part"] != "train" or "error" in r:
             continue
-        pred = predict(Recipe(r["model"], r["seq_len"], bf16=r["weights_dtype"] == "bfloat16",
-                              checkpointing=r["checkpointing"]), gpu=False)["total"] / MGIB
+        recipe = Recipe(r["model"], r["seq_len"], bf16=r["weights_dtype"] == "bfloat16",
+                        checkpointing=r["checkpointing"], lm_layers=r.get("lm_layers"), images=r["images"])
+        pred = predict(recipe, gpu=False)["total"] / MGIB
         err = (pred - r["measured_gib"]) / r["measured_gib"]
-        out.append(f"| {r['model']} | {r['weights_dtype']} | {'yes' if r['checkpointing'] else 'no'} | "
-                   f"{r['seq_len']:,} | {r['step_s']} | {r['peak_rss_gib']} GiB | {r['measured_gib']} GiB | "
-                   f"{pred:.2f} GiB | {err:+.0%} | {r['load_before']}-{r['load_after']} |")
+        tensors = f"{r['tensor_peak_gib']} GiB" if "tensor_peak_gib" in r else "-"
+        out.append(f"| {r['model']} | {r.get('lm_layers') or 'all'} | {r['weights_dtype']} | "
+                   f"{'yes' if r['checkpointing'] else 'no'} | {r['seq_len']:,} | {r['step_s']} | "
+                   f"{r['peak_rss_gib']} GiB | {r['measured_gib']} GiB | {tensors} | {pred:.2f} GiB | {err:+.0%} | "
+                   f"{r['load_before']}-{r['load_after']} |")
     others = [r for r in rows if r["part"] != "train" or "error" in r]
     out += ["", "Other records:", ""] + ["    " + json.dumps(r) for r in others]
     return "\n".join(out)
@@ -445,10 +526,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--caption_batches", type=int, nargs="+", default=[1, 4])
     p.add_argument("--caption_views", type=int, default=6, help="views per object (default 6)")
     p.add_argument("--caption_px", type=int, default=448, help="view size in pixels (default 448: 256 tokens)")
+    p.add_argument("--caption_new_tokens", type=int, default=64,
+                   help="generated tokens per object (min = max: a fixed output length; default 64)")
     p.add_argument("--llava_images", type=int, default=1, help="LLaVA: images (576 tokens each) per sequence")
     p.add_argument("--llava_text_tokens", type=int, default=448, help="LLaVA: text tokens after the images")
     p.add_argument("--qwen_images", type=int, default=1, help="Qwen2.5-VL: 448-px views (256 tokens each)")
     p.add_argument("--qwen_text_tokens", type=int, default=254, help="Qwen2.5-VL: text tokens after the views")
+    p.add_argument("--lm_layers", type=int, default=None,
+                   help="train: build the LM with only this many decoder layers (same widths; a fast check of the "
+                        "memory model's per-layer and fixed terms)")
+    p.add_argument("--tensor_peak", action="store_true",
+                   help="train: also record the peak of live tensor bytes (profiler; slower) next to peak RSS")
     p.add_argument("--compare_texts", type=int, default=512)
     p.add_argument("--zero3_text_tokens", type=int, default=128, help="zero3: text tokens per rank (no image)")
     p.add_argument("--only", type=int, nargs="*", default=None, help="run only these spec indexes of each part")

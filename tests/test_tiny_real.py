@@ -162,3 +162,24 @@ def test_folders_load_with_the_auto_classes(name, tmp_path, monkeypatch):
     image_id = model.config.image_token_id
     assert int((inputs["input_ids"] == image_id).sum()) == per_view
     assert model.generate(**inputs, max_new_tokens=2, min_new_tokens=2).shape[1] == inputs["input_ids"].shape[1] + 2
+
+
+def test_built_model_ties_its_output_head(monkeypatch):
+    # no_init_weights skips transformers' tying: build_model ties again, so a tied preset (Qwen3-0.6B) has one
+    # vocab x hidden matrix, as on the meta device and in the released checkpoint (cut to toy widths here)
+    import torch
+
+    from demo.tiny import real
+    from vlmkit.model_configs import _instantiate, preset_config
+
+    config = preset_config("Qwen3-0.6B")
+    for key, value in {"num_hidden_layers": 1, "vocab_size": 64, "hidden_size": 32, "intermediate_size": 64,
+                       "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 16}.items():
+        setattr(config, key, value)
+    config.layer_types = config.layer_types[:1]
+    monkeypatch.setattr(real, "preset_config", lambda name: config)
+    model = real.build_model("Qwen3-0.6B")
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    with torch.device("meta"):
+        meta = _instantiate("Qwen3-0.6B", config)
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in meta.parameters())

@@ -90,7 +90,7 @@ def train_step(name: str, dtype: str, ckpt: bool, images: int, text: int) -> dic
         torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     seq = int(inputs["input_ids"].shape[1])
-    predicted = predict(Recipe(name, seq, bf16=dtype == "bfloat16", checkpointing=ckpt))["total"]
+    predicted = predict(Recipe(name, seq, bf16=dtype == "bfloat16", checkpointing=ckpt, images=images))["total"]
     record = {"part": "train", "model": name, "dtype": dtype, "checkpointing": ckpt, "seq_len": seq,
               "s_per_step": round(times[-1], 3), "first_step_s": round(times[0], 2),
               "peak_allocated_gib": gib(torch.cuda.max_memory_allocated()),

@@ -16,15 +16,30 @@ The terms, in bytes:
   under 1B parameters saves nothing on weights (measured: 2 ranks peak at about the 1-process memory).
 - LoRA weights (fp32), their gradients (fp32) and AdamW's two moments (fp32): 16 bytes per trainable parameter.
   ZeRO-1/2 divide the moments (and 2: the gradients), ZeRO-3 all of them, by the number of processes.
-- activations: what autograd saves, measured exactly by running the language model on the meta device under
-  `torch.autograd.graph.saved_tensors_hooks` (per token per decoder layer, and per token outside the layers), in
-  the activation dtype (bf16 with autocast). The frozen vision tower saves nothing (it runs without gradients);
-  the projector's few tensors per image token are included. Gradient checkpointing keeps each layer's input and
-  recomputes one layer at a time in the backward pass.
-- loss: the logits (seq x vocab in the activation dtype) stay alive, cross-entropy upcasts to fp32 and keeps its
-  log-softmax; the backward pass adds two fp32 seq x vocab gradients at its peak. With a 150k-256k vocabulary
-  this is often the largest single term.
+- activations: what autograd saves, measured exactly by running a 1- and 2-layer copy of the language model
+  (uninitialised weights, 128 tokens) under `torch.autograd.graph.saved_tensors_hooks` (per token per decoder
+  layer, and per token outside the layers), in the activation dtype (bf16 with autocast). Without checkpointing the
+  frozen vision tower saves nothing (it runs without gradients); the projector's few tensors (~8 MiB per CLIP-L
+  image in fp32) are not counted. Gradient checkpointing keeps each layer's input and recomputes one layer at a
+  time in the backward pass.
+- vision under checkpointing: train.py then calls `enable_input_require_grads()`, which in transformers 5 hooks the
+  input embeddings of every sub-model, the vision tower's patch embedding included. The frozen vision tower then
+  runs with autograd, its own checkpointed blocks keep each block's input (patches x width per block and image),
+  and the backward pass runs through it. Measured on CPU (bench_real_size --lm_layers 2, live tensors): CLIP-L/336
+  keeps 24 x 577 x 1024 x 4 B = 54 MiB per fp32 image, as this term says.
+- loss: cross-entropy's fp32 log-softmax (seq x vocab) stays alive to the backward pass; the logits themselves and
+  their fp32 upcast do not (nothing saves them, and the trainer drops the model's output before backward). The
+  backward pass adds two fp32 seq x vocab gradients (of the log-softmax's output and input) at its peak. With a
+  150k-256k vocabulary this is often the largest single term. (The first version also kept the logits and the
+  upcast: measured on CPU, live tensors at the end of the forward pass are 4 B x seq x vocab above the
+  activations, not 8 (fp32) or 10 (bf16).)
 - GPU only: the CUDA context and allocator reserve (a flat 1.0 GiB, stated, not measured here).
+
+What this predicts is live tensor bytes, a GPU's `max_memory_allocated` plus that flat reserve. A CPU process's peak
+RSS can be far above it: with glibc's default (dynamic) mmap threshold, freed tensors under 32 MiB go back to the
+heap, which fragments and is not returned, and gradient checkpointing's recompute-and-free pattern fragments it most
+(measured at 8 of Qwen3-0.6B's 28 layers: +0.64 GiB over the live tensors, +0.06 GiB with
+MALLOC_MMAP_THRESHOLD_=1048576, which bench/bench_real_size.py therefore sets for its training figures).
 """
 
 from __future__ import annotations
@@ -49,6 +64,8 @@ class Recipe:
     world_size: int = 1
     micro_batch: int = 1
     lora_r: int = 16
+    lm_layers: int | None = None  # the LM's decoder layers if fewer than the preset's (bench_real_size --lm_layers)
+    images: int = 0  # images (views) per sequence: their vision-tower inputs are kept under checkpointing
 
 
 def _lm_config(model: str):
@@ -160,19 +177,47 @@ def saved_bytes_per_token(model: str, bf16: bool, lora_r: int = 16, tokens: int 
 
 
 def loss_bytes(vocab: int, seq_len: int, bf16: bool) -> dict[str, float]:
-    """The seq x vocab tensors: logits (activation dtype), their fp32 upcast (bf16 only), the fp32 log-softmax kept
-    for the backward pass; at the backward peak two fp32 gradients of that size exist at once."""
+    """The seq x vocab tensors: the fp32 log-softmax kept for the backward pass (in bf16 and fp32 alike: the logits
+    and their fp32 upcast are freed once the loss is computed); at the backward peak two fp32 gradients of that size
+    exist at once. `bf16` is kept for the callers: the dtype does not change these terms."""
     n = float(vocab) * seq_len
-    kept = n * (2 if bf16 else 4) + (n * 4 if bf16 else 0) + n * 4
-    return {"kept": kept, "backward_transient": 2 * n * 4}
+    return {"kept": n * 4, "backward_transient": 2 * n * 4}
+
+
+# Vision patches per image as the recipes feed them: CLIP/SigLIP at their own size (CLS included), Qwen2.5-VL's
+# 448-px views (32 x 32 patches of 14 px before the 2x2 merge into 256 tokens).
+QWEN_VL_PATCHES_448 = 1024
+
+
+@functools.lru_cache(maxsize=64)
+def vision_checkpoint_bytes_per_image(model: str, bf16: bool) -> float:
+    """Bytes the vision tower's checkpointed blocks keep per image when it runs with autograd (see the module text):
+    one block input (patches x width) per block, in the activation dtype (bf16 under autocast with bf16 weights)."""
+    from vlmkit.model_configs import preset_config
+
+    config = preset_config(model)
+    vision = getattr(config, "vision_config", None)
+    if vision is None:
+        return 0.0
+    if hasattr(vision, "depth"):  # Qwen2.5-VL's vision transformer
+        blocks, width, patches = vision.depth, vision.hidden_size, QWEN_VL_PATCHES_448
+    else:
+        blocks, width = vision.num_hidden_layers, vision.hidden_size
+        patches = (vision.image_size // vision.patch_size) ** 2 + 1
+    return float(blocks * width * patches * (2 if bf16 else 4))
 
 
 def predict(recipe: Recipe, gpu: bool = True) -> dict[str, float]:
     """Predicted peak memory per process, in bytes, by term (`total` the sum); `gpu=False` leaves out the CUDA
     overhead (for comparison with CPU peaks)."""
     r = recipe
-    counts = _param_counts(r.model, r.lora_r)
+    counts = dict(_param_counts(r.model, r.lora_r))
     act = saved_bytes_per_token(r.model, r.bf16, r.lora_r)
+    layers = act["layers"]
+    if r.lm_layers is not None:  # a cut-down copy: the same layers, fewer of them
+        counts["total"] -= (layers - r.lm_layers) * counts["layer"]
+        counts["lora"] = counts["lora"] * r.lm_layers // layers
+        layers = r.lm_layers
     wbytes = 2 if r.bf16 else 4
     n = max(1, r.world_size)
     deepspeed = r.zero_stage > 0
@@ -199,9 +244,9 @@ def predict(recipe: Recipe, gpu: bool = True) -> dict[str, float]:
         lora_weights /= n
         projector_copy /= n
     tokens = r.seq_len * r.micro_batch
-    layers = act["layers"]
     if r.checkpointing:
         activations = tokens * (layers * act["checkpoint_input"] + act["per_layer"] + act["other"])
+        activations += r.images * r.micro_batch * vision_checkpoint_bytes_per_image(r.model, r.bf16)
     else:
         activations = tokens * (layers * act["per_layer"] + act["other"])
     loss = loss_bytes(act["vocab"], tokens, r.bf16)
@@ -225,14 +270,16 @@ TEXT = 256  # prompt + caption tokens of the seed's captions (well under this)
 
 def table_recipes() -> list[tuple[str, Recipe]]:
     out = []
-    for label, model, seq in (("LLaVA CLIP-L/336 + Qwen3-0.6B, 6 views", LLAVA_QWEN3, SIX_CLIP + TEXT),
-                              ("LLaVA CLIP-L/336 + Qwen2.5-0.5B, 6 views", LLAVA_QWEN25, SIX_CLIP + TEXT),
-                              ("MGM-style CLIP-L/336 + Gemma-2B, 1 view", MGM_GEMMA, 576 + TEXT),
-                              ("MGM-style CLIP-L/336 + Gemma-2B, 6 views", MGM_GEMMA, SIX_CLIP + TEXT),
-                              ("Qwen2.5-VL-3B, 6 views at 448 px", QWEN_VL, SIX_QWEN + TEXT)):
+    for label, model, views, seq in (
+            ("LLaVA CLIP-L/336 + Qwen3-0.6B, 6 views", LLAVA_QWEN3, 6, SIX_CLIP + TEXT),
+            ("LLaVA CLIP-L/336 + Qwen2.5-0.5B, 6 views", LLAVA_QWEN25, 6, SIX_CLIP + TEXT),
+            ("MGM-style CLIP-L/336 + Gemma-2B, 1 view", MGM_GEMMA, 1, 576 + TEXT),
+            ("MGM-style CLIP-L/336 + Gemma-2B, 6 views", MGM_GEMMA, 6, SIX_CLIP + TEXT),
+            ("Qwen2.5-VL-3B, 6 views at 448 px", QWEN_VL, 6, SIX_QWEN + TEXT)):
         for bf16, ckpt in ((False, False), (True, False), (True, True)):
-            out.append((label, Recipe(model, seq, bf16=bf16, checkpointing=ckpt)))
-        out.append((label, Recipe(model, seq, bf16=True, checkpointing=True, zero_stage=3, world_size=2)))
+            out.append((label, Recipe(model, seq, bf16=bf16, checkpointing=ckpt, images=views)))
+        out.append((label, Recipe(model, seq, bf16=True, checkpointing=True, zero_stage=3, world_size=2,
+                                  images=views)))
     return out
 
 
@@ -269,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--world_size", type=int, default=1)
     p.add_argument("--micro_batch", type=int, default=1)
     p.add_argument("--lora_r", type=int, default=16)
+    p.add_argument("--images", type=int, default=0,
+                   help="images (views) per sequence, for the vision tower's checkpointed inputs (default 0)")
     p.add_argument("--table", action="store_true", help="print the what-fits table of docs/training.md")
     args = p.parse_args(argv)
     import transformers
@@ -286,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise InputError(f"--model {args.model}: unknown preset {', '.join(unknown)}; choose from {', '.join(PRESETS)}")
     r = Recipe(args.model, args.seq_len, args.bf16, args.gradient_checkpointing, args.zero_stage, args.world_size,
-               args.micro_batch, args.lora_r)
+               args.micro_batch, args.lora_r, images=args.images)
     terms = predict(r)
     print(f"{args.model}, seq {args.seq_len:,}, {recipe_label(r)}: {terms['total'] / GIB:.2f} GiB per GPU")
     for key, value in terms.items():
